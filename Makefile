@@ -1,0 +1,49 @@
+# The two-command quick start: `make drill`, then `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SANDBOX ?= outputs/sandbox
+INSTALLED := $(VENV)/.installed
+
+.PHONY: help drill test lint lab bench clean
+
+help:
+	@echo "make drill  create .venv, build a sandbox site and print its health report (outputs/)"
+	@echo "make test   lint and run the whole test suite"
+	@echo "make lab    JupyterLab on notebooks/ with the sandbox as the site"
+	@echo "make bench  speed benchmarks (see benchmarks/README.md)"
+	@echo "make clean  remove .venv and outputs/"
+
+# One virtualenv for everything; re-installed when pyproject.toml changes.
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+# Until the drill suite lands: a fresh sandbox and its (backup-less) health report.
+# `recovery health` exits 1 for "unhealthy", which a backup-less sandbox is; 2 or 3 are real errors.
+drill: $(INSTALLED)
+	@mkdir -p outputs
+	$(BIN)/recovery sandbox create $(SANDBOX) --force
+	$(BIN)/recovery health --site $(SANDBOX) --json-file outputs/health.json || [ $$? -eq 1 ]
+	@echo "Health report written to outputs/health.json"
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check recovery_lib tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest
+
+$(VENV)/.lab-installed: $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,lab]'
+	touch $@
+
+lab: $(VENV)/.lab-installed
+	@test -f $(SANDBOX)/.recovery-sandbox.json || $(BIN)/recovery sandbox create $(SANDBOX)
+	RECOVERY_SITE=$(abspath $(SANDBOX)) $(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_sandbox.py
+
+clean:
+	rm -rf $(VENV) outputs/sandbox outputs/*.json

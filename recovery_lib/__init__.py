@@ -1,0 +1,21 @@
+"""recovery_lib: the Peak_Trade disaster-recovery runbook, executable.
+
+The runbook's snippets work with their imports changed to this package, e.g.
+``from recovery_lib import health_check``.
+"""
+
+from .errors import RecoveryError, SiteConfigError, SiteError
+from .health import HealthCheckRegistry, HealthResult, health_check
+from .site import Site, load_site
+
+__all__ = [
+    "HealthCheckRegistry",
+    "HealthResult",
+    "RecoveryError",
+    "Site",
+    "SiteConfigError",
+    "SiteError",
+    "health_check",
+    "load_site",
+]
+__version__ = "0.1.0"

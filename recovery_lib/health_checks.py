@@ -1,0 +1,171 @@
+"""The built-in health checks: config, data, backups, disk, process, exchange.
+
+Each takes a :class:`~recovery_lib.site.Site` and returns a :class:`HealthResult`; messages name
+the file at fault and, where there is one, the runbook procedure that fixes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .exchange import get_exchange_client
+from .health import HealthResult
+from .integrity import check_config_file, check_data
+from .process import process_status
+from .site import Site
+
+
+def check_config(site: Site) -> HealthResult:
+    """``config/config.toml`` exists, parses as TOML and has the required sections."""
+    report = check_config_file(site.path(site.config_file), site.required_sections, shown_as=site.config_file)
+    if report.ok:
+        return HealthResult("config", True, f"{site.config_file} is valid TOML with sections "
+                            f"{', '.join(site.required_sections)}", report.facts)
+    return HealthResult("config", False, report.summary() + " (Procedure A restores it)",
+                        {"problems": report.problems, **report.facts})
+
+
+def check_data_files(site: Site) -> HealthResult:
+    """Critical files exist, parse, and positions equal the net of trades."""
+    report = check_data(site)
+    if report.ok:
+        return HealthResult("data", True, f"{report.facts.get('trades', 0)} trades and "
+                            f"{report.facts.get('positions', 0)} positions agree", report.facts)
+    return HealthResult("data", False, report.summary() + " (Procedure B restores data)",
+                        {"problems": report.problems, "more_problems": report.more_problems, **report.facts})
+
+
+def _writable(directory: Path) -> str | None:
+    """None if the backup job can write here, else why not.
+
+    root ignores permission bits, so the mode is checked as well as an actual write: the backup
+    job may well run as an unprivileged user.
+    """
+    mode = directory.stat().st_mode
+    if not mode & stat.S_IWUSR:
+        return f"not writable (mode {stat.filemode(mode)})"
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".health-probe-"):
+            pass
+    except OSError as exc:
+        return f"not writable ({exc.strerror})"
+    return None
+
+
+def _newest_successful_backup(backup_dir: Path) -> tuple[str, datetime] | None:
+    newest: tuple[str, datetime] | None = None
+    for metadata in backup_dir.glob("*/metadata.json"):
+        try:
+            fields = json.loads(metadata.read_text(encoding="utf-8"))
+            if fields.get("status") != "success":
+                continue
+            created = datetime.fromisoformat(fields["created_at"].replace("Z", "+00:00"))
+        except (OSError, ValueError, KeyError, AttributeError):
+            continue  # an unreadable backup is not a usable one
+        if newest is None or created > newest[1]:
+            newest = (metadata.parent.name, created)
+    return newest
+
+
+def check_backups(site: Site) -> HealthResult:
+    """The backup directory exists and is writable, and the newest successful backup is fresh."""
+    backup_dir = site.backup_dir
+    shown = site.relative(backup_dir).rstrip("/") + "/"
+    if not backup_dir.is_dir():
+        return HealthResult("backups", False, f"backup directory {shown} is missing (Procedure D)",
+                            {"backup_dir": shown})
+    problem = _writable(backup_dir)
+    if problem:
+        return HealthResult("backups", False, f"backup directory {shown} is {problem} (Procedure D)",
+                            {"backup_dir": shown})
+    newest = _newest_successful_backup(backup_dir)
+    if newest is None:
+        return HealthResult("backups", False, f"no backups in {shown} (Procedure D: create one now)",
+                            {"backup_dir": shown, "count": 0})
+    backup_id, created = newest
+    age_hours = (datetime.now(UTC) - created).total_seconds() / 3600
+    details = {"backup_dir": shown, "newest": backup_id, "age_hours": round(age_hours, 2),
+               "max_age_hours": site.max_backup_age_hours}
+    if age_hours > site.max_backup_age_hours:
+        return HealthResult("backups", False, f"newest backup {backup_id} is {age_hours:.1f} h old "
+                            f"(max {site.max_backup_age_hours:g} h)", details)
+    return HealthResult("backups", True, f"newest backup {backup_id} is {age_hours:.1f} h old", details)
+
+
+def protected_bytes(site: Site) -> int:
+    """Bytes in the config, state and data paths: what a full backup has to store."""
+    total = 0
+    for paths in site.categories.values():
+        for relative in paths:
+            top = site.path(relative)
+            if top.is_file():
+                total += top.stat().st_size
+                continue
+            for folder, _, files in os.walk(top):
+                for name in files:
+                    try:
+                        total += os.lstat(os.path.join(folder, name)).st_size
+                    except FileNotFoundError:
+                        continue  # removed while we walked
+    return total
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_disk(site: Site) -> HealthResult:
+    """The backup directory's filesystem has room for one more full backup of the site."""
+    needed = protected_bytes(site)
+    free = shutil.disk_usage(_existing_ancestor(site.backup_dir)).free
+    details = {"free_bytes": free, "site_bytes": needed}
+    message = f"{_human(free)} free for backups; a full backup needs {_human(needed)}"
+    return HealthResult("disk", free >= needed, message, details)
+
+
+def check_process(site: Site) -> HealthResult:
+    """The protected system's process is running (as told by ``[process]`` in recovery.toml)."""
+    status = process_status(site)
+    details = {"configured": status.running is not None, "pid": status.pid}
+    if status.running is None:
+        return HealthResult("process", True, f"not monitored: {status.detail}", details)
+    return HealthResult("process", status.running, f"trading process {status.detail}", details)
+
+
+def check_exchange(site: Site) -> HealthResult:
+    """The configured exchange answers a ticker and a balance request."""
+    if site.exchange.client == "none":
+        return HealthResult("exchange", True, "not monitored: no [exchange] client in recovery.toml",
+                            {"configured": False})
+    client = get_exchange_client(site)
+    ticker = client.fetch_ticker(site.exchange.ticker_symbol)
+    balance = client.fetch_balance()
+    currencies = len(balance.get("total", {}))
+    return HealthResult("exchange", True, f"{client.id}: {site.exchange.ticker_symbol} last {ticker['last']}, "
+                        f"{currencies} balances", {"configured": True, "last": ticker["last"]})
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+BUILTIN_CHECKS = {
+    "config": check_config,
+    "data": check_data_files,
+    "backups": check_backups,
+    "disk": check_disk,
+    "process": check_process,
+    "exchange": check_exchange,
+}

@@ -1,0 +1,202 @@
+"""Validation of the protected system's files: the TOML config and the trading CSVs.
+
+Both return reports (data in, data out); the health checks and the notebooks decide what to show.
+Trades are read in chunks so that a multi-GB ``trades.csv`` is checked in bounded memory.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .site import Site
+from .tomlconf import describe_toml_error
+
+TRADE_COLUMNS = ("trade_id", "timestamp", "symbol", "side", "quantity", "price")
+POSITION_COLUMNS = ("symbol", "quantity", "avg_price")
+QUANTITY_TOLERANCE = 1e-6  # CSV quantities carry 4 decimals; float sums drift far below this
+PRICE_RELATIVE_TOLERANCE = 1e-6
+TRADE_CHUNK_ROWS = 1_000_000
+MAX_PROBLEMS = 20  # a report lists the first problems, then says how many more
+
+
+@dataclass
+class Report:
+    """Outcome of a validation: ``ok`` only when ``problems`` is empty."""
+
+    subject: str
+    problems: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    more_problems: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+    def add(self, problem: str) -> None:
+        """Record a problem, keeping the list short enough to read."""
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(problem)
+        else:
+            self.more_problems += 1
+
+    def summary(self) -> str:
+        """One line for a person."""
+        if self.ok:
+            return f"{self.subject}: OK"
+        extra = f" (+{self.more_problems} more)" if self.more_problems else ""
+        return f"{self.subject}: {self.problems[0]}" + (f"; {len(self.problems) - 1} more problem(s){extra}" if len(self.problems) > 1 else extra)
+
+
+def check_config_file(path: Path, required_sections: tuple[str, ...], shown_as: str | None = None) -> Report:
+    """The config exists, parses as TOML (naming the line of a syntax error) and has the required sections."""
+    name = shown_as or str(path)
+    report = Report(subject=name)
+    if not path.is_file():
+        report.add(f"{name} is missing" if not path.exists() else f"{name} is not a file")
+        return report
+    try:
+        raw = path.read_bytes()
+        config = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        report.add(f"{name} is not UTF-8 text (byte {exc.start})")
+        return report
+    except tomllib.TOMLDecodeError as exc:
+        line, message = describe_toml_error(exc)
+        where = f" at line {line}" if line else ""
+        report.add(f"{name} is not valid TOML{where}: {message}")
+        return report
+    except OSError as exc:
+        report.add(f"{name} cannot be read: {exc.strerror}")
+        return report
+    report.facts = {"size_bytes": len(raw), "sections": sorted(k for k, v in config.items() if isinstance(v, dict))}
+    for section in required_sections:
+        if not isinstance(config.get(section), dict):
+            report.add(f"{name} has no [{section}] section")
+    return report
+
+
+def check_data(site: Site) -> Report:
+    """Critical files exist; positions and trades parse with the expected columns; trade ids are
+    unique; every position equals the net of its trades (and its average buy price)."""
+    report = Report(subject="data")
+    for relative in site.critical:
+        path = site.path(relative.rstrip("/"))
+        if relative.endswith("/") and not path.is_dir():
+            report.add(f"{relative} (directory) is missing")
+        elif not relative.endswith("/") and not path.is_file():
+            report.add(f"{relative} is missing")
+    trades_path, positions_path = site.path(site.trades_file), site.path(site.positions_file)
+    if not trades_path.is_file() or not positions_path.is_file():
+        for relative, path in ((site.trades_file, trades_path), (site.positions_file, positions_path)):
+            if not path.is_file() and relative not in site.critical:
+                report.add(f"{relative} is missing")
+        return report
+    totals = _trade_totals(trades_path, site.trades_file, report)
+    positions = _read_positions(positions_path, site.positions_file, report)
+    if totals is None or positions is None:
+        return report
+    _compare_positions(totals, positions, site.positions_file, report)
+    return report
+
+
+def _read_csv_problem(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _trade_totals(path: Path, shown: str, report: Report) -> Any:
+    """Per-symbol net quantity, bought quantity and bought notional, or None if unreadable."""
+    import numpy as np
+    import pandas as pd
+
+    ids: list[Any] = []
+    parts = []
+    rows = 0
+    try:
+        reader = pd.read_csv(path, chunksize=TRADE_CHUNK_ROWS, dtype={"symbol": str, "side": str}, skipinitialspace=True)
+        for chunk in reader:
+            missing = [c for c in TRADE_COLUMNS if c not in chunk.columns]
+            if missing:
+                report.add(f"{shown} lacks column(s) {', '.join(missing)} (expected {', '.join(TRADE_COLUMNS)})")
+                return None
+            quantity = pd.to_numeric(chunk["quantity"], errors="coerce")
+            price = pd.to_numeric(chunk["price"], errors="coerce")
+            bad = chunk[list(TRADE_COLUMNS)].isna().any(axis=1) | quantity.isna() | price.isna() | (quantity <= 0)
+            bad |= ~chunk["side"].isin(["buy", "sell"])
+            for position in np.flatnonzero(bad.to_numpy())[:MAX_PROBLEMS]:
+                # +2: one for the header line, one because lines count from 1.
+                report.add(f"{shown} line {rows + int(position) + 2}: incomplete or invalid trade row")
+            good = chunk[~bad]
+            quantity, price = quantity[~bad], price[~bad]
+            signed = quantity.where(good["side"] == "buy", -quantity)
+            buys = good["side"] == "buy"
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "symbol": good["symbol"],
+                        "net": signed,
+                        "bought": quantity.where(buys, 0.0),
+                        "notional": (quantity * price).where(buys, 0.0),
+                    }
+                ).groupby("symbol").sum()
+            )
+            ids.append(chunk["trade_id"].to_numpy())
+            rows += len(chunk)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        report.add(f"{shown} cannot be parsed: {_read_csv_problem(exc)}")
+        return None
+    all_ids = pd.Series(np.concatenate(ids) if ids else np.array([]))
+    duplicated = all_ids[all_ids.duplicated()]
+    for trade_id in duplicated.unique()[:MAX_PROBLEMS]:
+        report.add(f"{shown}: duplicate trade_id {trade_id}")
+    report.facts["trades"] = rows
+    if not parts:
+        return pd.DataFrame(columns=["net", "bought", "notional"])
+    return pd.concat(parts).groupby(level=0).sum()
+
+
+def _read_positions(path: Path, shown: str, report: Report) -> Any:
+    import pandas as pd
+
+    try:
+        positions = pd.read_csv(path, dtype={"symbol": str}, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        report.add(f"{shown} cannot be parsed: {_read_csv_problem(exc)}")
+        return None
+    missing = [c for c in POSITION_COLUMNS if c not in positions.columns]
+    if missing:
+        report.add(f"{shown} lacks column(s) {', '.join(missing)} (expected {', '.join(POSITION_COLUMNS)})")
+        return None
+    for column in ("quantity", "avg_price"):
+        numeric = pd.to_numeric(positions[column], errors="coerce")
+        for position in numeric[numeric.isna()].index[:MAX_PROBLEMS]:
+            report.add(f"{shown} line {int(position) + 2}: {column} is not a number")
+        positions[column] = numeric
+    if positions["symbol"].isna().any():
+        report.add(f"{shown}: a row has no symbol")
+    for symbol in positions["symbol"][positions["symbol"].duplicated()].unique():
+        report.add(f"{shown}: symbol {symbol} appears more than once")
+    report.facts["positions"] = len(positions)
+    return positions.dropna().set_index("symbol")
+
+
+def _compare_positions(totals: Any, positions: Any, shown: str, report: Report) -> None:
+    """Positions are the net of trades; avg_price is the volume-weighted average buy price."""
+    for symbol in sorted(set(totals.index) | set(positions.index)):
+        net = float(totals["net"].get(symbol, 0.0))
+        if symbol not in positions.index:
+            if abs(net) > QUANTITY_TOLERANCE:
+                report.add(f"{shown}: no position for {symbol}, but trades net to {net:.4f}")
+            continue
+        held = float(positions.at[symbol, "quantity"])
+        if abs(held - net) > QUANTITY_TOLERANCE * max(1.0, abs(net)):
+            report.add(f"{shown}: {symbol} quantity {held:.4f} differs from the net of trades {net:.4f}")
+        bought = float(totals["bought"].get(symbol, 0.0))
+        if bought > 0:
+            expected = float(totals["notional"].get(symbol, 0.0)) / bought
+            price = float(positions.at[symbol, "avg_price"])
+            if abs(price - expected) > PRICE_RELATIVE_TOLERANCE * max(abs(expected), 1e-9) + 5e-7:
+                report.add(f"{shown}: {symbol} avg_price {price:.6f} differs from the trades' average buy price {expected:.6f}")

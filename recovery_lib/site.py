@@ -1,0 +1,331 @@
+"""The site: the directory of the protected system, and its optional ``recovery.toml``.
+
+Defaults follow the runbook's layout, so a site without ``recovery.toml`` works as-is:
+``config/config.toml``; state files under ``state/``; ``data/positions.csv``,
+``data/trades.csv`` and ``data/reports/``; backups in ``backups/``.
+The file format is specified in ``docs/recovery-toml.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .errors import SiteConfigError, SiteError
+from .tomlconf import key_line, load_toml
+
+SITE_ENV = "RECOVERY_SITE"
+CONFIG_NAME = "recovery.toml"
+SANDBOX_MARKER = ".recovery-sandbox.json"
+CATEGORIES = ("config", "state", "data")
+PROCEDURES = ("A", "B", "C", "D")
+ESCALATION_LEVELS = ("level1", "level2", "level3", "level4")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Recovery targets of one procedure: RTO (time to recover) and RPO (data-loss window)."""
+
+    rto_minutes: float
+    rpo_hours: float
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Who to call at one escalation level."""
+
+    name: str
+    contact: str
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """How to detect, stop and start the protected system; every field optional."""
+
+    pidfile: str | None = None
+    match: str | None = None
+    detect: str | None = None
+    stop: str | None = None
+    start: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        """True when the site says how to tell whether the system runs."""
+        return bool(self.pidfile or self.detect)
+
+
+@dataclass(frozen=True)
+class ExchangeSpec:
+    """Which exchange client to build; API keys come from the named environment variables."""
+
+    client: str = "none"
+    path: str = "exchange"
+    exchange_id: str | None = None
+    api_key_env: str | None = None
+    secret_env: str | None = None
+    ticker_symbol: str = "BTC/USD"
+
+
+# Defaults from the runbook: time estimates per procedure (upper bound) and the 24 h data-loss
+# threshold of escalation level 2.
+DEFAULT_TARGETS = {
+    "A": Target(rto_minutes=10, rpo_hours=24),
+    "B": Target(rto_minutes=30, rpo_hours=24),
+    "C": Target(rto_minutes=60, rpo_hours=24),
+    "D": Target(rto_minutes=30, rpo_hours=24),
+}
+DEFAULT_CONTACTS = {
+    "level1": Contact("Self-Service", "the on-call engineer, with this runbook"),
+    "level2": Contact("Team Lead", "Team Lead via Slack/Email"),
+    "level3": Contact("Senior Engineer", "Senior Engineer on-call"),
+    "level4": Contact("Emergency", "CTO/CEO immediately"),
+}
+
+
+@dataclass(frozen=True)
+class Site:
+    """A protected system's directory and everything ``recovery.toml`` says about it."""
+
+    root: Path
+    name: str = ""
+    config_paths: tuple[str, ...] = ("config",)
+    state_paths: tuple[str, ...] = ("state",)
+    data_paths: tuple[str, ...] = ("data",)
+    config_file: str = "config/config.toml"
+    positions_file: str = "data/positions.csv"
+    trades_file: str = "data/trades.csv"
+    reports_dir: str = "data/reports"
+    critical: tuple[str, ...] = ("data/positions.csv", "data/trades.csv", "data/reports/")
+    required_sections: tuple[str, ...] = ("trading", "risk", "live")
+    backup_dir_setting: str = "backups"
+    max_backup_age_hours: float = 24.0
+    targets: dict[str, Target] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
+    process: ProcessSpec = field(default_factory=ProcessSpec)
+    exchange: ExchangeSpec = field(default_factory=ExchangeSpec)
+    contacts: dict[str, Contact] = field(default_factory=lambda: dict(DEFAULT_CONTACTS))
+    alert_webhook: str | None = None
+    config_source: Path | None = None
+
+    def path(self, relative: str) -> Path:
+        """Absolute path of a site-relative POSIX path."""
+        return self.root.joinpath(*PurePosixPath(relative).parts)
+
+    @property
+    def backup_dir(self) -> Path:
+        """The backup directory; a relative setting is relative to the site root."""
+        setting = Path(self.backup_dir_setting)
+        return setting if setting.is_absolute() else self.root / setting
+
+    @property
+    def categories(self) -> dict[str, tuple[str, ...]]:
+        """Site-relative paths of each restorable category: config, state, data."""
+        return {"config": self.config_paths, "state": self.state_paths, "data": self.data_paths}
+
+    @property
+    def is_sandbox(self) -> bool:
+        """True when the sandbox marker is present (fault injection needs it)."""
+        return (self.root / SANDBOX_MARKER).is_file()
+
+    def relative(self, path: Path) -> str:
+        """Show ``path`` relative to the site root when it lies inside it (records never hold host paths)."""
+        try:
+            return Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def resolve_site_root(site: str | os.PathLike[str] | Site | None = None) -> Path:
+    """The site directory: the argument, else ``$RECOVERY_SITE``, else the current directory."""
+    if isinstance(site, Site):
+        return site.root
+    if site is not None:
+        raw, origin = Path(site), "the site argument"
+    elif os.environ.get(SITE_ENV):
+        raw, origin = Path(os.environ[SITE_ENV]), f"${SITE_ENV}"
+    else:
+        raw, origin = Path.cwd(), "the current directory"
+    root = raw.expanduser().resolve()
+    if not root.exists():
+        raise SiteError(
+            f"Site directory {root} (from {origin}) does not exist. "
+            f"Pass --site DIR, set {SITE_ENV}, or create a demo site with `recovery sandbox create DIR`."
+        )
+    if not root.is_dir():
+        raise SiteError(f"Site {root} (from {origin}) is not a directory.")
+    return root
+
+
+def load_site(site: str | os.PathLike[str] | Site | None = None) -> Site:
+    """Resolve the site directory and read its ``recovery.toml`` (optional) into a :class:`Site`."""
+    if isinstance(site, Site):
+        return site
+    root = resolve_site_root(site)
+    config_path = root / CONFIG_NAME
+    if not config_path.is_file():
+        return Site(root=root, name=root.name)
+    data, text = load_toml(config_path)
+    return _site_from_toml(root, config_path, data, text)
+
+
+# --- recovery.toml schema -------------------------------------------------------------------
+
+Check = tuple[str, Callable[[Any], bool]]
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _is_non_negative(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+STR: Check = ("a string", _is_str)
+STR_LIST: Check = ("a list of strings", _is_str_list)
+NUMBER: Check = ("a non-negative number", _is_non_negative)
+CLIENT: Check = ('one of "none", "simulated", "ccxt"', lambda v: v in ("none", "simulated", "ccxt"))
+
+SCHEMA: dict[str, dict[str, Check]] = {
+    "site": {"name": STR},
+    "paths": {
+        "config": STR_LIST,
+        "state": STR_LIST,
+        "data": STR_LIST,
+        "config_file": STR,
+        "positions_file": STR,
+        "trades_file": STR,
+        "reports_dir": STR,
+        "critical": STR_LIST,
+    },
+    "config_check": {"required_sections": STR_LIST},
+    "backups": {"dir": STR, "max_age_hours": NUMBER},
+    "process": {"pidfile": STR, "match": STR, "detect": STR, "stop": STR, "start": STR},
+    "exchange": {
+        "client": CLIENT,
+        "path": STR,
+        "exchange_id": STR,
+        "api_key_env": STR,
+        "secret_env": STR,
+        "ticker_symbol": STR,
+    },
+    "alerts": {"webhook_url": STR},
+}
+# Tables of tables: [targets.A] ... [targets.D], [escalation.level1] ... [escalation.level4].
+SUBTABLES: dict[str, tuple[tuple[str, ...], dict[str, Check]]] = {
+    "targets": (PROCEDURES, {"rto_minutes": NUMBER, "rpo_hours": NUMBER}),
+    "escalation": (ESCALATION_LEVELS, {"name": STR, "contact": STR}),
+}
+
+
+class _Reader:
+    """Validates the parsed TOML against the schema, raising errors that name file, line and key."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.text = text
+
+    def fail(self, table: tuple[str, ...], key: str | None, problem: str) -> SiteConfigError:
+        dotted = ".".join((*table, key) if key else table) or None
+        return SiteConfigError(str(self.path), key_line(self.text, table, key), dotted, problem)
+
+    def table(self, data: dict[str, Any], table: tuple[str, ...], schema: dict[str, Check]) -> dict[str, Any]:
+        for key, value in data.items():
+            if key not in schema:
+                known = ", ".join(sorted(schema))
+                raise self.fail(table, key, f"unknown key. Known keys in [{'.'.join(table)}]: {known}.")
+            description, valid = schema[key]
+            if not valid(value):
+                raise self.fail(table, key, f"must be {description}, got {value!r}.")
+        return data
+
+    def site_path(self, table: tuple[str, ...], key: str, value: str) -> str:
+        """A site-relative POSIX path: never absolute, never climbing out with ``..``."""
+        pure = PurePosixPath(value)
+        if not value or pure.is_absolute() or ".." in pure.parts or "\\" in value:
+            raise self.fail(
+                table, key, f"{value!r} must be a relative path inside the site (no '/', '..' or '\\' prefix)."
+            )
+        return pure.as_posix() + ("/" if value.endswith("/") else "")
+
+
+def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: str) -> Site:
+    reader = _Reader(config_path, text)
+    for name, value in data.items():
+        if name not in SCHEMA and name not in SUBTABLES:
+            known = ", ".join(sorted([*SCHEMA, *SUBTABLES]))
+            raise reader.fail((name,), None, f"unknown table [{name}]. Known tables: {known}.")
+        if not isinstance(value, dict):
+            raise reader.fail((name,), None, f"must be a table ([{name}]), got {value!r}.")
+
+    def section(name: str) -> dict[str, Any]:
+        return reader.table(data.get(name, {}), (name,), SCHEMA[name])
+
+    paths = section("paths")
+
+    def rel(key: str, default: str) -> str:
+        return reader.site_path(("paths",), key, paths[key]) if key in paths else default
+
+    def rel_list(key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        if key not in paths:
+            return default
+        return tuple(reader.site_path(("paths",), key, item) for item in paths[key])
+
+    defaults = Site(root=root)
+    backups = section("backups")
+    exchange = section("exchange")
+    process = section("process")
+    if "pidfile" in process:
+        reader.site_path(("process",), "pidfile", process["pidfile"])
+    if "path" in exchange:
+        reader.site_path(("exchange",), "path", exchange["path"])
+
+    targets = dict(DEFAULT_TARGETS)
+    contacts = dict(DEFAULT_CONTACTS)
+    for name, (allowed, schema) in SUBTABLES.items():
+        for sub, values in data.get(name, {}).items():
+            if sub not in allowed or not isinstance(values, dict):
+                raise reader.fail(
+                    (name, sub), None, f"unknown [{name}.{sub}]; use one of {', '.join(allowed)}."
+                )
+            reader.table(values, (name, sub), schema)
+            if name == "targets":
+                base = targets[sub]
+                targets[sub] = Target(
+                    rto_minutes=values.get("rto_minutes", base.rto_minutes),
+                    rpo_hours=values.get("rpo_hours", base.rpo_hours),
+                )
+            else:
+                base_contact = contacts[sub]
+                contacts[sub] = Contact(
+                    name=values.get("name", base_contact.name),
+                    contact=values.get("contact", base_contact.contact),
+                )
+
+    return Site(
+        root=root,
+        name=section("site").get("name", root.name),
+        config_paths=rel_list("config", defaults.config_paths),
+        state_paths=rel_list("state", defaults.state_paths),
+        data_paths=rel_list("data", defaults.data_paths),
+        config_file=rel("config_file", defaults.config_file),
+        positions_file=rel("positions_file", defaults.positions_file),
+        trades_file=rel("trades_file", defaults.trades_file),
+        reports_dir=rel("reports_dir", defaults.reports_dir),
+        critical=rel_list("critical", defaults.critical),
+        required_sections=tuple(section("config_check").get("required_sections", defaults.required_sections)),
+        backup_dir_setting=backups.get("dir", defaults.backup_dir_setting),
+        max_backup_age_hours=float(backups.get("max_age_hours", defaults.max_backup_age_hours)),
+        targets=targets,
+        process=ProcessSpec(**process),
+        exchange=ExchangeSpec(**exchange),
+        contacts=contacts,
+        alert_webhook=section("alerts").get("webhook_url"),
+        config_source=config_path,
+    )
