@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SANDBOX ?= outputs/sandbox
 INSTALLED := $(VENV)/.installed
+# JupyterLab refuses to run as root unless told; containers often are root.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: help drill test lint lab bench clean
 
@@ -30,6 +32,7 @@ drill: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check recovery_lib tests benchmarks
+	$(BIN)/ruff format --check recovery_lib tests benchmarks
 
 test: lint
 	$(BIN)/python -m pytest
@@ -40,7 +43,7 @@ $(VENV)/.lab-installed: $(INSTALLED)
 
 lab: $(VENV)/.lab-installed
 	@test -f $(SANDBOX)/.recovery-sandbox.json || $(BIN)/recovery sandbox create $(SANDBOX)
-	RECOVERY_SITE=$(abspath $(SANDBOX)) $(BIN)/jupyter lab --notebook-dir=notebooks
+	RECOVERY_SITE=$(abspath $(SANDBOX)) $(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_sandbox.py

@@ -56,8 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     _site_option(health)
     health.add_argument("--json", action="store_true", help="print JSON for machines instead of a table")
     health.add_argument("--json-file", metavar="PATH", help="also write the JSON report to PATH (drills, cron)")
-    health.add_argument("--check", action="append", metavar="NAME",
-                        help=f"run only this check (repeatable): {', '.join(health_check.names)}")
+    health.add_argument(
+        "--check",
+        action="append",
+        metavar="NAME",
+        help=f"run only this check (repeatable): {', '.join(health_check.names)}",
+    )
     health.set_defaults(handler=cmd_health)
 
     site = commands.add_parser(
@@ -81,14 +85,33 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: recovery sandbox create /tmp/big --trades 2000000 --size 1G",
     )
     create.add_argument("dir", metavar="DIR", help="where to create the site")
-    create.add_argument("--trades", type=_positive_int, default=SandboxSpec.trades, metavar="N",
-                        help=f"number of trades (default {SandboxSpec.trades})")
-    create.add_argument("--reports", type=_non_negative_int, default=SandboxSpec.reports, metavar="N",
-                        help=f"number of daily report files (default {SandboxSpec.reports})")
-    create.add_argument("--report-rows", type=_non_negative_int, default=SandboxSpec.report_rows, metavar="N",
-                        help=f"rows per report when no --size is given (default {SandboxSpec.report_rows})")
-    create.add_argument("--size", type=_size, metavar="SIZE",
-                        help="grow the reports until the site holds SIZE bytes (e.g. 500M, 1G, 4G)")
+    create.add_argument(
+        "--trades",
+        type=_positive_int,
+        default=SandboxSpec.trades,
+        metavar="N",
+        help=f"number of trades (default {SandboxSpec.trades})",
+    )
+    create.add_argument(
+        "--reports",
+        type=_non_negative_int,
+        default=SandboxSpec.reports,
+        metavar="N",
+        help=f"number of daily report files (default {SandboxSpec.reports})",
+    )
+    create.add_argument(
+        "--report-rows",
+        type=_non_negative_int,
+        default=SandboxSpec.report_rows,
+        metavar="N",
+        help=f"rows per report when no --size is given (default {SandboxSpec.report_rows})",
+    )
+    create.add_argument(
+        "--size",
+        type=_size,
+        metavar="SIZE",
+        help="grow the reports until the site holds SIZE bytes (e.g. 500M, 1G, 4G)",
+    )
     create.add_argument("--seed", type=int, default=SandboxSpec.seed, help="random seed (same seed, same site)")
     create.add_argument("--force", action="store_true", help="replace DIR if it already holds a sandbox")
     create.add_argument("--quiet", action="store_true", help="no progress output")
@@ -131,8 +154,11 @@ def cmd_health(args: argparse.Namespace, out: TextIO) -> int:
     else:
         results = health_check.run_all(site)
     healthy = all(result.healthy for result in results.values())
-    payload = {"site": str(site.root), "healthy": healthy,
-               "checks": {name: result.to_dict() for name, result in results.items()}}
+    payload = {
+        "site": str(site.root),
+        "healthy": healthy,
+        "checks": {name: result.to_dict() for name, result in results.items()},
+    }
     report = json.dumps(payload, indent=2, default=str) + "\n"
     if args.json_file:
         atomic_write_text(Path(args.json_file), report)
@@ -188,8 +214,9 @@ class _ProgressPrinter:
 
 def cmd_sandbox_create(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery sandbox create DIR``."""
-    spec = SandboxSpec(trades=args.trades, reports=args.reports, report_rows=args.report_rows,
-                       seed=args.seed, size_bytes=args.size)
+    spec = SandboxSpec(
+        trades=args.trades, reports=args.reports, report_rows=args.report_rows, seed=args.seed, size_bytes=args.size
+    )
     printer = None if args.quiet else _ProgressPrinter(sys.stderr)
     summary = create_sandbox(args.dir, spec, force=args.force, progress=printer)
     if printer:

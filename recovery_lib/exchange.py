@@ -86,7 +86,7 @@ def _ccxt_client(site: Site) -> Any:
             "install it with: pip install 'recovery_lib[ccxt]'"
         ) from exc
     if not spec.exchange_id:
-        raise ExchangeError("recovery.toml [exchange] client = \"ccxt\" needs exchange_id (e.g. \"kraken\")")
+        raise ExchangeError('recovery.toml [exchange] client = "ccxt" needs exchange_id (e.g. "kraken")')
     factory = getattr(ccxt, spec.exchange_id, None)
     if factory is None:
         raise ExchangeError(f"ccxt has no exchange {spec.exchange_id!r} ([exchange] exchange_id in recovery.toml)")

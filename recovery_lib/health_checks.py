@@ -25,20 +25,33 @@ def check_config(site: Site) -> HealthResult:
     """``config/config.toml`` exists, parses as TOML and has the required sections."""
     report = check_config_file(site.path(site.config_file), site.required_sections, shown_as=site.config_file)
     if report.ok:
-        return HealthResult("config", True, f"{site.config_file} is valid TOML with sections "
-                            f"{', '.join(site.required_sections)}", report.facts)
-    return HealthResult("config", False, report.summary() + " (Procedure A restores it)",
-                        {"problems": report.problems, **report.facts})
+        return HealthResult(
+            "config",
+            True,
+            f"{site.config_file} is valid TOML with sections {', '.join(site.required_sections)}",
+            report.facts,
+        )
+    return HealthResult(
+        "config", False, report.summary() + " (Procedure A restores it)", {"problems": report.problems, **report.facts}
+    )
 
 
 def check_data_files(site: Site) -> HealthResult:
     """Critical files exist, parse, and positions equal the net of trades."""
     report = check_data(site)
     if report.ok:
-        return HealthResult("data", True, f"{report.facts.get('trades', 0)} trades and "
-                            f"{report.facts.get('positions', 0)} positions agree", report.facts)
-    return HealthResult("data", False, report.summary() + " (Procedure B restores data)",
-                        {"problems": report.problems, "more_problems": report.more_problems, **report.facts})
+        return HealthResult(
+            "data",
+            True,
+            f"{report.facts.get('trades', 0)} trades and {report.facts.get('positions', 0)} positions agree",
+            report.facts,
+        )
+    return HealthResult(
+        "data",
+        False,
+        report.summary() + " (Procedure B restores data)",
+        {"problems": report.problems, "more_problems": report.more_problems, **report.facts},
+    )
 
 
 def _writable(directory: Path) -> str | None:
@@ -68,6 +81,8 @@ def _newest_successful_backup(backup_dir: Path) -> tuple[str, datetime] | None:
             created = datetime.fromisoformat(fields["created_at"].replace("Z", "+00:00"))
         except (OSError, ValueError, KeyError, AttributeError):
             continue  # an unreadable backup is not a usable one
+        if created.tzinfo is None:
+            continue  # the format promises UTC with "Z"; a naive time is not ours to guess
         if newest is None or created > newest[1]:
             newest = (metadata.parent.name, created)
     return newest
@@ -78,23 +93,34 @@ def check_backups(site: Site) -> HealthResult:
     backup_dir = site.backup_dir
     shown = site.relative(backup_dir).rstrip("/") + "/"
     if not backup_dir.is_dir():
-        return HealthResult("backups", False, f"backup directory {shown} is missing (Procedure D)",
-                            {"backup_dir": shown})
+        return HealthResult(
+            "backups", False, f"backup directory {shown} is missing (Procedure D)", {"backup_dir": shown}
+        )
     problem = _writable(backup_dir)
     if problem:
-        return HealthResult("backups", False, f"backup directory {shown} is {problem} (Procedure D)",
-                            {"backup_dir": shown})
+        return HealthResult(
+            "backups", False, f"backup directory {shown} is {problem} (Procedure D)", {"backup_dir": shown}
+        )
     newest = _newest_successful_backup(backup_dir)
     if newest is None:
-        return HealthResult("backups", False, f"no backups in {shown} (Procedure D: create one now)",
-                            {"backup_dir": shown, "count": 0})
+        return HealthResult(
+            "backups", False, f"no backups in {shown} (Procedure D: create one now)", {"backup_dir": shown, "count": 0}
+        )
     backup_id, created = newest
     age_hours = (datetime.now(UTC) - created).total_seconds() / 3600
-    details = {"backup_dir": shown, "newest": backup_id, "age_hours": round(age_hours, 2),
-               "max_age_hours": site.max_backup_age_hours}
+    details = {
+        "backup_dir": shown,
+        "newest": backup_id,
+        "age_hours": round(age_hours, 2),
+        "max_age_hours": site.max_backup_age_hours,
+    }
     if age_hours > site.max_backup_age_hours:
-        return HealthResult("backups", False, f"newest backup {backup_id} is {age_hours:.1f} h old "
-                            f"(max {site.max_backup_age_hours:g} h)", details)
+        return HealthResult(
+            "backups",
+            False,
+            f"newest backup {backup_id} is {age_hours:.1f} h old (max {site.max_backup_age_hours:g} h)",
+            details,
+        )
     return HealthResult("backups", True, f"newest backup {backup_id} is {age_hours:.1f} h old", details)
 
 
@@ -143,14 +169,19 @@ def check_process(site: Site) -> HealthResult:
 def check_exchange(site: Site) -> HealthResult:
     """The configured exchange answers a ticker and a balance request."""
     if site.exchange.client == "none":
-        return HealthResult("exchange", True, "not monitored: no [exchange] client in recovery.toml",
-                            {"configured": False})
+        return HealthResult(
+            "exchange", True, "not monitored: no [exchange] client in recovery.toml", {"configured": False}
+        )
     client = get_exchange_client(site)
     ticker = client.fetch_ticker(site.exchange.ticker_symbol)
     balance = client.fetch_balance()
     currencies = len(balance.get("total", {}))
-    return HealthResult("exchange", True, f"{client.id}: {site.exchange.ticker_symbol} last {ticker['last']}, "
-                        f"{currencies} balances", {"configured": True, "last": ticker["last"]})
+    return HealthResult(
+        "exchange",
+        True,
+        f"{client.id}: {site.exchange.ticker_symbol} last {ticker['last']}, {currencies} balances",
+        {"configured": True, "last": ticker["last"]},
+    )
 
 
 def _human(size: float) -> str:

@@ -44,11 +44,11 @@ class Report:
             self.more_problems += 1
 
     def summary(self) -> str:
-        """One line for a person."""
+        """One line for a person (each problem already names its file)."""
         if self.ok:
             return f"{self.subject}: OK"
-        extra = f" (+{self.more_problems} more)" if self.more_problems else ""
-        return f"{self.subject}: {self.problems[0]}" + (f"; {len(self.problems) - 1} more problem(s){extra}" if len(self.problems) > 1 else extra)
+        others = len(self.problems) - 1 + self.more_problems
+        return self.problems[0] + (f" (+{others} more problem(s))" if others else "")
 
 
 def check_config_file(path: Path, required_sections: tuple[str, ...], shown_as: str | None = None) -> Report:
@@ -98,9 +98,22 @@ def check_data(site: Site) -> Report:
     totals = _trade_totals(trades_path, site.trades_file, report)
     positions = _read_positions(positions_path, site.positions_file, report)
     if totals is None or positions is None:
-        return report
+        return report  # a parse failure already says the file is broken
+    for relative, path in ((site.trades_file, trades_path), (site.positions_file, positions_path)):
+        if not _ends_with_newline(path):
+            report.add(f"{relative} ends mid-row (no final newline): the file looks truncated")
     _compare_positions(totals, positions, site.positions_file, report)
     return report
+
+
+def _ends_with_newline(path: Path) -> bool:
+    """A CSV cut mid-write loses its final newline; an empty file is left to the parser to judge."""
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() == 0:
+            return True
+        handle.seek(-1, 2)
+        return handle.read(1) == b"\n"
 
 
 def _read_csv_problem(exc: Exception) -> str:
@@ -116,7 +129,9 @@ def _trade_totals(path: Path, shown: str, report: Report) -> Any:
     parts = []
     rows = 0
     try:
-        reader = pd.read_csv(path, chunksize=TRADE_CHUNK_ROWS, dtype={"symbol": str, "side": str}, skipinitialspace=True)
+        reader = pd.read_csv(
+            path, chunksize=TRADE_CHUNK_ROWS, dtype={"symbol": str, "side": str}, skipinitialspace=True
+        )
         for chunk in reader:
             missing = [c for c in TRADE_COLUMNS if c not in chunk.columns]
             if missing:
@@ -141,7 +156,9 @@ def _trade_totals(path: Path, shown: str, report: Report) -> Any:
                         "bought": quantity.where(buys, 0.0),
                         "notional": (quantity * price).where(buys, 0.0),
                     }
-                ).groupby("symbol").sum()
+                )
+                .groupby("symbol")
+                .sum()
             )
             ids.append(chunk["trade_id"].to_numpy())
             rows += len(chunk)
@@ -177,8 +194,11 @@ def _read_positions(path: Path, shown: str, report: Report) -> Any:
         positions[column] = numeric
     if positions["symbol"].isna().any():
         report.add(f"{shown}: a row has no symbol")
-    for symbol in positions["symbol"][positions["symbol"].duplicated()].unique():
+    duplicated = positions["symbol"][positions["symbol"].duplicated()].unique()
+    for symbol in duplicated:
         report.add(f"{shown}: symbol {symbol} appears more than once")
+    if len(duplicated):
+        return None  # which of the rows is the position? Nothing sensible to compare.
     report.facts["positions"] = len(positions)
     return positions.dropna().set_index("symbol")
 
@@ -199,4 +219,6 @@ def _compare_positions(totals: Any, positions: Any, shown: str, report: Report) 
             expected = float(totals["notional"].get(symbol, 0.0)) / bought
             price = float(positions.at[symbol, "avg_price"])
             if abs(price - expected) > PRICE_RELATIVE_TOLERANCE * max(abs(expected), 1e-9) + 5e-7:
-                report.add(f"{shown}: {symbol} avg_price {price:.6f} differs from the trades' average buy price {expected:.6f}")
+                report.add(
+                    f"{shown}: {symbol} avg_price {price:.6f} differs from the trades' average buy price {expected:.6f}"
+                )

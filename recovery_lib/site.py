@@ -291,9 +291,7 @@ def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: s
     for name, (allowed, schema) in SUBTABLES.items():
         for sub, values in data.get(name, {}).items():
             if sub not in allowed or not isinstance(values, dict):
-                raise reader.fail(
-                    (name, sub), None, f"unknown [{name}.{sub}]; use one of {', '.join(allowed)}."
-                )
+                raise reader.fail((name, sub), None, f"unknown [{name}.{sub}]; use one of {', '.join(allowed)}.")
             reader.table(values, (name, sub), schema)
             if name == "targets":
                 base = targets[sub]

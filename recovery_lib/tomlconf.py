@@ -59,8 +59,6 @@ def key_line(text: str, table: tuple[str, ...], key: str | None) -> int | None:
         if key_pattern and current == table and key_pattern.match(line):
             return number
         # Dotted keys at top level: ``backups.dir = "x"``.
-        if key_pattern is None and not current and table and re.match(
-            r"^\s*" + re.escape(table[0]) + r"\s*[.=]", line
-        ):
+        if key_pattern is None and not current and table and re.match(r"^\s*" + re.escape(table[0]) + r"\s*[.=]", line):
             return number
     return header_line

@@ -38,9 +38,7 @@ def fixed_point(values: np.ndarray, int_width: int, decimals: int) -> np.ndarray
     values = np.asarray(values, dtype=np.int64)
     scale = 10**decimals
     point = np.full((values.shape[0], 1), ord("."), dtype=np.uint8)
-    return np.hstack(
-        [digits(values // scale, int_width), point, digits(values % scale, decimals, strip_zeros=False)]
-    )
+    return np.hstack([digits(values // scale, int_width), point, digits(values % scale, decimals, strip_zeros=False)])
 
 
 def choice(index: np.ndarray, options: list[str]) -> np.ndarray:
@@ -76,9 +74,12 @@ def iso_utc(epoch_seconds: np.ndarray) -> np.ndarray:
     return np.hstack(
         [
             choice(day_index, [f"{date}T" for date in dates]),
-            two(second_of_day // 3600), constant(":", rows),
-            two(second_of_day // 60 % 60), constant(":", rows),
-            two(second_of_day % 60), constant("Z", rows),
+            two(second_of_day // 3600),
+            constant(":", rows),
+            two(second_of_day // 60 % 60),
+            constant(":", rows),
+            two(second_of_day % 60),
+            constant("Z", rows),
         ]
     )
 

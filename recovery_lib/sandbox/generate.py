@@ -28,8 +28,14 @@ from .templates import CONFIG_TOML, RECOVERY_TOML
 
 # symbol -> reference price in USD; all symbols are 7 characters so the CSV stays regular.
 SYMBOLS: dict[str, float] = {
-    "BTC/USD": 43000.0, "ETH/USD": 2300.0, "SOL/USD": 100.0, "BNB/USD": 300.0,
-    "LTC/USD": 70.0, "DOT/USD": 7.0, "XRP/USD": 0.6, "ADA/USD": 0.5,
+    "BTC/USD": 43000.0,
+    "ETH/USD": 2300.0,
+    "SOL/USD": 100.0,
+    "BNB/USD": 300.0,
+    "LTC/USD": 70.0,
+    "DOT/USD": 7.0,
+    "XRP/USD": 0.6,
+    "ADA/USD": 0.5,
 }
 UNITS = 10_000  # quantities and prices are integers of 1e-4
 TRADE_NOTIONAL_USD = 5_000  # upper bound of one trade's size
@@ -68,10 +74,10 @@ class SandboxSummary:
 
 def parse_size(text: str) -> int:
     """``"1G"``, ``"500M"``, ``"64k"`` or a plain byte count to bytes."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)i?[bB]?\s*", text)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:ib|b)?|b)?\s*", text, flags=re.IGNORECASE)
     if not match:
         raise ValueError(f"size {text!r} is not a size; use e.g. 500M, 1G or 4096")
-    number, unit = float(match.group(1)), match.group(2).upper()
+    number, unit = float(match.group(1)), (match.group(2) or "").upper()
     return int(number * 1024 ** " KMGT".index(unit or " "))
 
 
@@ -317,8 +323,10 @@ def _write_small_files(root: Path, spec: SandboxSpec, now: datetime, book: _Book
                 "strategy": "mean_reversion",
                 "updated_at": stamp,
                 "symbols": {
-                    name: {"signal": "long" if book.net[name] > 0 else "flat",
-                           "last_price": book.last_price[name] / UNITS}
+                    name: {
+                        "signal": "long" if book.net[name] > 0 else "flat",
+                        "last_price": book.last_price[name] / UNITS,
+                    }
                     for name in symbols
                 },
             },
@@ -326,8 +334,14 @@ def _write_small_files(root: Path, spec: SandboxSpec, now: datetime, book: _Book
         ),
         f"exchange/{EXCHANGE_FILE}": json.dumps(_exchange_account(book, stamp), indent=2),
         SANDBOX_MARKER: json.dumps(
-            {"kind": "recovery-sandbox", "format": 1, "created_at": stamp, "seed": spec.seed,
-             "trades": spec.trades, "reports": spec.reports},
+            {
+                "kind": "recovery-sandbox",
+                "format": 1,
+                "created_at": stamp,
+                "seed": spec.seed,
+                "trades": spec.trades,
+                "reports": spec.reports,
+            },
             indent=2,
         ),
     }
