@@ -47,6 +47,7 @@ lab: $(VENV)/.lab-installed
 
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_sandbox.py
+	$(BIN)/python benchmarks/bench_backup.py
 
 clean:
 	rm -rf $(VENV) outputs/sandbox outputs/*.json

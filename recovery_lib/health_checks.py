@@ -6,14 +6,14 @@ the file at fault and, where there is one, the runbook procedure that fixes it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
+from .backup.manager import read_backups
+from .backup.model import BackupStatus
 from .exchange import get_exchange_client
 from .health import HealthResult
 from .integrity import check_config_file, check_data
@@ -71,23 +71,6 @@ def _writable(directory: Path) -> str | None:
     return None
 
 
-def _newest_successful_backup(backup_dir: Path) -> tuple[str, datetime] | None:
-    newest: tuple[str, datetime] | None = None
-    for metadata in backup_dir.glob("*/metadata.json"):
-        try:
-            fields = json.loads(metadata.read_text(encoding="utf-8"))
-            if fields.get("status") != "success":
-                continue
-            created = datetime.fromisoformat(fields["created_at"].replace("Z", "+00:00"))
-        except (OSError, ValueError, KeyError, AttributeError):
-            continue  # an unreadable backup is not a usable one
-        if created.tzinfo is None:
-            continue  # the format promises UTC with "Z"; a naive time is not ours to guess
-        if newest is None or created > newest[1]:
-            newest = (metadata.parent.name, created)
-    return newest
-
-
 def check_backups(site: Site) -> HealthResult:
     """The backup directory exists and is writable, and the newest successful backup is fresh."""
     backup_dir = site.backup_dir
@@ -101,13 +84,12 @@ def check_backups(site: Site) -> HealthResult:
         return HealthResult(
             "backups", False, f"backup directory {shown} is {problem} (Procedure D)", {"backup_dir": shown}
         )
-    newest = _newest_successful_backup(backup_dir)
-    if newest is None:
-        return HealthResult(
-            "backups", False, f"no backups in {shown} (Procedure D: create one now)", {"backup_dir": shown, "count": 0}
-        )
-    backup_id, created = newest
-    age_hours = (datetime.now(UTC) - created).total_seconds() / 3600
+    backups, unreadable = read_backups(backup_dir)
+    successful = [b for b in backups if b.status is BackupStatus.SUCCESS]
+    if not successful:
+        message = f"no successful backups in {shown} (Procedure D: create one now)"
+        return HealthResult("backups", False, message, {"backup_dir": shown, "count": len(backups)})
+    backup_id, age_hours = successful[0].backup_id, successful[0].age_hours()
     details = {
         "backup_dir": shown,
         "newest": backup_id,

@@ -41,7 +41,7 @@ def test_health_json_is_machine_readable(sandbox: Path, tmp_path: Path) -> None:
     assert payload["healthy"] is False
     assert set(payload["checks"]) == {"config", "data", "backups", "disk", "process", "exchange"}
     assert payload["checks"]["config"]["healthy"] is True
-    assert payload["checks"]["backups"]["message"].startswith("no backups")
+    assert payload["checks"]["backups"]["message"].startswith("no successful backups")
     assert json.loads(report_file.read_text()) == payload
 
 

@@ -14,7 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from recovery_lib import HealthCheckRegistry, HealthResult, health_check
+from recovery_lib import HealthCheckRegistry, HealthResult, RecoveryManager, health_check
+from recovery_lib.backup import BackupStatus
+from recovery_lib.backup.model import read_metadata
 from recovery_lib.errors import SiteError
 from recovery_lib.site import Site
 
@@ -66,7 +68,7 @@ def test_fresh_sandbox(sandbox: Path) -> None:
     assert results["data"].message == "500 trades and 8 positions agree"
     assert results["disk"].healthy and "free for backups" in results["disk"].message
     assert results["exchange"].message.startswith("simulated: BTC/USD last ")
-    assert "no backups in backups/" in results["backups"].message
+    assert "no successful backups in backups/" in results["backups"].message
     assert results["process"].message == "trading process not running (no pidfile run/live_ops.pid)"
     assert not health_check.is_system_healthy(sandbox)
     for result in results.values():
@@ -191,11 +193,16 @@ def test_positions_missing_column(sandbox: Path) -> None:
 # --- backups ----------------------------------------------------------------------------------
 
 
-def write_backup(sandbox: Path, backup_id: str, created: datetime, status: str = "success") -> None:
-    folder = sandbox / "backups" / backup_id
-    folder.mkdir(parents=True)
-    stamp = created.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
-    (folder / "metadata.json").write_text(json.dumps({"status": status, "created_at": stamp}))
+def write_backup(sandbox: Path, created: datetime, status: BackupStatus = BackupStatus.SUCCESS) -> str:
+    """A real backup, then its metadata re-dated (and re-checksummed) to ``created``."""
+    backup_id = RecoveryManager(site=sandbox).create_backup(include_state=False, include_data=False)
+    path = sandbox / "backups" / backup_id / "metadata.json"
+    metadata = read_metadata(path.parent)
+    metadata.created_at = created.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    metadata.status = status
+    path.chmod(0o644)
+    path.write_bytes(metadata.to_json())
+    return backup_id
 
 
 def test_backup_dir_unwritable(sandbox: Path) -> None:
@@ -216,35 +223,42 @@ def test_backup_dir_missing(sandbox: Path) -> None:
 
 
 def test_fresh_backup_is_healthy(sandbox: Path) -> None:
-    write_backup(sandbox, "backup_fresh", datetime.now(UTC))
+    backup_id = write_backup(sandbox, datetime.now(UTC))
     result = health_check.run("backups", sandbox)
     assert result.healthy, result.message
-    assert result.message == "newest backup backup_fresh is 0.0 h old"
-    assert result.details["newest"] == "backup_fresh"
-    assert list((sandbox / "backups").iterdir()) == [sandbox / "backups/backup_fresh"]  # probe cleaned up
+    assert result.message == f"newest backup {backup_id} is 0.0 h old"
+    assert result.details["newest"] == backup_id
+    assert sorted(p.name for p in (sandbox / "backups").iterdir()) == [".lock", backup_id]  # probe cleaned up
 
 
 def test_stale_backup_is_unhealthy(sandbox: Path) -> None:
-    write_backup(sandbox, "backup_old", datetime.now(UTC) - timedelta(hours=30))
+    backup_id = write_backup(sandbox, datetime.now(UTC) - timedelta(hours=30))
     result = health_check.run("backups", sandbox)
     assert not result.healthy
-    assert result.message == "newest backup backup_old is 30.0 h old (max 24 h)"
+    assert result.message == f"newest backup {backup_id} is 30.0 h old (max 24 h)"
     assert result.details["age_hours"] == pytest.approx(30, abs=0.01)
 
 
 def test_newest_successful_backup_counts(sandbox: Path) -> None:
-    write_backup(sandbox, "backup_old", datetime.now(UTC) - timedelta(hours=30))
-    write_backup(sandbox, "backup_new", datetime.now(UTC) - timedelta(hours=2))
+    write_backup(sandbox, datetime.now(UTC) - timedelta(hours=30))
+    newest = write_backup(sandbox, datetime.now(UTC) - timedelta(hours=2))
     result = health_check.run("backups", sandbox)
-    assert result.healthy and result.details["newest"] == "backup_new"
+    assert result.healthy and result.details["newest"] == newest
 
 
-def test_failed_backup_is_ignored(sandbox: Path) -> None:
-    write_backup(sandbox, "backup_failed", datetime.now(UTC), status="failed")
-    assert "no backups in backups/" in health_check.run("backups", sandbox).message
-    write_backup(sandbox, "backup_old", datetime.now(UTC) - timedelta(hours=30))
+def test_partial_backup_is_ignored(sandbox: Path) -> None:
+    write_backup(sandbox, datetime.now(UTC), status=BackupStatus.PARTIAL)
+    assert "no successful backups in backups/" in health_check.run("backups", sandbox).message
+    old = write_backup(sandbox, datetime.now(UTC) - timedelta(hours=30))
     result = health_check.run("backups", sandbox)
-    assert not result.healthy and "newest backup backup_old is 30.0 h old" in result.message
+    assert not result.healthy and f"newest backup {old} is 30.0 h old" in result.message
+
+
+def test_unreadable_backup_metadata_is_ignored(sandbox: Path) -> None:
+    (sandbox / "backups/broken").mkdir()
+    (sandbox / "backups/broken/metadata.json").write_text("{not json")
+    result = health_check.run("backups", sandbox)
+    assert not result.healthy and "no successful backups in backups/" in result.message
 
 
 def test_backup_without_timezone_does_not_hide_a_good_one(sandbox: Path) -> None:
@@ -252,17 +266,10 @@ def test_backup_without_timezone_does_not_hide_a_good_one(sandbox: Path) -> None
     (sandbox / "backups/naive/metadata.json").write_text(
         json.dumps({"status": "success", "created_at": "2026-11-25T20:00:00"})
     )
-    assert "no backups in backups/" in health_check.run("backups", sandbox).message
-    write_backup(sandbox, "backup_good", datetime.now(UTC) - timedelta(hours=1))
+    assert "no successful backups in backups/" in health_check.run("backups", sandbox).message
+    good = write_backup(sandbox, datetime.now(UTC) - timedelta(hours=1))
     result = health_check.run("backups", sandbox)
-    assert result.healthy and result.details["newest"] == "backup_good"
-
-
-def test_unreadable_backup_metadata_is_ignored(sandbox: Path) -> None:
-    (sandbox / "backups/broken").mkdir()
-    (sandbox / "backups/broken/metadata.json").write_text("{not json")
-    result = health_check.run("backups", sandbox)
-    assert not result.healthy and "no backups in backups/" in result.message
+    assert result.healthy and result.details["newest"] == good
 
 
 # --- disk -------------------------------------------------------------------------------------

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
+import re
 from pathlib import Path
 
 import pytest
+
+from recovery_lib import RecoveryManager
 
 # Disaster Scenarios -> Scenario 1: Configuration Corruption -> Detection.
 SCENARIO_1 = """
@@ -84,9 +85,7 @@ def run(sandbox: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
 
 def make_fully_healthy(sandbox: Path) -> None:
     """A fresh backup and a detect command that says the trading process runs."""
-    (sandbox / "backups/backup_now").mkdir()
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    (sandbox / "backups/backup_now/metadata.json").write_text(json.dumps({"status": "success", "created_at": stamp}))
+    RecoveryManager(site=sandbox).create_backup(description="fresh")
     recovery = sandbox / "recovery.toml"
     recovery.write_text(recovery.read_text().replace('match = "live_ops"\n', 'match = "live_ops"\ndetect = "true"\n'))
 
@@ -135,7 +134,7 @@ def test_verification_1_on_a_fully_healthy_sandbox(sandbox: Path, run) -> None:
     ]
     assert body[0] == "✅ CONFIG: config/config.toml is valid TOML with sections trading, risk, live"
     assert body[1] == "✅ DATA: 500 trades and 8 positions agree"
-    assert body[2] == "✅ BACKUPS: newest backup backup_now is 0.0 h old"
+    assert re.fullmatch(r"✅ BACKUPS: newest backup \d{8}T\d{6}Z-full-[0-9a-f]{6} is 0\.0 h old", body[2])
     assert body[4] == "✅ PROCESS: trading process running (detect command 'true' exited 0)"
     assert body[5].startswith("✅ EXCHANGE: simulated: BTC/USD last ")
     assert lines[10:] == ["", "🟢 System Healthy"]

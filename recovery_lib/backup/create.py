@@ -1,0 +1,327 @@
+"""Creating a backup: scan, link what is unchanged, copy-and-hash the rest, sync, metadata last.
+
+The backup is assembled in ``<backup_dir>/.tmp-<id>``; only after every file is on disk are
+``manifest.json``, ``SHA256SUMS`` and finally ``metadata.json`` written, and the directory is
+renamed into place. A crash at any moment leaves at most a ``.tmp-*`` directory, which the next
+operation removes; it can never leave a listed backup that fails verification.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+import shutil
+import socket
+import stat
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..atomic import fsync_dir
+from ..site import Site
+from .fileio import Copied, FileChangedError, copy_and_hash, make_writable_tree, sync_filesystem, write_file
+from .model import (
+    CATEGORIES,
+    MANIFEST,
+    METADATA,
+    RESERVED,
+    SUMS,
+    BackupError,
+    BackupMetadata,
+    BackupStatus,
+    BackupType,
+    FileEntry,
+    Manifest,
+    render_sums,
+)
+from .paths import UnsafePathError, safe_relative
+
+TMP_PREFIX = ".tmp-"
+RACY_WINDOW_NS = 3_000_000_000  # a file modified this close to the backup start is re-hashed
+COPY_RETRIES = 3  # a file that keeps changing while read (a live log) is given up after this
+WORKERS = 2  # hashing releases the GIL: two files at once keep both cores busy
+SITE_ARTIFACTS = (".recovery-",)  # restore staging and journals never go into a backup
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class _Scan:
+    files: list[tuple[str, os.stat_result]] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def new_backup_id(backup_type: BackupType, now: datetime) -> str:
+    """``20261125T223600Z-full-3fa2c1``: sorts by time, says what it holds, unique."""
+    return f"{now:%Y%m%dT%H%M%S}Z-{backup_type.value}-{secrets.token_hex(3)}"
+
+
+def _scan(site: Site, categories: list[str], excluded: list[Path]) -> _Scan:
+    scan = _Scan()
+    excluded_resolved = [path.resolve() for path in excluded]
+
+    def skip(path: Path) -> bool:
+        return any(path == ex or ex in path.parents for ex in excluded_resolved) or path.name.startswith(SITE_ARTIFACTS)
+
+    for category in categories:
+        for top in site.categories[category]:
+            top = top.rstrip("/")
+            root = site.path(top)
+            try:
+                info = os.lstat(root)
+            except FileNotFoundError:
+                scan.absent.append(top)  # e.g. the data directory after a data-loss incident
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                scan.problems.append(f"{top}: is a symlink; symlinks are not backed up")
+            elif stat.S_ISREG(info.st_mode):
+                scan.files.append((top, info))
+            elif stat.S_ISDIR(info.st_mode):
+                _walk(site.root, top, scan, skip)
+            else:
+                scan.problems.append(f"{top}: not a regular file or directory")
+    return scan
+
+
+def _walk(site_root: Path, top: str, scan: _Scan, skip: Callable[[Path], bool]) -> None:
+    def failed(error: OSError) -> None:
+        scan.problems.append(
+            f"{Path(error.filename).relative_to(site_root).as_posix()}: cannot be listed ({error.strerror})"
+        )
+
+    scan.dirs.append(top)
+    for folder, dirs, files in os.walk(site_root / top, onerror=failed):
+        folder_path = Path(folder)
+        relative_folder = folder_path.relative_to(site_root).as_posix()
+        kept = []
+        for name in sorted(dirs):
+            child = folder_path / name
+            if skip(child):
+                continue
+            if child.is_symlink():
+                scan.problems.append(f"{relative_folder}/{name}: is a symlink; symlinks are not backed up")
+                continue
+            kept.append(name)
+            scan.dirs.append(f"{relative_folder}/{name}")
+        dirs[:] = kept
+        for name in sorted(files):
+            path = folder_path / name
+            if skip(path):
+                continue
+            relative = f"{relative_folder}/{name}"
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                continue  # deleted while we listed: it is simply not part of this backup
+            if stat.S_ISREG(info.st_mode):
+                scan.files.append((relative, info))
+            elif stat.S_ISLNK(info.st_mode):
+                scan.problems.append(f"{relative}: is a symlink; symlinks are not backed up")
+            else:
+                scan.problems.append(f"{relative}: not a regular file")
+
+
+def _unchanged(entry: FileEntry | None, info: os.stat_result, started_ns: int) -> bool:
+    """Same size, mtime, ctime and inode as in the parent, and not modified near the backup start."""
+    return (
+        entry is not None
+        and (entry.size, entry.mtime_ns, entry.ctime_ns, entry.ino, entry.dev)
+        == (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
+        and started_ns - info.st_mtime_ns > RACY_WINDOW_NS
+        and started_ns - info.st_ctime_ns > RACY_WINDOW_NS
+    )
+
+
+def _entry(path: str, copied: Copied) -> FileEntry:
+    info = copied.source_stat
+    return FileEntry(
+        path=path,
+        size=copied.size,
+        sha256=copied.sha256,
+        mode=stat.S_IMODE(info.st_mode),
+        mtime_ns=info.st_mtime_ns,
+        ctime_ns=info.st_ctime_ns,
+        ino=info.st_ino,
+        dev=info.st_dev,
+    )
+
+
+@dataclass
+class _Counters:
+    bytes_new: int = 0
+    linked: int = 0
+
+
+def _capture(
+    site: Site,
+    relative: str,
+    info: os.stat_result,
+    target: Path,
+    parent_dir: Path | None,
+    parent: FileEntry | None,
+    started_ns: int,
+    counters: _Counters,
+) -> FileEntry:
+    """Link the file from the parent backup if unchanged, else copy and hash it from the site."""
+    if parent_dir is not None and parent is not None and _unchanged(parent, info, started_ns):
+        try:
+            if os.lstat(parent_dir / relative).st_size != parent.size:
+                raise FileNotFoundError(relative)  # the parent's copy is damaged: do not share it
+            os.link(parent_dir / relative, target, follow_symlinks=False)
+            counters.linked += 1
+            return parent
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.ENOENT, errno.EPERM):
+                raise
+            # Different filesystem, too many links, or the parent lost the file: copy instead.
+    for attempt in range(COPY_RETRIES):
+        try:
+            copied = copy_and_hash(site.path(relative), target, stat.S_IMODE(info.st_mode) & ~0o222)
+            counters.bytes_new += copied.size
+            return _entry(relative, copied)
+        except FileChangedError:
+            target.unlink()
+            if attempt == COPY_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def build_backup(
+    site: Site,
+    backup_dir: Path,
+    categories: list[str],
+    description: str,
+    tags: list[str],
+    parent: tuple[BackupMetadata, Manifest] | None,
+    progress: Progress | None = None,
+) -> BackupMetadata:
+    """Create one backup (the caller holds the lock). Returns its metadata; status PARTIAL if any
+    file could not be captured (listed in ``problems``)."""
+    began = time.monotonic()
+    now = datetime.now(UTC)
+    started_ns = time.time_ns()
+    backup_type = BackupType.for_categories(categories)
+    backup_id = new_backup_id(backup_type, now)
+    scan = _scan(site, categories, excluded=[backup_dir])
+    if not scan.files and not scan.dirs:
+        declared = ", ".join(top for c in categories for top in site.categories[c])
+        raise BackupError(
+            f"site {site.root} has nothing to back up: {declared} are all missing. "
+            "Check --site / RECOVERY_SITE and [paths] in recovery.toml."
+        )
+    for relative, _ in scan.files:
+        try:
+            safe_relative(relative)
+        except UnsafePathError as exc:
+            scan.problems.append(f"{relative!r}: {exc}")
+        if relative in RESERVED:
+            scan.problems.append(f"{relative}: name is reserved by the backup format")
+    unsafe = {p.split(":")[0].strip("'") for p in scan.problems}
+    files = [(rel, info) for rel, info in scan.files if rel not in unsafe and rel not in RESERVED]
+
+    tmp = backup_dir / f"{TMP_PREFIX}{backup_id}"
+    tmp.mkdir(parents=True)
+    try:
+        for directory in scan.dirs:
+            (tmp / directory).mkdir(parents=True, exist_ok=True)
+        for relative, _ in files:
+            (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
+        parent_dir = backup_dir / parent[0].backup_id if parent else None
+        parent_index = parent[1].by_path() if parent else {}
+        counters = _Counters()
+        total = sum(info.st_size for _, info in files)
+        done = 0
+        entries: list[FileEntry] = []
+
+        def capture(item: tuple[str, os.stat_result]) -> FileEntry | str:
+            relative, info = item
+            try:
+                return _capture(
+                    site, relative, info, tmp / relative, parent_dir, parent_index.get(relative), started_ns, counters
+                )
+            except FileChangedError:
+                return f"{relative}: kept changing while it was read ({COPY_RETRIES} attempts)"
+            except FileNotFoundError:
+                return f"{relative}: disappeared while the backup ran"
+            except PermissionError as exc:
+                return f"{relative}: cannot be read ({exc.strerror})"
+            except OSError as exc:
+                if exc.filename and str(exc.filename).startswith(str(tmp)):
+                    raise  # a failure writing the backup is fatal, not a skipped file
+                return f"{relative}: cannot be read ({exc.strerror})"
+
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            for (_relative, info), outcome in zip(files, pool.map(capture, files), strict=True):
+                if isinstance(outcome, str):
+                    scan.problems.append(outcome)
+                else:
+                    entries.append(outcome)
+                done += info.st_size
+                if progress:
+                    progress(done, total)
+
+        sync_filesystem(tmp)  # every file durable before anything claims the backup is complete
+        manifest = Manifest(
+            categories={c: [t.rstrip("/") for t in site.categories[c]] for c in categories},
+            files=entries,
+            dirs=scan.dirs,
+            absent=scan.absent,
+        )
+        manifest_bytes = manifest.to_json()
+        manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+        sums = render_sums(manifest, manifest_sha)
+        write_file(tmp / MANIFEST, manifest_bytes)
+        write_file(tmp / SUMS, sums)
+        metadata = BackupMetadata(
+            backup_id=backup_id,
+            backup_type=backup_type,
+            created_at=now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            status=BackupStatus.PARTIAL if scan.problems else BackupStatus.SUCCESS,
+            files_count=len(entries),
+            size_bytes=sum(entry.size for entry in entries),
+            description=description,
+            tags=list(tags),
+            categories=list(categories),
+            parent_id=parent[0].backup_id if parent else None,
+            host=socket.gethostname(),
+            site_name=site.name,
+            manifest_sha256=manifest_sha,
+            sums_sha256=hashlib.sha256(sums).hexdigest(),
+            bytes_new=counters.bytes_new,
+            files_linked=counters.linked,
+            duration_s=round(time.monotonic() - began, 3),
+            problems=scan.problems,
+        )
+        write_file(tmp / METADATA, metadata.to_json())  # last: its presence means "complete"
+        for directory in sorted(scan.dirs, key=len, reverse=True):
+            os.chmod(tmp / directory, 0o555)
+        os.chmod(tmp, 0o555)  # renaming within backup_dir needs write permission on backup_dir only
+        fsync_dir(tmp)
+        os.rename(tmp, backup_dir / backup_id)
+    except BaseException:
+        make_writable_tree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        fsync_dir(backup_dir)
+    except OSError as exc:
+        raise BackupError(
+            f"backup {backup_id} was stored, but syncing {backup_dir} failed ({exc.strerror}): after a power "
+            "loss it might be missing. Check the disk, then verify it with `recovery backup verify`."
+        ) from exc
+    return metadata
+
+
+def categories_from_flags(include_config: bool, include_state: bool, include_data: bool) -> list[str]:
+    """The categories a create_backup call asks for, in canonical order."""
+    chosen = [c for c, wanted in zip(CATEGORIES, (include_config, include_state, include_data), strict=True) if wanted]
+    if not chosen:
+        raise BackupError("nothing to back up: include at least one of config, state, data")
+    return chosen

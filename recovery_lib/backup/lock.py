@@ -1,0 +1,101 @@
+"""One writer at a time per backup directory.
+
+An ``flock`` on ``<backup_dir>/.lock``; the file also records who holds it (operation, pid, host,
+time) so whoever has to wait is told by whom. The stale rule is the kernel's: a lock whose holder
+died (even by SIGKILL) is released with the process, and the recorded holder is then ignored.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from types import TracebackType
+
+from ..errors import RecoveryError
+
+LOCK_NAME = ".lock"
+
+
+class LockedError(RecoveryError):
+    """Another backup, restore or prune holds the backup directory."""
+
+
+class BackupLock:
+    """Exclusive lock on a backup directory; re-entrant within one holder object."""
+
+    def __init__(self, backup_dir: Path, operation: str, timeout_s: float = 0.0) -> None:
+        self.path = backup_dir / LOCK_NAME
+        self.operation = operation
+        self.timeout_s = timeout_s
+        self._fd: int | None = None
+        self._depth = 0
+
+    def holder(self) -> dict[str, object]:
+        """Who the lock file says holds (or last held) the lock."""
+        try:
+            return json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
+
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock, waiting up to ``timeout_s``; False only when ``blocking`` is False and it is held."""
+        if self._fd is not None:
+            self._depth += 1
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        deadline = time.monotonic() + (self.timeout_s if blocking else 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    if not blocking:
+                        return False
+                    held = self.holder()
+                    raise LockedError(
+                        f"backup directory {self.path.parent} is busy: {held.get('operation', 'an operation')} "
+                        f"by pid {held.get('pid', '?')} on {held.get('host', '?')} since {held.get('since', '?')}. "
+                        "Wait for it to finish and try again (a lock of a dead process is released automatically)."
+                    ) from None
+                time.sleep(0.05)
+        record = {
+            "operation": self.operation,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        self._fd = fd
+        self._depth = 1
+        return True
+
+    def release(self) -> None:
+        """Release one level of the lock; the file stays (removing it would race other lockers)."""
+        if self._fd is None:
+            return
+        self._depth -= 1
+        if self._depth:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> BackupLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.release()

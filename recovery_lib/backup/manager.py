@@ -1,0 +1,416 @@
+"""RecoveryManager: the runbook's API over the backup directory and the site.
+
+Every operation that writes takes the backup directory's lock and first finishes or rolls back
+anything a crash interrupted (a half-built backup, a half-done restore), so it always starts from
+a consistent state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..process import process_status
+from ..restore import RestorePlan, RestoreResult, execute_plan, make_plan, site_fingerprint
+from ..restore_journal import JOURNAL_NAME, RestoreError, recover_interrupted_restore
+from ..site import Site, load_site
+from .create import TMP_PREFIX, build_backup, categories_from_flags
+from .fileio import make_writable_tree
+from .lock import BackupLock
+from .model import (
+    CATEGORIES,
+    MANIFEST,
+    BackupError,
+    BackupMetadata,
+    BackupStatus,
+    BackupType,
+    Manifest,
+    parse_manifest,
+    read_metadata,
+)
+from .retention import PrunePlan, RetentionPolicy, plan_prune
+from .verify import VerifyReport, verify_backup_dir
+
+log = logging.getLogger("recovery_lib")
+
+Progress = Callable[[int, int], None]
+PRE_RECOVERY_TAG = "pre-recovery"
+DEFAULT_LOCK_TIMEOUT_S = 30.0
+
+
+class BackupIncomplete(BackupError):
+    """The backup was stored but is PARTIAL: some files could not be captured (listed)."""
+
+    def __init__(self, metadata: BackupMetadata) -> None:
+        self.metadata = metadata
+        shown = "; ".join(metadata.problems[:5]) + (" ..." if len(metadata.problems) > 5 else "")
+        super().__init__(
+            f"backup {metadata.backup_id} is PARTIAL, not SUCCESS: {len(metadata.problems)} file(s) could not be "
+            f"captured: {shown}. It is kept for evidence but will never be restored from; "
+            "fix the cause and back up again."
+        )
+
+
+def read_backups(backup_dir: Path) -> tuple[list[BackupMetadata], list[str]]:
+    """Every readable backup in ``backup_dir``, newest first, and messages for the unreadable ones.
+
+    Pure reading: no lock, no cleanup (health checks use it and must change nothing).
+    """
+    found, unreadable = [], []
+    if not backup_dir.is_dir():
+        return [], []
+    for child in backup_dir.iterdir():
+        if child.name.startswith(".") or not child.is_dir() or child.is_symlink():
+            continue
+        try:
+            found.append(read_metadata(child))
+        except BackupError as exc:
+            unreadable.append(str(exc))
+    return sorted(found, key=lambda m: (m.created, m.backup_id), reverse=True), unreadable
+
+
+class RecoveryManager:
+    """Backups of one site: create, list, verify, plan and apply restores, prune.
+
+    ``backup_dir`` defaults to the site's (``[backups] dir`` in recovery.toml, else ``backups``); a
+    relative one is relative to the site root. The site is the argument, ``$RECOVERY_SITE`` or the
+    current directory.
+    """
+
+    def __init__(
+        self,
+        backup_dir: str | os.PathLike[str] | None = None,
+        site: str | os.PathLike[str] | Site | None = None,
+        *,
+        lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+        progress: Progress | None = None,
+    ) -> None:
+        self.site = load_site(site)
+        if backup_dir is None:
+            self.backup_dir = self.site.backup_dir
+        else:
+            given = Path(backup_dir)
+            self.backup_dir = given if given.is_absolute() else self.site.root / given
+        self.progress = progress
+        self.lock_timeout_s = lock_timeout_s
+        self._lock = BackupLock(self.backup_dir, "recovery", timeout_s=lock_timeout_s)
+        self.last_plan: RestorePlan | None = None
+        self.last_result: RestoreResult | None = None
+        self.notes: list[str] = []  # what crash recovery and "latest" resolution did, for the record
+
+    # --- housekeeping -------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Finish or roll back interrupted work. Caller holds the lock."""
+        done = recover_interrupted_restore(self.site.root)
+        if done:
+            self.notes.append(done)
+            log.warning(done)
+        if self.backup_dir.is_dir():
+            for leftover in self.backup_dir.glob(f"{TMP_PREFIX}*"):
+                if leftover.is_symlink() or not leftover.is_dir():
+                    continue  # not ours: we only ever leave directories behind
+                make_writable_tree(leftover)
+                shutil.rmtree(leftover)
+                self.notes.append(f"removed {leftover.name}, left by an interrupted backup")
+
+    def _locked(self, operation: str) -> BackupLock:
+        self._lock.operation = operation
+        return self._lock
+
+    def _recover_if_needed(self) -> None:
+        """Before a read: clean up if something was interrupted and nobody else is working."""
+        interrupted = (self.site.root / JOURNAL_NAME).exists() or (
+            self.backup_dir.is_dir() and any(self.backup_dir.glob(f"{TMP_PREFIX}*"))
+        )
+        if interrupted and self._lock.acquire(blocking=False):
+            try:
+                self._recover()
+            finally:
+                self._lock.release()
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _get_backup_dir(self, backup_id: str) -> Path:
+        """The directory of ``backup_id``, refusing ids that would leave the backup directory."""
+        if not backup_id or "/" in backup_id or backup_id.startswith(".") or "\0" in backup_id:
+            raise BackupError(f"{backup_id!r} is not a backup id; `recovery backup list` shows the available ones")
+        path = self.backup_dir / backup_id
+        if path.is_symlink() or (path.exists() and path.resolve().parent != self.backup_dir.resolve()):
+            raise BackupError(f"backup {backup_id} is a symlink out of {self.backup_dir}; refusing to use it")
+        return path
+
+    def list_backups(
+        self, tags: list[str] | None = None, backup_type: BackupType | str | None = None
+    ) -> list[BackupMetadata]:
+        """Backups newest first, optionally only those with any of ``tags`` or of ``backup_type``.
+
+        Unreadable backups are skipped and named in ``self.unreadable``.
+        """
+        self._recover_if_needed()
+        found, self.unreadable = read_backups(self.backup_dir)
+        if tags:
+            found = [m for m in found if set(tags) & set(m.tags)]
+        if backup_type:
+            found = [m for m in found if m.backup_type == BackupType(backup_type)]
+        return found
+
+    def get_backup(self, backup_id: str) -> BackupMetadata:
+        """Metadata of one backup; ``"latest"`` is the newest SUCCESS backup that verifies
+        (fully, contents hashed), not counting ``pre-recovery`` snapshots of a broken state."""
+        if backup_id == "latest":
+            return self._latest()
+        path = self._get_backup_dir(backup_id)
+        if not path.is_dir():
+            known = ", ".join(m.backup_id for m in self.list_backups()[:5]) or "none"
+            raise BackupError(
+                f"no backup {backup_id!r} in {self.backup_dir} (newest: {known}); `recovery backup list` shows them all"
+            )
+        return read_metadata(path)
+
+    def _latest(self) -> BackupMetadata:
+        for metadata in self.list_backups():
+            if metadata.status is not BackupStatus.SUCCESS:
+                continue
+            if PRE_RECOVERY_TAG in metadata.tags:
+                continue  # a snapshot of the broken state a restore replaced: evidence, not a recovery point
+            report = self.verify_backup(metadata.backup_id, read_data=True)
+            if report.ok:
+                return metadata
+            note = f"skipped backup {metadata.backup_id} for 'latest': {report.summary()}"
+            self.notes.append(note)
+            log.warning(note)
+        raise BackupError(
+            f"no SUCCESS backup in {self.backup_dir} verifies; nothing to restore from "
+            "(Procedure D: escalate and create a new backup)"
+        )
+
+    def verify_backup(self, backup_id: str, read_data: bool = True) -> VerifyReport:
+        """Check a backup against its manifest; ``read_data`` hashes every file. Never cached:
+        each call looks at the disk as it is now."""
+        metadata_id = self.get_backup(backup_id).backup_id if backup_id == "latest" else backup_id
+        path = self._get_backup_dir(metadata_id)
+        if not path.is_dir():
+            raise BackupError(f"no backup {metadata_id!r} in {self.backup_dir}; `recovery backup list` shows them")
+        return verify_backup_dir(path, read_data=read_data, progress=self.progress)
+
+    def _manifest(self, backup_id: str) -> Manifest:
+        path = self._get_backup_dir(backup_id) / MANIFEST
+        return parse_manifest(path.read_bytes(), f"{backup_id}/{MANIFEST}")
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def _parent(self) -> tuple[BackupMetadata, Manifest] | None:
+        """The newest SUCCESS backup whose structure verifies: unchanged files are linked from it.
+
+        A damaged backup is never a parent, so its damage is not shared into new backups.
+        """
+        for metadata in self.list_backups():
+            if metadata.status is BackupStatus.SUCCESS:
+                report = self.verify_backup(metadata.backup_id, read_data=False)
+                if report.ok and report.manifest is not None:
+                    return metadata, report.manifest
+        return None
+
+    def create_backup(
+        self,
+        include_config: bool = True,
+        include_state: bool = True,
+        include_data: bool = True,
+        description: str = "",
+        tags: list[str] | None = None,
+    ) -> str:
+        """Back up the chosen categories; returns the backup id.
+
+        Raises :class:`BackupIncomplete` (the backup is kept, as PARTIAL) if a file could not be captured.
+        """
+        categories = categories_from_flags(include_config, include_state, include_data)
+        with self._locked("backup"):
+            self._recover()
+            metadata = self._create_locked(categories, description, list(tags or []))
+        return metadata.backup_id
+
+    def _create_locked(self, categories: list[str], description: str, tags: list[str]) -> BackupMetadata:
+        try:
+            metadata = build_backup(
+                self.site, self.backup_dir, categories, description, tags, self._parent(), self.progress
+            )
+        except OSError as exc:
+            where = exc.filename or self.backup_dir
+            raise BackupError(
+                f"backup failed: {where}: {exc.strerror or exc}. Nothing was stored; existing backups are untouched."
+            ) from exc
+        if metadata.status is not BackupStatus.SUCCESS:
+            raise BackupIncomplete(metadata)
+        return metadata
+
+    def delete_backup(self, backup_id: str) -> None:
+        """Remove one backup directory (other backups that share its files by hard link keep them)."""
+        with self._locked("delete"):
+            self._recover()
+            path = self._get_backup_dir(backup_id)
+            if not path.is_dir():
+                raise BackupError(f"no backup {backup_id!r} in {self.backup_dir}")
+            self._remove_dir(path)
+
+    def _remove_dir(self, path: Path) -> None:
+        # Rename first so a crash mid-delete leaves a .tmp- directory (cleaned up), never half a backup.
+        doomed = self.backup_dir / f"{TMP_PREFIX}deleting-{path.name}"
+        os.rename(path, doomed)
+        make_writable_tree(doomed)
+        shutil.rmtree(doomed)
+
+    def _newest_verified(self) -> str | None:
+        """The newest recovery point (SUCCESS, verifies, not a pre-recovery snapshot): prune never removes it."""
+        for metadata in self.list_backups():
+            if metadata.status is not BackupStatus.SUCCESS or PRE_RECOVERY_TAG in metadata.tags:
+                continue
+            if self.verify_backup(metadata.backup_id, read_data=False).ok:
+                return metadata.backup_id
+        return None
+
+    def prune(self, policy: RetentionPolicy, dry_run: bool = True) -> PrunePlan:
+        """Apply a retention policy (restic's ``forget`` rules); with ``dry_run`` only the plan."""
+        with self._locked("prune"):
+            self._recover()
+            plan = plan_prune(self.list_backups(), policy, self._newest_verified())
+            if not dry_run:
+                for decision in plan.remove:
+                    self._remove_dir(self._get_backup_dir(decision.backup.backup_id))
+        return plan
+
+    def cleanup_old_backups(self, keep_count: int) -> list[str]:
+        """Keep the ``keep_count`` newest backups (and the newest verified one); remove the rest."""
+        if keep_count < 1:
+            raise ValueError("keep_count must be at least 1")
+        plan = self.prune(RetentionPolicy(keep_last=keep_count), dry_run=False)
+        return [decision.backup.backup_id for decision in plan.remove]
+
+    # --- restore ------------------------------------------------------------------------------
+
+    def _blockers(self) -> list[str]:
+        status = process_status(self.site)
+        if status.running:
+            how = f"stop it with: {self.site.process.stop}" if self.site.process.stop else "stop it first"
+            return [f"the trading system is running ({status.detail}); {how}"]
+        return []
+
+    def plan_restore(
+        self,
+        backup_id: str = "latest",
+        restore_config: bool = True,
+        restore_state: bool = False,
+        restore_data: bool = False,
+    ) -> RestorePlan:
+        """What a restore would do, per file, without touching the disk."""
+        categories = [
+            c for c, wanted in zip(CATEGORIES, (restore_config, restore_state, restore_data), strict=True) if wanted
+        ]
+        if not categories:
+            raise RestoreError("nothing to restore: choose at least one of config, state, data")
+        self._recover_if_needed()
+        metadata = self.get_backup(backup_id)
+        if metadata.status is not BackupStatus.SUCCESS:
+            raise RestoreError(
+                f"backup {metadata.backup_id} is {metadata.status.value.upper()}, not SUCCESS; "
+                "it is never restored from. Choose another (recovery backup list)."
+            )
+        report = self.verify_backup(metadata.backup_id, read_data=False)
+        if not report.ok or report.manifest is None:
+            raise RestoreError(
+                f"backup {metadata.backup_id} fails verification, restore refused and the site was "
+                f"not changed: {report.summary()}"
+            )
+        plan = make_plan(self.site, metadata, report.manifest, categories, self._blockers())
+        self.last_plan = plan
+        return plan
+
+    def apply_restore(self, plan: RestorePlan) -> RestoreResult:
+        """Apply exactly ``plan``: refuse if the system runs or the site changed since the plan;
+        take a ``pre-recovery`` backup; stage and verify; swap each category in; verify again."""
+        began = time.monotonic()
+        if plan.site_root != self.site.root:
+            raise RestoreError(f"this plan is for site {plan.site_root}, not {self.site.root}")
+        with self._locked("restore"):
+            self._recover()
+            blockers = self._blockers()
+            if blockers:
+                raise RestoreError(f"restore refused, nothing was changed: {blockers[0]}")
+            tops = [top for paths in plan.tops.values() for top in paths]
+            if site_fingerprint(self.site.root, tops) != plan.fingerprint:
+                raise RestoreError(
+                    "the site changed since this restore was planned; nothing was changed. "
+                    "Plan again (dry-run) and review the new plan."
+                )
+            report = self.verify_backup(plan.backup_id, read_data=False)
+            if not report.ok or report.manifest is None:
+                raise RestoreError(f"backup {plan.backup_id} fails verification, restore refused: {report.summary()}")
+            pre_id = self._pre_recovery_backup(plan)
+            files, written, problems = execute_plan(
+                self.site,
+                plan,
+                self._get_backup_dir(plan.backup_id),
+                report.manifest,
+                self.progress,
+                blockers=self._blockers,
+            )
+        result = RestoreResult(
+            plan=plan,
+            ok=not problems,
+            problems=problems,
+            pre_recovery_backup_id=pre_id,
+            files_written=files,
+            bytes_written=written,
+            duration_s=round(time.monotonic() - began, 3),
+        )
+        self.last_result = result
+        return result
+
+    def _pre_recovery_backup(self, plan: RestorePlan) -> str | None:
+        """Save the current state first, so a restore never loses anything. None if the site is empty."""
+        try:
+            metadata = self._create_locked(
+                list(CATEGORIES), f"Pre-recovery state before restoring {plan.backup_id}", [PRE_RECOVERY_TAG]
+            )
+        except BackupIncomplete as exc:
+            raise RestoreError(
+                f"restore refused, nothing was changed: the pre-recovery backup of the current state "
+                f"is incomplete ({exc}). Move the unreadable files aside and retry."
+            ) from exc
+        except BackupError as exc:
+            if "has nothing to back up" in str(exc):
+                return None
+            raise
+        self.notes.append(f"pre-recovery backup {metadata.backup_id}")
+        return metadata.backup_id
+
+    def restore_backup(
+        self,
+        backup_id: str,
+        restore_config: bool = True,
+        restore_state: bool = False,
+        restore_data: bool = False,
+        dry_run: bool = False,
+    ) -> bool:
+        """The runbook's call: True only if everything asked for was restored and verified.
+
+        ``dry_run`` makes the plan (``self.last_plan``), logs it and returns whether it could be
+        applied. Errors are logged with their message and return False, as the runbook expects.
+        """
+        try:
+            plan = self.plan_restore(backup_id, restore_config, restore_state, restore_data)
+            log.info("%s", plan.summary())
+            if dry_run:
+                return not plan.blockers
+            result = self.apply_restore(plan)
+        except (BackupError, RestoreError) as exc:
+            log.error("restore of %s failed: %s", backup_id, exc)
+            self.last_error = str(exc)
+            return False
+        for problem in result.problems:
+            log.error("restore of %s: %s", backup_id, problem)
+        return result.ok

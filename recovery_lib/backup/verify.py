@@ -1,0 +1,196 @@
+"""Verification of a backup directory: structure quickly, contents fully with ``read_data``.
+
+Every problem names the file and what is wrong (missing, extra, size, hash, unreadable, symlink,
+manifest / SHA256SUMS / metadata edited). A backup that does not verify is never restored from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .fileio import hash_file
+from .model import (
+    MANIFEST,
+    METADATA,
+    SUMS,
+    BackupError,
+    BackupMetadata,
+    Manifest,
+    parse_manifest,
+    read_metadata,
+    render_sums,
+)
+
+WORKERS = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file of a backup."""
+
+    path: str
+    kind: str  # missing | extra | size | hash | unreadable | symlink | manifest | sums | metadata
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.kind}: {self.detail}"
+
+
+@dataclass
+class VerifyReport:
+    """``ok`` when no problem was found; ``read_data`` says whether contents were hashed."""
+
+    backup_id: str
+    read_data: bool
+    problems: list[Problem] = field(default_factory=list)
+    files_checked: int = 0
+    bytes_read: int = 0
+    metadata: BackupMetadata | None = None
+    manifest: Manifest | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the backup is intact."""
+        return not self.problems
+
+    def summary(self) -> str:
+        """One line for a person."""
+        depth = "contents hashed" if self.read_data else "structure only"
+        if self.ok:
+            return f"{self.backup_id}: OK ({self.files_checked} files, {depth})"
+        first = "; ".join(str(p) for p in self.problems[:3])
+        more = f" (+{len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
+        return f"{self.backup_id}: {len(self.problems)} problem(s): {first}{more}"
+
+
+def _read_checked(path: Path, report: VerifyReport, kind: str) -> bytes | None:
+    try:
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            report.problems.append(Problem(path.name, "symlink", "is a symlink, not the backup's own file"))
+            return None
+        return path.read_bytes()
+    except FileNotFoundError:
+        report.problems.append(Problem(path.name, "missing", f"{path.name} is missing"))
+    except OSError as exc:
+        report.problems.append(Problem(path.name, "unreadable", exc.strerror or str(exc)))
+    return None
+
+
+def verify_backup_dir(
+    backup_path: Path, read_data: bool = True, progress: Callable[[int, int], None] | None = None
+) -> VerifyReport:
+    """Check a backup directory against its own metadata, manifest and SHA256SUMS."""
+    report = VerifyReport(backup_id=backup_path.name, read_data=read_data)
+    try:
+        metadata = read_metadata(backup_path)
+    except BackupError as exc:
+        report.problems.append(Problem(METADATA, "metadata", str(exc)))
+        return report
+    report.metadata = metadata
+    if metadata.checksum != metadata.compute_checksum():
+        report.problems.append(Problem(METADATA, "metadata", "edited after the backup was made (checksum mismatch)"))
+    if metadata.backup_id != backup_path.name:
+        report.problems.append(
+            Problem(METADATA, "metadata", f"names backup {metadata.backup_id!r}, directory is {backup_path.name!r}")
+        )
+    manifest_bytes = _read_checked(backup_path / MANIFEST, report, "manifest")
+    sums_bytes = _read_checked(backup_path / SUMS, report, "sums")
+    if manifest_bytes is None:
+        return report
+    manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+    if manifest_sha != metadata.manifest_sha256:
+        report.problems.append(Problem(MANIFEST, "manifest", "edited after the backup was made (sha256 mismatch)"))
+    try:
+        manifest = parse_manifest(manifest_bytes, f"{backup_path.name}/{MANIFEST}")
+    except BackupError as exc:
+        report.problems.append(Problem(MANIFEST, "manifest", str(exc)))
+        return report
+    report.manifest = manifest
+    if sums_bytes is not None and (
+        hashlib.sha256(sums_bytes).hexdigest() != metadata.sums_sha256
+        or sums_bytes != render_sums(manifest, manifest_sha)
+    ):
+        report.problems.append(Problem(SUMS, "sums", "SHA256SUMS does not match the manifest (edited)"))
+    if metadata.files_count != len(manifest.files):
+        report.problems.append(
+            Problem(METADATA, "metadata", f"says {metadata.files_count} files, manifest lists {len(manifest.files)}")
+        )
+    _check_tree(backup_path, manifest, report)
+    if read_data:
+        _check_contents(backup_path, manifest, report, progress)
+    report.files_checked = len(manifest.files)
+    return report
+
+
+def _check_tree(backup_path: Path, manifest: Manifest, report: VerifyReport) -> None:
+    expected = {entry.path: entry for entry in manifest.files}
+    expected_dirs = set(manifest.dirs)
+    for entry in manifest.files:
+        parts = entry.path.split("/")
+        expected_dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    for folder, dirs, files in os.walk(backup_path):
+        relative_folder = Path(folder).relative_to(backup_path).as_posix()
+        prefix = "" if relative_folder == "." else relative_folder + "/"
+        for name in list(dirs):
+            relative = prefix + name
+            if os.path.islink(os.path.join(folder, name)):
+                report.problems.append(Problem(relative, "symlink", "a symlink inside the backup"))
+                dirs.remove(name)
+            elif relative not in expected_dirs:
+                report.problems.append(Problem(relative + "/", "extra", "directory not in the manifest"))
+        for name in files:
+            relative = prefix + name
+            if not prefix and name in (METADATA, MANIFEST, SUMS):
+                continue
+            if relative not in expected:
+                report.problems.append(Problem(relative, "extra", "file not in the manifest"))
+    for entry in manifest.files:
+        try:
+            info = os.lstat(backup_path / entry.path)
+        except FileNotFoundError:
+            report.problems.append(Problem(entry.path, "missing", "listed in the manifest, absent from the backup"))
+            continue
+        except OSError as exc:
+            report.problems.append(Problem(entry.path, "unreadable", exc.strerror or str(exc)))
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            report.problems.append(Problem(entry.path, "symlink", "replaced by a symlink"))
+        elif not stat.S_ISREG(info.st_mode):
+            report.problems.append(Problem(entry.path, "missing", "not a regular file"))
+        elif info.st_size != entry.size:
+            report.problems.append(Problem(entry.path, "size", f"{info.st_size} bytes, manifest says {entry.size}"))
+
+
+def _check_contents(
+    backup_path: Path, manifest: Manifest, report: VerifyReport, progress: Callable[[int, int], None] | None
+) -> None:
+    broken = {p.path for p in report.problems}
+    entries = [entry for entry in manifest.files if entry.path not in broken]
+    total = sum(entry.size for entry in entries)
+
+    def digest(entry_path: str) -> tuple[str, int] | OSError:
+        try:
+            return hash_file(backup_path / entry_path)
+        except OSError as exc:
+            return exc
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        for entry, outcome in zip(entries, pool.map(digest, [e.path for e in entries]), strict=True):
+            if isinstance(outcome, OSError):
+                report.problems.append(Problem(entry.path, "unreadable", outcome.strerror or str(outcome)))
+                continue
+            sha, size = outcome
+            report.bytes_read += size
+            if sha != entry.sha256:
+                report.problems.append(Problem(entry.path, "hash", "contents differ from the manifest (corrupted)"))
+            done += entry.size
+            if progress:
+                progress(done, total)
