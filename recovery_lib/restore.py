@@ -88,6 +88,14 @@ class RestorePlan:
         lines.extend(f"  BLOCKED: {blocker}" for blocker in self.blockers)
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre>{html.escape(self.summary())}</pre>"
+
+    def __repr__(self) -> str:
+        return self.summary()
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data for records (paths are site-relative)."""
         return {
@@ -112,6 +120,19 @@ class RestoreResult:
     files_written: int = 0
     bytes_written: int = 0
     duration_s: float = 0.0
+
+    def summary(self) -> str:
+        """One paragraph for a person."""
+        if not self.ok:
+            return f"❌ Restore from {self.plan.backup_id} did NOT verify: " + "; ".join(self.problems[:5])
+        return (
+            f"✅ Restored {', '.join(self.plan.categories)} from {self.plan.backup_id}: {self.files_written} "
+            f"files, {self.bytes_written:,} bytes written and verified in {self.duration_s:.2f} s. "
+            f"Previous state saved in backup {self.pre_recovery_backup_id or '(nothing to save)'}."
+        )
+
+    def __repr__(self) -> str:
+        return self.summary()
 
 
 def _site_tree(site_root: Path, top: str) -> dict[str, os.stat_result]:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import RecoveryError
 from ..process import process_status
 from ..restore import RestorePlan, RestoreResult, execute_plan, make_plan, site_fingerprint
 from ..restore_journal import JOURNAL_NAME, RestoreError, recover_interrupted_restore
@@ -124,8 +125,10 @@ class RecoveryManager:
 
     def _recover_if_needed(self) -> None:
         """Before a read: clean up if something was interrupted and nobody else is working."""
-        interrupted = (self.site.root / JOURNAL_NAME).exists() or (
-            self.backup_dir.is_dir() and any(self.backup_dir.glob(f"{TMP_PREFIX}*"))
+        interrupted = (
+            (self.site.root / JOURNAL_NAME).exists()
+            or any(self.site.root.glob(f".{JOURNAL_NAME}.*.tmp"))
+            or (self.backup_dir.is_dir() and any(self.backup_dir.glob(f"{TMP_PREFIX}*")))
         )
         if interrupted and self._lock.acquire(blocking=False):
             try:
@@ -162,6 +165,7 @@ class RecoveryManager:
     def get_backup(self, backup_id: str) -> BackupMetadata:
         """Metadata of one backup; ``"latest"`` is the newest SUCCESS backup that verifies
         (fully, contents hashed), not counting ``pre-recovery`` snapshots of a broken state."""
+        self._recover_if_needed()
         if backup_id == "latest":
             return self._latest()
         path = self._get_backup_dir(backup_id)
@@ -407,7 +411,7 @@ class RecoveryManager:
             if dry_run:
                 return not plan.blockers
             result = self.apply_restore(plan)
-        except (BackupError, RestoreError) as exc:
+        except (RecoveryError, OSError) as exc:  # the runbook's API reports failure as False
             log.error("restore of %s failed: %s", backup_id, exc)
             self.last_error = str(exc)
             return False
