@@ -10,6 +10,10 @@ from __future__ import annotations
 class RecoveryError(Exception):
     """Base class: the message names the file, backup or parameter and says what to do next."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: the message is what a person needs.
+        return [f"⛔ {type(self).__name__}: {self}"]
+
 
 class SiteError(RecoveryError):
     """The site directory cannot be used (missing, not a directory, not a sandbox, ...)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,3 +83,88 @@ def process_status(site: Site) -> ProcessStatus:
     if site.process.detect:
         return _from_command(site)
     return ProcessStatus(None, "no [process] pidfile or detect command in recovery.toml")
+
+
+@dataclass(frozen=True)
+class ProcessAction:
+    """The outcome of stopping or starting the protected system."""
+
+    action: str
+    ok: bool
+    running_after: bool | None
+    message: str
+
+
+def _run_command(site: Site, command: str, timeout_s: float) -> tuple[int, str]:
+    try:
+        done = subprocess.run(
+            command, shell=True, cwd=site.root, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return 124, f"timed out after {timeout_s:g} s"
+    return done.returncode, (done.stdout + done.stderr).strip()[-500:]
+
+
+def _wait_for(site: Site, running: bool, timeout_s: float) -> bool | None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = process_status(site).running
+        if state is None or state == running or time.monotonic() >= deadline:
+            return state
+        time.sleep(0.1)
+
+
+def stop_system(site: Site, timeout_s: float = 30.0) -> ProcessAction:
+    """Run ``[process] stop`` and wait until the system is no longer running (runbook: step 1)."""
+    before = process_status(site)
+    if before.running is False:
+        return ProcessAction("stop", True, False, f"already stopped ({before.detail})")
+    if not site.process.stop:
+        return ProcessAction(
+            "stop",
+            before.running is None,
+            before.running,
+            "no [process] stop command in recovery.toml: stop the trading system by hand",
+        )
+    code, output = _run_command(site, site.process.stop, timeout_s)
+    after = _wait_for(site, False, timeout_s)
+    ok = after is not True
+    return ProcessAction(
+        "stop",
+        ok,
+        after,
+        f"stop command exited {code}; "
+        + ("system stopped" if after is False else "still running" if after else "state unknown")
+        + (f" ({output})" if output and not ok else ""),
+    )
+
+
+def start_system(site: Site, timeout_s: float = 30.0) -> ProcessAction:
+    """Run ``[process] start`` in the background and wait until the system runs (runbook: restart)."""
+    before = process_status(site)
+    if before.running:
+        return ProcessAction("start", True, True, f"already running ({before.detail})")
+    if not site.process.start:
+        return ProcessAction(
+            "start",
+            False,
+            before.running,
+            "no [process] start command in recovery.toml: start the trading system by hand",
+        )
+    # Started detached: the system must outlive this notebook or command.
+    subprocess.Popen(
+        site.process.start,
+        shell=True,
+        cwd=site.root,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    after = _wait_for(site, True, timeout_s)
+    return ProcessAction(
+        "start",
+        after is True,
+        after,
+        "system running" if after else f"not running {timeout_s:g} s after the start command",
+    )

@@ -102,6 +102,7 @@ class Site:
     required_sections: tuple[str, ...] = ("trading", "risk", "live")
     backup_dir_setting: str = "backups"
     max_backup_age_hours: float = 24.0
+    backup_schedule: tuple[str, ...] = ()
     targets: dict[str, Target] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
     process: ProcessSpec = field(default_factory=ProcessSpec)
     exchange: ExchangeSpec = field(default_factory=ExchangeSpec)
@@ -205,7 +206,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "critical": STR_LIST,
     },
     "config_check": {"required_sections": STR_LIST},
-    "backups": {"dir": STR, "max_age_hours": NUMBER},
+    "backups": {"dir": STR, "max_age_hours": NUMBER, "schedule": STR_LIST},
     "process": {"pidfile": STR, "match": STR, "detect": STR, "stop": STR, "start": STR},
     "exchange": {
         "client": CLIENT,
@@ -320,6 +321,7 @@ def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: s
         required_sections=tuple(section("config_check").get("required_sections", defaults.required_sections)),
         backup_dir_setting=backups.get("dir", defaults.backup_dir_setting),
         max_backup_age_hours=float(backups.get("max_age_hours", defaults.max_backup_age_hours)),
+        backup_schedule=tuple(backups.get("schedule", ())),
         targets=targets,
         process=ProcessSpec(**process),
         exchange=ExchangeSpec(**exchange),

@@ -27,6 +27,10 @@ RECOVERY_TOML = """\
 [site]
 name = "peak-trade-sandbox"
 
+[backups]
+# What the scheduler runs (declared here so Procedure D can confirm it).
+schedule = ["daily 02:00 UTC", "weekly Sunday 03:00 UTC", "before every deployment"]
+
 [process]
 # The sandbox's trading process writes its pid here while it runs.
 pidfile = "run/live_ops.pid"

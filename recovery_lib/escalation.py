@@ -1,0 +1,87 @@
+"""The runbook's escalation levels, computed from the facts of a run.
+
+Level 4 (Emergency): live trading affected, financial loss occurring, legal/compliance issue,
+security breach confirmed. Level 3 (Senior Engineer): complete system failure, critical data
+corruption, external systems affected, security incident suspected. Level 2 (Team Lead): recovery
+procedures fail, backup not available, data loss over 24 hours, multiple systems affected.
+Level 1 (Self-Service) otherwise. The contact of each level comes from ``recovery.toml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .site import Site
+
+DATA_LOSS_LIMIT_S = 24 * 3600
+
+
+@dataclass
+class Facts:
+    """What happened, as far as escalation cares."""
+
+    restore_failed: bool = False
+    no_backup: bool = False
+    data_loss_s: float | None = None
+    systems_affected: int = 0
+    complete_failure: bool = False
+    critical_data_corruption: bool = False
+    external_systems_affected: bool = False
+    security_suspected: bool = False
+    live_trading_affected: bool = False
+    financial_loss: bool = False
+    compliance_issue: bool = False
+    security_breach: bool = False
+
+
+@dataclass
+class Escalation:
+    """The level, who to call, and every rule that fired."""
+
+    level: int
+    name: str
+    contact: str
+    reasons: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        why = "; ".join(self.reasons) or "no escalation rule fired"
+        return f"Level {self.level} ({self.name}): contact {self.contact}. Because: {why}"
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        import html
+
+        color = {1: "#2e7d32", 2: "#f9a825", 3: "#ef6c00", 4: "#c62828"}[self.level]
+        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in self.reasons) or "<li>no escalation rule fired</li>"
+        return (
+            f"<div style='border-left:6px solid {color};padding-left:8px'><b>Escalation level {self.level}: "
+            f"{html.escape(self.name)}</b><br>Contact: {html.escape(self.contact)}<ul>{reasons}</ul></div>"
+        )
+
+
+def assess(facts: Facts, site: Site) -> Escalation:
+    """The highest level whose rule fires, with the site's contact for it."""
+    rules: list[tuple[int, bool, str]] = [
+        (4, facts.live_trading_affected, "live trading affected"),
+        (4, facts.financial_loss, "financial loss occurring"),
+        (4, facts.compliance_issue, "legal/compliance issue"),
+        (4, facts.security_breach, "security breach confirmed"),
+        (3, facts.complete_failure, "complete system failure"),
+        (3, facts.critical_data_corruption, "critical data corruption"),
+        (3, facts.external_systems_affected, "external systems affected"),
+        (3, facts.security_suspected, "security incident suspected"),
+        (2, facts.restore_failed, "recovery procedure failed"),
+        (2, facts.no_backup, "no usable backup available"),
+        (
+            2,
+            (facts.data_loss_s or 0) > DATA_LOSS_LIMIT_S,
+            f"data loss of {(facts.data_loss_s or 0) / 3600:.1f} h exceeds 24 h",
+        ),
+        (2, facts.systems_affected > 1, f"{facts.systems_affected} systems affected"),
+    ]
+    fired = [(level, reason) for level, hit, reason in rules if hit]
+    level = max((level for level, _ in fired), default=1)
+    contact = site.contacts[f"level{level}"]
+    return Escalation(level, contact.name, contact.contact, [reason for _, reason in fired])

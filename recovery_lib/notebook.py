@@ -1,0 +1,181 @@
+"""What the first cells of every procedure notebook call: validate parameters, set up the run.
+
+``run = start(globals(), procedure="A")`` checks the ``parameters`` cell's values against its type
+annotations (unknown, missing or wrongly typed parameters fail here, before anything is read or
+written), resolves the site, and returns a :class:`Run` with the recorder, the approval gate and the
+RecoveryManager the step cells use.
+"""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .approval import ApprovalGate
+from .backup import RecoveryManager
+from .errors import RecoveryError
+from .escalation import Facts
+from .records import Recorder
+from .site import Site, load_site
+
+# Names IPython and papermill put in a notebook's namespace that are not parameters.
+_NOT_PARAMETERS = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+class ParameterError(RecoveryError):
+    """A notebook parameter is unknown, missing or of the wrong type; nothing was done."""
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    """isinstance for the annotations a parameters cell uses: str, int, float, bool, list[str], X | None."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, option) for option in typing.get_args(annotation))
+    if annotation is type(None) or annotation is None:
+        return value is None
+    if origin in (list, tuple):
+        (inner,) = typing.get_args(annotation)[:1] or (Any,)
+        return isinstance(value, list | tuple) and all(inner is Any or _matches(v, inner) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is Any:
+        return True
+    return isinstance(value, annotation)
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def validate_parameters(namespace: dict[str, Any], hidden: set[str] | None = None) -> dict[str, Any]:
+    """Check the values in ``namespace`` against its ``__annotations__``; return ``{name: value}``.
+
+    ``hidden`` are the names the kernel defined itself (IPython's ``user_ns_hidden``). A parameter
+    annotated without ``None`` in its type but set to ``None`` is required and missing.
+    """
+    declared: dict[str, Any] = dict(namespace.get("__annotations__", {}))
+    hidden = hidden if hidden is not None else _kernel_names()
+    problems = []
+    for name in sorted(namespace):
+        if name in declared or name in hidden or name in _NOT_PARAMETERS or name.startswith("_"):
+            continue
+        if isinstance(namespace[name], types.ModuleType) or callable(namespace[name]):
+            continue  # imports of the validation cell; parameters are data
+        problems.append(f"unknown parameter {name!r} (this notebook takes: {', '.join(sorted(declared))})")
+    values = {}
+    for name, annotation in declared.items():
+        if name not in namespace:
+            problems.append(f"parameter {name!r} has no value")
+            continue
+        value = namespace[name]
+        if value is None and not _matches(None, annotation):
+            problems.append(f"required parameter {name!r} is missing (expected {_type_name(annotation)})")
+        elif not _matches(value, annotation):
+            problems.append(
+                f"parameter {name!r} must be {_type_name(annotation)}, got {type(value).__name__} {value!r}"
+            )
+        values[name] = value
+    if problems:
+        raise ParameterError("; ".join(problems) + ". Nothing was read or changed; fix the parameters and rerun.")
+    return values
+
+
+def _kernel_names() -> set[str]:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return set()
+    shell = get_ipython()
+    return set(getattr(shell, "user_ns_hidden", {})) if shell is not None else set()
+
+
+@dataclass
+class Run:
+    """One execution of a procedure notebook: who, where, what was approved and recorded."""
+
+    procedure: str
+    parameters: dict[str, Any]
+    site: Site
+    operator: str
+    incident_id: str
+    kind: str
+    started_at: str
+    recorder: Recorder
+    gate: ApprovalGate
+    manager: RecoveryManager
+    facts: Facts = field(default_factory=Facts)  # what escalation needs to know
+    halted: str | None = None  # why the procedure stopped early, if it did
+    summary: Any = None  # the incident summary (post-recovery notebook)
+
+    def __repr__(self) -> str:
+        mode = "interactive: approve in the widgets" if self.gate.interactive else "headless: approvals by parameter"
+        return f"Run {self.incident_id} ({self.kind}) by {self.operator} on site {self.site.name}, {mode}"
+
+    def record(self, name: str, value: Any) -> Any:
+        """Record a structured result into the notebook."""
+        return self.recorder.record(name, value)
+
+    def relative(self, path: Path | str) -> str:
+        """A path as the record shows it: relative to the site when inside it."""
+        return self.site.relative(Path(path))
+
+
+def _shown(value: Any, site: Site) -> Any:
+    """Parameters as the record shows them: no host-specific absolute paths."""
+    if isinstance(value, list):
+        return [_shown(item, site) for item in value]
+    if isinstance(value, str) and value.startswith("/"):
+        shown = site.relative(Path(value))
+        return shown if not shown.startswith("/") else Path(value).name
+    return value
+
+
+def start(namespace: dict[str, Any], procedure: str) -> Run:
+    """Validate the parameters of a procedure notebook and set up its run (see module docstring)."""
+    values = validate_parameters(namespace)
+    if values.get("kind", "incident") not in ("incident", "drill"):
+        raise ParameterError(
+            f'parameter \'kind\' must be "incident" or "drill", got {values["kind"]!r}. '
+            "Nothing was read or changed; fix the parameters and rerun."
+        )
+    site = load_site(values.get("site") or None)
+    operator = values.get("operator") or getpass.getuser()
+    started = datetime.now(UTC)
+    incident_id = values.get("incident_id") or f"{started:%Y%m%dT%H%M%SZ}-{procedure}-{secrets.token_hex(2)}"
+    recorder = Recorder(site.root)
+    run = Run(
+        procedure=procedure,
+        parameters=values,
+        site=site,
+        operator=operator,
+        incident_id=incident_id,
+        kind=values.get("kind", "incident"),
+        started_at=started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        recorder=recorder,
+        gate=ApprovalGate(bool(values.get("interactive", True)), list(values.get("approve", [])), operator),
+        manager=RecoveryManager(site=site),
+    )
+    run.record(
+        "run",
+        {
+            "incident_id": incident_id,
+            "kind": run.kind,
+            "procedure": procedure,
+            "operator": operator,
+            "site": site.name,
+            "started_at": run.started_at,
+            "parameters": {k: _shown(v, site) for k, v in values.items() if k != "site"},
+            "interactive": run.gate.interactive,
+        },
+    )
+    return run
