@@ -31,8 +31,8 @@ drill: $(INSTALLED)
 	@echo "Health report written to outputs/health.json"
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check recovery_lib tests benchmarks
-	$(BIN)/ruff format --check recovery_lib tests benchmarks
+	$(BIN)/ruff check recovery_lib tests benchmarks tools
+	$(BIN)/ruff format --check recovery_lib tests benchmarks tools
 
 test: lint
 	$(BIN)/python -m pytest
