@@ -10,7 +10,7 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 .PHONY: help drill test lint lab bench clean
 
 help:
-	@echo "make drill  create .venv, build a sandbox site and print its health report (outputs/)"
+	@echo "make drill  create .venv, drill every runbook scenario on a sandbox, write outputs/ and outputs/index.html"
 	@echo "make test   lint and run the whole test suite"
 	@echo "make lab    JupyterLab on notebooks/ with the sandbox as the site"
 	@echo "make bench  speed benchmarks (see benchmarks/README.md)"
@@ -22,13 +22,9 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# Until the drill suite lands: a fresh sandbox and its (backup-less) health report.
-# `recovery health` exits 1 for "unhealthy", which a backup-less sandbox is; 2 or 3 are real errors.
+# The main job: every runbook scenario drilled on a fresh sandbox; records in outputs/.
 drill: $(INSTALLED)
-	@mkdir -p outputs
-	$(BIN)/recovery sandbox create $(SANDBOX) --force
-	$(BIN)/recovery health --site $(SANDBOX) --json-file outputs/health.json || [ $$? -eq 1 ]
-	@echo "Health report written to outputs/health.json"
+	$(BIN)/recovery drill run --scenario all --outputs outputs
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check recovery_lib tests benchmarks tools
@@ -48,6 +44,8 @@ lab: $(VENV)/.lab-installed
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_sandbox.py
 	$(BIN)/python benchmarks/bench_backup.py
+	$(BIN)/python benchmarks/bench_drill.py
 
 clean:
-	rm -rf $(VENV) outputs/sandbox outputs/*.json
+	find outputs -mindepth 1 ! -name README.md -exec rm -rf {} +
+	rm -rf $(VENV)

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import __version__, cli_backup
+from . import __version__, cli_backup, cli_drill
 from .atomic import atomic_write_text
 from .errors import RecoveryError
 from .health import health_check
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--quiet", action="store_true", help="no progress output")
     create.set_defaults(handler=cmd_sandbox_create)
     cli_backup.add_commands(commands, _site_option)
+    cli_drill.add_commands(commands, _site_option)
     return parser
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .process import consistent_view
 from .site import Site
 from .tomlconf import describe_toml_error
 
@@ -95,8 +96,9 @@ def check_data(site: Site) -> Report:
             if not path.is_file() and relative not in site.critical:
                 report.add(f"{relative} is missing")
         return report
-    totals = _trade_totals(trades_path, site.trades_file, report)
-    positions = _read_positions(positions_path, site.positions_file, report)
+    with consistent_view(site):
+        totals = _trade_totals(trades_path, site.trades_file, report)
+        positions = _read_positions(positions_path, site.positions_file, report)
     if totals is None or positions is None:
         return report  # a parse failure already says the file is broken
     for relative, path in ((site.trades_file, trades_path), (site.positions_file, positions_path)):

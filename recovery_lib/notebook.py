@@ -178,4 +178,6 @@ def start(namespace: dict[str, Any], procedure: str) -> Run:
             "interactive": run.gate.interactive,
         },
     )
+    if values.get("drill"):
+        run.record("drill", values["drill"])
     return run

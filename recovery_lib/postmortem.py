@@ -32,6 +32,7 @@ class IncidentSummary:
     restored_ok: bool | None = None
     verified_ok: bool | None = None
     notebooks: list[str] = field(default_factory=list)
+    escalations: list[dict[str, Any]] = field(default_factory=list)  # what each procedure notebook escalated to
 
     def facts(self) -> Facts:
         """Escalation facts implied by the summary."""
@@ -69,6 +70,8 @@ def summarize(paths: list[str | Path]) -> IncidentSummary:
         if notebook.get("verification"):
             summary.verified_ok = bool(notebook["verification"].get("ok"))
             summary.recovered_at = notebook.get("outcome", {}).get("finished_at") or summary.recovered_at
+        if notebook.get("escalation"):
+            summary.escalations.append(notebook["escalation"])
         if notebook.get("outcome", {}).get("finished_at"):
             ends.append(notebook["outcome"]["finished_at"])
         summary.steps += [

@@ -491,16 +491,22 @@ def backup_dir_status(run: Run) -> dict[str, Any]:
     """Runbook D step 1: the backup directory exists (created if not) and is writable."""
     directory = run.manager.backup_dir
     created = False
+    fixed_mode = False
     if not directory.exists():
         run.gate.confirm("backup", f"Create the missing backup directory {run.relative(directory)}")
         directory.mkdir(parents=True)
         created = True
+    elif not directory.stat().st_mode & stat.S_IWUSR:
+        run.gate.confirm("backup", f"Give the owner write permission on {run.relative(directory)}")
+        directory.chmod(stat.S_IMODE(directory.stat().st_mode) | stat.S_IWUSR)
+        fixed_mode = True
     writable = health_check.run("backups", run.site)
     if created or not any(m.status is BackupStatus.SUCCESS for m in run.manager.list_backups()):
         run.facts.no_backup = True  # runbook: "Backup not available" escalates to level 2
     status = {
         "backup_dir": run.relative(directory),
         "created": created,
+        "permissions_fixed": fixed_mode,
         "writable": "not writable" not in writable.message,
         "backups": len(run.manager.list_backups()),
         "message": writable.message,
@@ -702,7 +708,15 @@ def escalation_from(run: Run, _summary_table: Any = None) -> Escalation:
         run.facts.data_loss_s = facts.data_loss_s
         run.facts.complete_failure |= facts.complete_failure
         run.facts.systems_affected = max(run.facts.systems_affected, facts.systems_affected)
-    return escalation(run)
+    result = assess(run.facts, run.site)
+    prior = max(summary.escalations, key=lambda e: e.get("level", 0), default=None) if summary else None
+    if prior and prior.get("level", 0) > result.level:  # never lower what a procedure already escalated to
+        contact = run.site.contacts[f"level{prior['level']}"]
+        result = Escalation(prior["level"], contact.name, contact.contact, list(prior.get("reasons", [])))
+    run.record(
+        "escalation", {"level": result.level, "name": result.name, "contact": result.contact, "reasons": result.reasons}
+    )
+    return result
 
 
 def notify_text(run: Run, _summary_table: Any, level: Escalation) -> str:

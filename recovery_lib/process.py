@@ -5,12 +5,16 @@ Stopping and starting (``[process] stop`` / ``start``) belong to the procedures 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .flock import flock_within
 from .site import Site
 
 DETECT_TIMEOUT_S = 10
@@ -168,3 +172,23 @@ def start_system(site: Site, timeout_s: float = 30.0) -> ProcessAction:
         after,
         "system running" if after else f"not running {timeout_s:g} s after the start command",
     )
+
+
+@contextlib.contextmanager
+def consistent_view(site: Site, timeout_s: float = 10.0) -> Iterator[None]:
+    """Hold the site's ``[process] write_lock`` shared, so the running system is not half-way
+    through a multi-file update while files are read (backups, data checks). A no-op when unset."""
+    if not site.process.write_lock:
+        yield
+        return
+    try:  # read-only: readers never create or change anything in the site
+        fd = os.open(site.path(site.process.write_lock), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield  # no writer has ever run
+        return
+    try:
+        if not flock_within(fd, fcntl.LOCK_SH, timeout_s, poll_s=0.01):
+            raise TimeoutError(f"{site.process.write_lock} stayed locked by the trading system for {timeout_s:g} s")
+        yield
+    finally:
+        os.close(fd)

@@ -50,6 +50,7 @@ class ProcessSpec:
     detect: str | None = None
     stop: str | None = None
     start: str | None = None
+    write_lock: str | None = None  # a file the system flocks while it writes; readers take it shared
 
     @property
     def configured(self) -> bool:
@@ -207,7 +208,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
     },
     "config_check": {"required_sections": STR_LIST},
     "backups": {"dir": STR, "max_age_hours": NUMBER, "schedule": STR_LIST},
-    "process": {"pidfile": STR, "match": STR, "detect": STR, "stop": STR, "start": STR},
+    "process": {"pidfile": STR, "match": STR, "detect": STR, "stop": STR, "start": STR, "write_lock": STR},
     "exchange": {
         "client": CLIENT,
         "path": STR,
@@ -282,8 +283,9 @@ def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: s
     backups = section("backups")
     exchange = section("exchange")
     process = section("process")
-    if "pidfile" in process:
-        reader.site_path(("process",), "pidfile", process["pidfile"])
+    for key in ("pidfile", "write_lock"):
+        if key in process:
+            reader.site_path(("process",), key, process[key])
     if "path" in exchange:
         reader.site_path(("exchange",), "path", exchange["path"])
 

@@ -661,8 +661,9 @@ def test_a_category_missing_from_the_backup_is_refused(sandbox: Path) -> None:
 def live_ops(sandbox: Path) -> Iterator[subprocess.Popen]:
     """A process whose command line says live_ops (not yet in the pidfile); the site says how to stop it."""
     recovery_toml = sandbox / "recovery.toml"
+    lines = [line for line in recovery_toml.read_text().splitlines() if not line.startswith(("stop =", "start ="))]
     recovery_toml.write_text(
-        recovery_toml.read_text().replace('match = "live_ops"\n', 'match = "live_ops"\nstop = "pkill -f live_ops"\n')
+        "\n".join(lines).replace('match = "live_ops"', 'match = "live_ops"\nstop = "pkill -f live_ops"')
     )
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "live_ops"])
     try:

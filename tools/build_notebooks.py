@@ -23,7 +23,8 @@ interactive: bool = True  # True: a person approves in widgets; False (papermill
 approve: list = []  # headless approvals, e.g. restore; ignored when interactive
 operator: str = ""  # who runs this; empty means the logged-in user
 incident_id: str = ""  # incident or drill id; empty means a generated one
-kind: str = "incident"  # incident or drill"""
+kind: str = "incident"  # incident or drill
+drill: dict = {}  # set by the drill runner: the injected fault, its time and the targets"""
 
 BACKUP_PARAMETER = '\nbackup_id: str = "latest"  # backup to restore from; latest means the newest that verifies'
 
@@ -450,6 +451,36 @@ def post_recovery_notebook() -> list[nbformat.NotebookNode]:
     ]
 
 
+def report_notebook() -> list[nbformat.NotebookNode]:
+    return [
+        md(
+            "# Drill records\n\nEvery drill run into this outputs directory: what was broken, how long detection and "
+            "recovery took against the targets, what data was lost, and when each scenario of the monthly schedule "
+            "(week 1 config, 2 data, 3 full, 4 backup) was last drilled."
+        ),
+        code('outputs: str = "outputs"  # the outputs directory of the drills', "parameters"),
+        code("from recovery_lib.drills import report\n\nrecords = report.load_records(outputs)", "validate"),
+        *step(
+            "Drills",
+            "One row per drill, newest first; the links open each notebook's record.",
+            "table",
+            "report.drill_table(records)",
+        ),
+        *step(
+            "Time to recover",
+            "Per procedure over time; dashed lines are the RTO targets.",
+            "plot",
+            "report.ttr_plot(records)",
+        ),
+        *step(
+            "Last drilled",
+            "Against the monthly schedule; a scenario not drilled in 31 days is overdue.",
+            "schedule",
+            "report.schedule_table(records)",
+        ),
+    ]
+
+
 BUILDERS = {
     "00_detect_and_triage.ipynb": triage_notebook,
     "A_config_recovery.ipynb": procedure_a,
@@ -458,6 +489,7 @@ BUILDERS = {
     "D_backup_system_recovery.ipynb": procedure_d,
     "V_verification.ipynb": verification_notebook,
     "P_post_recovery.ipynb": post_recovery_notebook,
+    "R_drill_report.ipynb": report_notebook,
 }
 
 

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..atomic import fsync_dir
+from ..process import consistent_view
 from ..site import Site
 from .fileio import Copied, FileChangedError, copy_and_hash, make_writable_tree, sync_filesystem, write_file
 from .model import (
@@ -139,7 +140,7 @@ def _unchanged(entry: FileEntry | None, info: os.stat_result, started_ns: int) -
     )
 
 
-def _entry(path: str, copied: Copied) -> FileEntry:
+def _entry(path: str, copied: Copied, stored: Path) -> FileEntry:
     info = copied.source_stat
     return FileEntry(
         path=path,
@@ -150,6 +151,7 @@ def _entry(path: str, copied: Copied) -> FileEntry:
         ctime_ns=info.st_ctime_ns,
         ino=info.st_ino,
         dev=info.st_dev,
+        bino=os.lstat(stored).st_ino,
     )
 
 
@@ -172,8 +174,10 @@ def _capture(
     """Link the file from the parent backup if unchanged, else copy and hash it from the site."""
     if parent_dir is not None and parent is not None and _unchanged(parent, info, started_ns):
         try:
-            if os.lstat(parent_dir / relative).st_size != parent.size:
-                raise FileNotFoundError(relative)  # the parent's copy is damaged: do not share it
+            stored = os.lstat(parent_dir / relative)
+            if stored.st_size != parent.size or (parent.bino and stored.st_ino != parent.bino):
+                # The parent's copy was truncated or replaced since it was made: never share it.
+                raise FileNotFoundError(errno.ENOENT, "parent copy changed", str(parent_dir / relative))
             os.link(parent_dir / relative, target, follow_symlinks=False)
             counters.linked += 1
             return parent
@@ -185,7 +189,7 @@ def _capture(
         try:
             copied = copy_and_hash(site.path(relative), target, stat.S_IMODE(info.st_mode) & ~0o222)
             counters.bytes_new += copied.size
-            return _entry(relative, copied)
+            return _entry(relative, copied, target)
         except FileChangedError:
             target.unlink()
             if attempt == COPY_RETRIES - 1:
@@ -257,7 +261,7 @@ def build_backup(
                     raise  # a failure writing the backup is fatal, not a skipped file
                 return f"{relative}: cannot be read ({exc.strerror})"
 
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        with consistent_view(site), ThreadPoolExecutor(max_workers=WORKERS) as pool:
             for (_relative, info), outcome in zip(files, pool.map(capture, files), strict=True):
                 if isinstance(outcome, str):
                     scan.problems.append(outcome)

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import RecoveryError
+from ..flock import flock_within
 
 LOCK_NAME = ".lock"
 
@@ -48,23 +49,16 @@ class BackupLock:
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        deadline = time.monotonic() + (self.timeout_s if blocking else 0.0)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    if not blocking:
-                        return False
-                    held = self.holder()
-                    raise LockedError(
-                        f"backup directory {self.path.parent} is busy: {held.get('operation', 'an operation')} "
-                        f"by pid {held.get('pid', '?')} on {held.get('host', '?')} since {held.get('since', '?')}. "
-                        "Wait for it to finish and try again (a lock of a dead process is released automatically)."
-                    ) from None
-                time.sleep(0.05)
+        if not flock_within(fd, fcntl.LOCK_EX, self.timeout_s if blocking else 0.0, poll_s=0.05):
+            os.close(fd)
+            if not blocking:
+                return False
+            held = self.holder()
+            raise LockedError(
+                f"backup directory {self.path.parent} is busy: {held.get('operation', 'an operation')} "
+                f"by pid {held.get('pid', '?')} on {held.get('host', '?')} since {held.get('since', '?')}. "
+                "Wait for it to finish and try again (a lock of a dead process is released automatically)."
+            )
         record = {
             "operation": self.operation,
             "pid": os.getpid(),

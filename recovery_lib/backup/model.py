@@ -59,7 +59,8 @@ class BackupStatus(StrEnum):
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One file of a backup. ``ctime_ns``/``ino``/``dev`` describe the *source* at backup time."""
+    """One file of a backup. ``ctime_ns``/``ino``/``dev`` describe the *source* at backup time;
+    ``bino`` is the inode of the copy inside the backup."""
 
     path: str
     size: int
@@ -69,6 +70,7 @@ class FileEntry:
     ctime_ns: int = 0
     ino: int = 0
     dev: int = 0
+    bino: int = 0  # inode of the backup's own copy: a replaced copy is never hard-linked again
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

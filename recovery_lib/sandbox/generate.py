@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -313,7 +314,7 @@ def _write_small_files(root: Path, spec: SandboxSpec, now: datetime, book: _Book
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     symbols = sorted(book.net)
     files = {
-        "recovery.toml": RECOVERY_TOML,
+        "recovery.toml": RECOVERY_TOML.format(python=sys.executable),
         "config/config.toml": CONFIG_TOML.format(symbols=json.dumps(symbols)),
         "state/session.json": json.dumps(
             {"last_trade_id": spec.trades, "trade_count": spec.trades, "updated_at": stamp}, indent=2

@@ -35,6 +35,11 @@ schedule = ["daily 02:00 UTC", "weekly Sunday 03:00 UTC", "before every deployme
 # The sandbox's trading process writes its pid here while it runs.
 pidfile = "run/live_ops.pid"
 match = "live_ops"
+# The sandbox's trading process (recovery_lib/sandbox/live_ops.py); commands run in the site.
+start = "{python} -m recovery_lib.sandbox.live_ops --site ."
+stop = "{python} -m recovery_lib.sandbox.live_ops --site . --stop"
+# Held by live_ops while it updates trades, positions and state together.
+write_lock = "run/trading.lock"
 
 [exchange]
 # The simulated exchange keeps its account in exchange/, outside the backed-up paths.

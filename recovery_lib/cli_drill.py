@@ -1,0 +1,150 @@
+"""``recovery drill ...`` and ``recovery schedule``: the runbook's Testing & Drills, by machine."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from .drills.history import SCHEDULE, due_scenario, load_records, week_of_month
+from .drills.injectors import SCENARIOS
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register ``drill`` (run, due, report) and ``schedule``."""
+    drill = commands.add_parser(
+        "drill",
+        help="break a sandbox on purpose and recover it with the notebooks",
+        description="Drills: inject a runbook scenario into a sandbox site, run triage, "
+        "the procedure, verification and post-recovery headless, keep the notebooks.",
+    )
+    sub = drill.add_subparsers(dest="drill_command", metavar="SUBCOMMAND", required=True)
+    run = sub.add_parser(
+        "run",
+        help="run drills and write their records to --outputs",
+        description="Each drill: a fresh sandbox (or --site), a scheduled backup, a second of "
+        "trading, the fault, then the notebooks. Exits 0 only if every scenario recovered.",
+        epilog="Example: recovery drill run --scenario all --outputs outputs",
+    )
+    run.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all", help="which scenario (default all)")
+    run.add_argument("--due", action="store_true", help="run the scenario this week of the month calls for")
+    run.add_argument("--outputs", type=Path, default=Path("outputs"), help="records directory (default outputs)")
+    run.add_argument("--site", type=Path, help="drill on this sandbox site instead of a fresh one")
+    run.add_argument("--seed", type=int, default=0, help="chooses each scenario's fault variant")
+    run.set_defaults(handler=cmd_drill_run)
+    due = sub.add_parser(
+        "due",
+        help="which drill this week of the month calls for",
+        description="Week 1 config, week 2 data, week 3 full, week 4 backup.",
+    )
+    due.set_defaults(handler=cmd_drill_due)
+    report = sub.add_parser("report", help="rebuild outputs/index.html from the records")
+    report.add_argument("--outputs", type=Path, default=Path("outputs"), help="records directory (default outputs)")
+    report.set_defaults(handler=cmd_drill_report)
+    schedule = commands.add_parser(
+        "schedule",
+        help="print crontab lines for backups and the weekly drill",
+        description="Crontab lines: daily 02:00 backups, weekly Sunday backups, "
+        "and the weekly due drill. Install with `crontab -e`.",
+    )
+    site_option(schedule)
+    schedule.set_defaults(handler=cmd_schedule)
+
+
+def _notebooks_dir() -> Path:
+    from .drills.runner import NOTEBOOK_DIR
+
+    return NOTEBOOK_DIR
+
+
+def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
+    """``recovery drill run``: run, summarise, write the records page."""
+    from .drills.report import write_index
+    from .drills.runner import run_drill
+
+    scenarios = [due_scenario()] if args.due else list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    args.outputs.mkdir(parents=True, exist_ok=True)
+    results = []
+    for scenario in scenarios:
+        out.write(f"== drill: {scenario}\n")
+        out.flush()
+        results.append(
+            run_drill(
+                scenario,
+                args.outputs,
+                site_dir=args.site,
+                seed=args.seed,
+                say=lambda line: (out.write(line + "\n"), out.flush()),
+            )
+        )
+    records = load_records(args.outputs)
+    mine = records[records["run_id"].isin([r.run_id for r in results])]
+    out.write("\n" + _summary(mine) + "\n")
+    index = write_index(args.outputs, _notebooks_dir())
+    out.write(f"\nRecords: {index.resolve()}\n")
+    failed = [r for r in results if not r.recovered]
+    for result in failed:
+        out.write(f"NOT RECOVERED: {result.scenario} ({result.run_id}): {result.failure}\n")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _summary(records: Any) -> str:
+    header = f"{'scenario':<8} {'proc':<4} {'outcome':<14} {'recover s':>9} {'data lost s':>11} {'trades lost':>11} esc"
+    lines = [header, "-" * len(header)]
+    for _, row in records.iterrows():
+
+        def num(value: Any, digits: int = 1) -> str:
+            return "-" if value is None or value != value else f"{float(value):.{digits}f}"
+
+        lines.append(
+            f"{row['scenario']:<8} {row['procedure'] or '-':<4} {row['outcome']:<14} "
+            f"{num(row['time_to_recover_s']):>9} {num(row['data_loss_window_s']):>11} "
+            f"{num(row['trades_lost'], 0):>11} {num(row['escalation_level'], 0)}"
+        )
+    return "\n".join(lines)
+
+
+def cmd_drill_due(args: argparse.Namespace, out: TextIO) -> int:
+    """``recovery drill due``."""
+    from datetime import UTC, datetime
+
+    today = datetime.now(UTC).date()
+    week = week_of_month(today)
+    out.write(f"Week {week} of the month: the {SCHEDULE[week]} drill is due (run it with: recovery drill run --due)\n")
+    return EXIT_OK
+
+
+def cmd_drill_report(args: argparse.Namespace, out: TextIO) -> int:
+    """``recovery drill report``."""
+    from .drills.report import write_index
+
+    index = write_index(args.outputs, _notebooks_dir())
+    out.write(f"Records: {index.resolve()}\n")
+    return EXIT_OK
+
+
+def cmd_schedule(args: argparse.Namespace, out: TextIO) -> int:
+    """``recovery schedule``: crontab lines (the runbook's automated backups and weekly drills)."""
+    from .site import load_site
+
+    site = load_site(args.site)
+    recovery = shlex.quote(str(Path(sys.executable).with_name("recovery")))
+    where = f"--site {shlex.quote(str(site.root))}"
+    outputs = shlex.quote(str(site.root / "drill-records"))
+    out.write(
+        "\n".join(
+            [
+                f"# recovery_lib schedule for {site.name}: install with `crontab -e`",
+                f"0 2 * * * {recovery} backup create {where} --tag daily -m 'Daily backup'",
+                f"0 3 * * 0 {recovery} backup create {where} --tag weekly -m 'Weekly backup'",
+                f"0 4 * * 1 {recovery} drill run --due --outputs {outputs}",
+            ]
+        )
+        + "\n"
+    )
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""Drills: break a sandbox on purpose, recover it with the notebooks, keep the evidence."""

@@ -1,0 +1,119 @@
+"""The records page: ``outputs/index.html`` from the drill records.
+
+The report is itself a notebook (``notebooks/R_drill_report.ipynb``) run by papermill and exported
+by nbconvert without its code cells; the functions here are what its cells call.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from .history import last_drilled, load_records
+
+REPORT_NOTEBOOK = "R_drill_report.ipynb"
+
+
+def drill_table(records: Any) -> Any:
+    """The drill table for people: outcome marks, rounded seconds, links to each record's HTML."""
+    from IPython.display import HTML
+
+    if records.empty:
+        return HTML("<p>No drills recorded yet. Run <code>make drill</code>.</p>")
+    rows = []
+    for _, row in records.iloc[::-1].iterrows():
+        links = " ".join(
+            f'<a href="{html.escape(row["run_id"])}/{html.escape(Path(name).with_suffix(".html").name)}">'
+            f"{html.escape(name.split('_', 1)[1].removesuffix('.ipynb'))}</a>"
+            for name in row["notebooks"]
+        )
+        rows.append(
+            {
+                "drill": html.escape(str(row["run_id"])),
+                "scenario": row["scenario"],
+                "procedure": row["procedure"],
+                "outcome": "✅ recovered" if row["outcome"] == "recovered" else "❌ not recovered",
+                "detect (s)": _num(row["time_to_detect_s"]),
+                "recover (s)": _num(row["time_to_recover_s"]),
+                "RTO met": {True: "✅", False: "❌"}.get(row["rto_met"], "-"),
+                "data lost (s)": _num(row["data_loss_window_s"]),
+                "trades lost": "-"
+                if row["trades_lost"] is None or row["trades_lost"] != row["trades_lost"]
+                else int(row["trades_lost"]),
+                "escalation": _num(row["escalation_level"], 0),
+                "failed step": row["failed_step"] or "",
+                "records": links,
+            }
+        )
+    import pandas as pd
+
+    return HTML(pd.DataFrame(rows).to_html(index=False, escape=False, classes="drills"))
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None or value != value:  # None or NaN
+        return "-"
+    return f"{float(value):.{digits}f}"
+
+
+def ttr_plot(records: Any) -> Any:
+    """Time to recover per procedure over time, against each procedure's RTO target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    figure, axis = plt.subplots(figsize=(9, 4))
+    done = records.dropna(subset=["time_to_recover_s"])
+    for procedure, group in done.groupby("procedure"):
+        times = pd.to_datetime(group["fault_at"])
+        line = axis.plot(times, group["time_to_recover_s"], marker="o", label=f"Procedure {procedure}")[0]
+        target = group["rto_target_s"].dropna()
+        if len(target):
+            axis.axhline(
+                float(target.iloc[-1]),
+                linestyle="--",
+                color=line.get_color(),
+                alpha=0.5,
+                label=f"RTO target {procedure}",
+            )
+    axis.set_yscale("log")
+    axis.set_ylabel("time to recover (s, log)")
+    axis.set_title("Time to recover per procedure (fault to health green)")
+    if len(done):
+        axis.legend(fontsize="small", loc="upper left")
+    figure.autofmt_xdate()
+    plt.close(figure)
+    return figure
+
+
+def schedule_table(records: Any) -> Any:
+    """The monthly schedule: when each scenario was last drilled, overdue ones flagged."""
+    return last_drilled(records)
+
+
+def write_index(outputs: Path, notebooks_dir: Path) -> Path:
+    """Run the report notebook over ``outputs`` and write ``outputs/index.html`` (code cells hidden)."""
+    import papermill
+    from nbconvert import HTMLExporter
+
+    executed = outputs / f".{REPORT_NOTEBOOK}"
+    papermill.execute_notebook(
+        str(notebooks_dir / REPORT_NOTEBOOK),
+        str(executed),
+        parameters={"outputs": str(outputs.resolve())},
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(outputs),
+    )
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_filename(str(executed))
+    index = outputs / "index.html"
+    index.write_text(body, encoding="utf-8")
+    executed.unlink()
+    return index
+
+
+__all__ = ["drill_table", "load_records", "schedule_table", "ttr_plot", "write_index"]

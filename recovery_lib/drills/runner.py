@@ -1,0 +1,226 @@
+"""The drill runner: a fresh sandbox, scheduled backups, some trading, a fault, then the
+notebooks headless with papermill (triage, the procedure triage names, verification,
+post-recovery), each kept with its HTML as the drill's incident record.
+
+Everything a drill starts (the sandbox's trading process, notebook kernels) is stopped when it
+ends, whether it recovered, failed or was interrupted.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..backup import RecoveryManager
+from ..process import process_status, start_system, stop_system
+from ..records import read_notebook
+from ..sandbox import SandboxSpec, create_sandbox
+from ..site import Site, load_site
+from ..triage import NOTEBOOKS
+from .injectors import PROCEDURE_OF, SCENARIOS, Fault, inject
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+TRIAGE = "00_detect_and_triage.ipynb"
+PROCEDURE_NOTEBOOKS = NOTEBOOKS  # procedure letter -> notebook, as triage names them
+VERIFY = "V_verification.ipynb"
+POST = "P_post_recovery.ipynb"
+APPROVALS = ["restore", "backup", "stop_system", "start_system"]
+Say = Callable[[str], None]
+
+
+@dataclass
+class DrillResult:
+    """What one drill did and how it ended; the notebooks in ``run_dir`` are the full record."""
+
+    run_id: str
+    scenario: str
+    fault: Fault | None
+    run_dir: Path
+    notebooks: list[Path] = field(default_factory=list)
+    triage_procedure: str | None = None
+    outcome: str = "not_recovered"
+    failure: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def recovered(self) -> bool:
+        return self.outcome == "recovered"
+
+
+def _notebooks_dir() -> Path:
+    if not NOTEBOOK_DIR.is_dir():
+        raise FileNotFoundError(f"procedure notebooks not found in {NOTEBOOK_DIR}")
+    return NOTEBOOK_DIR
+
+
+def _execute(name: str, out: Path, parameters: dict[str, Any], cwd: Path) -> tuple[Path, str | None]:
+    """Run one notebook with papermill; returns the executed path and the error, if any."""
+    import papermill
+
+    try:
+        papermill.execute_notebook(
+            str(_notebooks_dir() / name),
+            str(out),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(cwd),
+            progress_bar=False,
+            log_output=False,
+        )
+    except papermill.PapermillExecutionError as exc:
+        return out, f"{name}: cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+    return out, None
+
+
+def _html(notebook: Path) -> None:
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_filename(str(notebook))
+    notebook.with_suffix(".html").write_text(body, encoding="utf-8")
+
+
+def _last_trade_id(site: Site) -> int:
+    import json
+
+    try:
+        return int(json.loads(site.path("state/session.json").read_text())["last_trade_id"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _restored_trade_id(site: Site, procedure_notebook: Path) -> int:
+    """The last trade id of the restore point (the backup the procedure restored from)."""
+    backup_id = (read_notebook(procedure_notebook).get("backup_selection") or {}).get("backup_id")
+    if not backup_id:
+        return 0
+    path = site.backup_dir / backup_id / site.trades_file
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - 4096))
+            last = handle.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        return int(last.split(b",", 1)[0])
+    except (OSError, ValueError):
+        return 0
+
+
+def run_drill(
+    scenario: str,
+    outputs: Path,
+    site_dir: Path | None = None,
+    seed: int = 0,
+    trading_s: float = 1.0,
+    say: Say = print,
+) -> DrillResult:
+    """One drill of ``scenario`` (config, data, full, backup); see the module docstring."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)} or all")
+    began = time.monotonic()
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{scenario}-{secrets.token_hex(2)}"
+    run_dir = Path(outputs).resolve() / run_id
+    run_dir.mkdir(parents=True)
+    workdir = Path(tempfile.mkdtemp(prefix="drill-")) if site_dir is None else None
+    root = site_dir or workdir / "site"
+    result = DrillResult(run_id=run_id, scenario=scenario, fault=None, run_dir=run_dir)
+    site = None
+    try:
+        if site_dir is None:
+            create_sandbox(root, SandboxSpec(seed=seed))
+        site = load_site(root)
+        started = start_system(site)
+        say(f"[{run_id}] sandbox ready, trading process: {started.message}")
+        manager = RecoveryManager(site=site)
+        manager.create_backup(description="Scheduled daily backup", tags=["daily", "scheduled"])
+        time.sleep(trading_s)  # trades made after the restore point are what a restore loses
+        trades_at_fault = _last_trade_id(site)
+        result.fault = inject(site, scenario, seed=seed)
+        say(f"[{run_id}] injected {scenario}/{result.fault.variant}: {'; '.join(result.fault.actions)}")
+        target = site.targets[PROCEDURE_OF[scenario]]
+        drill = {
+            "run_id": run_id,
+            "scenario": scenario,
+            "variant": result.fault.variant,
+            "fault_at": result.fault.fault_at,
+            "actions": result.fault.actions,
+            "expected_procedure": PROCEDURE_OF[scenario],
+            "trades_at_fault": trades_at_fault,
+            "rto_target_s": target.rto_minutes * 60,
+            "rpo_target_s": target.rpo_hours * 3600,
+        }
+        common = {
+            "site": str(site.root),
+            "interactive": False,
+            "kind": "drill",
+            "incident_id": run_id,
+            "approve": APPROVALS,
+            "operator": "drill-runner",
+            "drill": drill,
+        }
+        path, error = _execute(TRIAGE, run_dir / f"01_{TRIAGE}", common, root)
+        result.notebooks.append(path)
+        if error:
+            raise _DrillFailure(error)
+        triage = read_notebook(path).get("triage", {})
+        result.triage_procedure = triage.get("procedure")
+        say(f"[{run_id}] triage: scenario {triage.get('scenario')} -> procedure {result.triage_procedure}")
+        if result.triage_procedure != PROCEDURE_OF[scenario]:
+            raise _DrillFailure(
+                f"triage named procedure {result.triage_procedure}, expected "
+                f"{PROCEDURE_OF[scenario]} for the {scenario} scenario"
+            )
+        steps = [("02", PROCEDURE_NOTEBOOKS[result.triage_procedure]), ("03", VERIFY)]
+        for number, name in steps:
+            parameters = dict(common)
+            if name == VERIFY:
+                restored = _restored_trade_id(site, result.notebooks[-1]) if scenario in ("data", "full") else 0
+                drill["trades_lost"] = max(0, trades_at_fault - restored) if restored else 0
+            path, error = _execute(name, run_dir / f"{number}_{name}", parameters, root)
+            result.notebooks.append(path)
+            if error:
+                raise _DrillFailure(error)
+            say(f"[{run_id}] ran {name}")
+        path, error = _execute(
+            POST, run_dir / f"04_{POST}", {**common, "records": [str(p) for p in result.notebooks]}, root
+        )
+        result.notebooks.append(path)
+        if error:
+            raise _DrillFailure(error)
+        verification = read_notebook(result.notebooks[2]).get("verification", {})
+        result.outcome = "recovered" if verification.get("ok") else "not_recovered"
+        if not verification.get("ok"):
+            result.failure = f"verification failed: {verification.get('failing') or verification}"
+    except _DrillFailure as exc:
+        result.failure = str(exc)
+        say(f"[{run_id}] FAILED: {exc}")
+    finally:
+        if site is not None and process_status(site).running:
+            stop_system(site)
+        for notebook in result.notebooks:
+            if notebook.exists():
+                _html(notebook)
+        if workdir is not None:
+            _remove(workdir)
+        result.seconds = round(time.monotonic() - began, 2)
+    return result
+
+
+class _DrillFailure(Exception):
+    """A drill step failed; the executed notebook holds the details."""
+
+
+def _remove(path: Path) -> None:
+    import os
+
+    for folder, dirs, _ in os.walk(path):
+        for name in dirs:
+            full = os.path.join(folder, name)
+            if not os.path.islink(full):
+                os.chmod(full, 0o755)
+    shutil.rmtree(path, ignore_errors=True)
