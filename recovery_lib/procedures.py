@@ -726,3 +726,17 @@ def notify_text(run: Run, _summary_table: Any, level: Escalation) -> str:
     text = notification(run.summary or IncidentSummary(), level.summary())
     run.record("notification", {"text": text})
     return text
+
+
+def verification_backup(run: Run, records: list[str]) -> str | Halted:
+    """Post-recovery "Create verification backup": only of a state that verified. A broken state is
+    never backed up as "verified" (a later "latest" restore could pick it)."""
+    from .postmortem import summarize
+
+    verified = summarize(records).verified_ok if records else None
+    if verified is None:  # run by hand without records: check now
+        verified, _ = _health(run, "config", "data")
+    if not verified:
+        run.record("verification_backup", {"ok": False, "skipped": "the recovered state did not verify"})
+        return "Not taken: the recovered state did not verify, so it is not backed up as verified. Escalate."
+    return create_backup(run, "verification_backup", "Post-recovery verified state", ["post-recovery", "verified"])

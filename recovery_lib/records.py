@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import json
 import re
 from datetime import date, datetime, timedelta
 from enum import Enum
@@ -119,6 +120,7 @@ class NotebookRecords:
     records: dict[str, Any]
     steps: list[Step]
     parameters: dict[str, Any]
+    record_steps: dict[str, str] = dataclasses.field(default_factory=dict)  # record name -> step that wrote it
 
     def __getitem__(self, name: str) -> Any:
         return self.records[name]
@@ -134,21 +136,23 @@ class NotebookRecords:
 
 def read_notebook(path: str | Path) -> NotebookRecords:
     """Read the records and step timings back from an executed notebook."""
-    import nbformat
-
     path = Path(path)
-    notebook = nbformat.read(path, as_version=4)
+    # Plain JSON: nbformat's schema validation costs seconds on first import, and an archived
+    # record must be readable even if it no longer validates.
+    notebook = json.loads(path.read_text(encoding="utf-8"))
     records: dict[str, Any] = {}
+    record_steps: dict[str, str] = {}
     steps: list[Step] = []
-    for cell in notebook.cells:
-        if cell.cell_type != "code":
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "code":
             continue
+        tags = cell.get("metadata", {}).get("tags", [])
+        step_names = [tag.split(":", 1)[1] for tag in tags if tag.startswith("step:")]
         for output in cell.get("outputs", []):
             payload = output.get("data", {}).get(MIME_TYPE)
             if isinstance(payload, dict) and "name" in payload:
                 records[payload["name"]] = payload.get("value")
-        tags = cell.get("metadata", {}).get("tags", [])
-        step_names = [tag.split(":", 1)[1] for tag in tags if tag.startswith("step:")]
+                record_steps[payload["name"]] = step_names[0] if step_names else (tags[0] if tags else "")
         if step_names:
             info = cell.get("metadata", {}).get("papermill", {})
             status = info.get("status") or ("completed" if cell.get("execution_count") else "not-run")
@@ -157,5 +161,7 @@ def read_notebook(path: str | Path) -> NotebookRecords:
             steps.append(
                 Step(step_names[0], status, info.get("duration"), info.get("start_time"), info.get("end_time"))
             )
-    parameters = notebook.metadata.get("papermill", {}).get("parameters", {})
-    return NotebookRecords(path=path, records=records, steps=steps, parameters=to_plain(parameters))
+    parameters = notebook.get("metadata", {}).get("papermill", {}).get("parameters", {})
+    return NotebookRecords(
+        path=path, records=records, steps=steps, parameters=to_plain(parameters), record_steps=record_steps
+    )

@@ -424,10 +424,9 @@ def post_recovery_notebook() -> list[nbformat.NotebookNode]:
         ),
         *step(
             "1. Create verification backup",
-            "A backup of the verified state.",
+            "A backup of the verified state (only if it verified).",
             "verification_backup",
-            'steps.create_backup(run, "verification_backup", "Post-recovery verified state", '
-            '["post-recovery", "verified"])',
+            "steps.verification_backup(run, records)",
         ),
         *step(
             "2. Document incident",

@@ -175,7 +175,8 @@ def _capture(
     if parent_dir is not None and parent is not None and _unchanged(parent, info, started_ns):
         try:
             stored = os.lstat(parent_dir / relative)
-            if stored.st_size != parent.size or (parent.bino and stored.st_ino != parent.bino):
+            replaced = parent.bino and (stored.st_ino != parent.bino or stored.st_mtime_ns != parent.mtime_ns)
+            if stored.st_size != parent.size or replaced:
                 # The parent's copy was truncated or replaced since it was made: never share it.
                 raise FileNotFoundError(errno.ENOENT, "parent copy changed", str(parent_dir / relative))
             os.link(parent_dir / relative, target, follow_symlinks=False)
@@ -188,6 +189,8 @@ def _capture(
     for attempt in range(COPY_RETRIES):
         try:
             copied = copy_and_hash(site.path(relative), target, stat.S_IMODE(info.st_mode) & ~0o222)
+            # The copy keeps the source's mtime (as cp -a would): a later replacement of it shows.
+            os.utime(target, ns=(copied.source_stat.st_atime_ns, copied.source_stat.st_mtime_ns))
             counters.bytes_new += copied.size
             return _entry(relative, copied, target)
         except FileChangedError:

@@ -67,6 +67,10 @@ def drill_row(run_dir: Path) -> dict[str, Any] | None:
             procedure = run["procedure"]
         if archived.failed_step and failed_step is None:
             failed_step = f"{path.name}: {archived.failed_step.name}"
+        halted = archived.records.get("halted")
+        if halted and failed_step is None:
+            step = archived.record_steps.get("halted", "?")
+            failed_step = f"{path.name}: {step}: halted: {halted.get('reason')}"
     drill = merged.get("drill", {})
     run = merged.get("run", {})
     triage = merged.get("triage", {})

@@ -114,6 +114,8 @@ def _break_backups(site: Site, variant: str, rng: random.Random, actions: list[s
         actions.append(f"{site.relative(backup_dir)}/: made unwritable (mode 0555)")
     else:
         backups, _ = read_backups(backup_dir)
+        if not backups:
+            raise ValueError(f"no backups in {site.relative(backup_dir)} to corrupt; take one first")
         for metadata in backups[: max(1, len(backups) // 2)]:
             folder = backup_dir / metadata.backup_id
             victims = sorted(p for p in folder.rglob("*.csv") if p.is_file())

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backup import RecoveryManager
+from ..errors import RecoveryError
 from ..process import process_status, start_system, stop_system
 from ..records import read_notebook
 from ..sandbox import SandboxSpec, create_sandbox
@@ -195,11 +196,18 @@ def run_drill(
         verification = read_notebook(result.notebooks[2]).get("verification", {})
         result.outcome = "recovered" if verification.get("ok") else "not_recovered"
         if not verification.get("ok"):
-            result.failure = f"verification failed: {verification.get('failing') or verification}"
+            halted = read_notebook(result.notebooks[1]).get("halted")
+            where = f"{result.notebooks[1].name} halted: {halted['reason']}; " if halted else ""
+            result.failure = f"{where}verification failed: {verification.get('failing') or verification}"
     except _DrillFailure as exc:
         result.failure = str(exc)
         say(f"[{run_id}] FAILED: {exc}")
+    except (RecoveryError, OSError, ValueError) as exc:  # before or between notebooks: the drill failed
+        result.failure = f"drill setup failed: {type(exc).__name__}: {exc}"
+        say(f"[{run_id}] FAILED: {result.failure}")
     finally:
+        if not result.notebooks and run_dir.exists() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # no record was written; the failure is in the result
         if site is not None and process_status(site).running:
             stop_system(site)
         for notebook in result.notebooks:
