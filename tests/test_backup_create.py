@@ -985,3 +985,28 @@ def test_stray_tmp_named_file_does_not_block_backups(sandbox: Path) -> None:
     manager = RecoveryManager(site=sandbox)
     assert manager.list_backups() == []
     assert_backup_sound(manager, manager.create_backup())
+
+
+def test_file_deleted_between_scan_and_copy_is_simply_not_in_the_backup(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer's temp file renamed away mid-backup must not make the backup PARTIAL."""
+    import recovery_lib.backup.create as create
+
+    transient = sandbox / "state" / ".session.json.abc123.tmp"
+    transient.write_text("{}")
+    real = create.copy_and_hash
+
+    def vanish_first(source: Path, target: Path, mode: int):  # noqa: ANN202
+        if source.name == transient.name:
+            source.unlink()
+        return real(source, target, mode)
+
+    monkeypatch.setattr(create, "copy_and_hash", vanish_first)
+    manager = RecoveryManager(site=sandbox)
+    backup_id = manager.create_backup()
+    metadata = manager.get_backup(backup_id)
+    assert metadata.status is BackupStatus.SUCCESS and metadata.problems == []
+    report = manager.verify_backup(backup_id)
+    assert report.ok
+    assert "state/.session.json.abc123.tmp" not in {entry.path for entry in report.manifest.files}

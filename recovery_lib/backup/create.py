@@ -210,7 +210,26 @@ def build_backup(
     progress: Progress | None = None,
 ) -> BackupMetadata:
     """Create one backup (the caller holds the lock). Returns its metadata; status PARTIAL if any
-    file could not be captured (listed in ``problems``)."""
+    file could not be captured (listed in ``problems``).
+
+    The running system's write lock is held shared throughout, so the scan and the copies see one
+    consistent state of the site (never trades without their positions, never a temp file that
+    is renamed away half-way).
+    """
+    with consistent_view(site):
+        return _build(site, backup_dir, categories, description, tags, parent, progress)
+
+
+def _build(
+    site: Site,
+    backup_dir: Path,
+    categories: list[str],
+    description: str,
+    tags: list[str],
+    parent: tuple[BackupMetadata, Manifest] | None,
+    progress: Progress | None = None,
+) -> BackupMetadata:
+    """The body of :func:`build_backup`, with the site's write lock held."""
     began = time.monotonic()
     now = datetime.now(UTC)
     started_ns = time.time_ns()
@@ -247,7 +266,7 @@ def build_backup(
         done = 0
         entries: list[FileEntry] = []
 
-        def capture(item: tuple[str, os.stat_result]) -> FileEntry | str:
+        def capture(item: tuple[str, os.stat_result]) -> FileEntry | str | None:
             relative, info = item
             try:
                 return _capture(
@@ -256,7 +275,7 @@ def build_backup(
             except FileChangedError:
                 return f"{relative}: kept changing while it was read ({COPY_RETRIES} attempts)"
             except FileNotFoundError:
-                return f"{relative}: disappeared while the backup ran"
+                return None  # deleted after the scan: simply not part of this backup
             except PermissionError as exc:
                 return f"{relative}: cannot be read ({exc.strerror})"
             except OSError as exc:
@@ -264,11 +283,11 @@ def build_backup(
                     raise  # a failure writing the backup is fatal, not a skipped file
                 return f"{relative}: cannot be read ({exc.strerror})"
 
-        with consistent_view(site), ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             for (_relative, info), outcome in zip(files, pool.map(capture, files), strict=True):
                 if isinstance(outcome, str):
                     scan.problems.append(outcome)
-                else:
+                elif outcome is not None:
                     entries.append(outcome)
                 done += info.st_size
                 if progress:
