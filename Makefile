@@ -24,7 +24,7 @@ $(INSTALLED): pyproject.toml
 
 # The main job: every runbook scenario drilled on a fresh sandbox; records in outputs/.
 drill: $(INSTALLED)
-	$(BIN)/recovery drill run --scenario all --outputs outputs
+	$(BIN)/recovery drill run --scenario all --outputs outputs --jobs 2
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check recovery_lib tests benchmarks tools

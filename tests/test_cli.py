@@ -145,3 +145,15 @@ def test_console_script_is_installed() -> None:
     done = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "health" in done.stdout and "sandbox" in done.stdout
+
+
+def test_drill_run_rejects_parallel_jobs_on_one_site(
+    sandbox: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run(
+        "drill", "run", "--scenario", "all", "--site", str(sandbox), "--jobs", "2", "--outputs", str(tmp_path / "out")
+    )
+    assert code == 2 and "cannot share" in capsys.readouterr().err
+    code, _ = run("drill", "run", "--jobs", "0", "--outputs", str(tmp_path / "out"))
+    assert code == 2 and "--jobs must be at least 1" in capsys.readouterr().err
+    assert not any((tmp_path / "out").iterdir())  # nothing was drilled
