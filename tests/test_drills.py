@@ -34,7 +34,6 @@ import pytest
 from recovery_lib import cli
 from recovery_lib.backup import RecoveryManager
 from recovery_lib.backup import create as backup_create
-from recovery_lib.drills import injectors
 from recovery_lib.drills import runner as drill_runner
 from recovery_lib.drills.history import COLUMNS, due_scenario, last_drilled, load_records, week_of_month
 from recovery_lib.drills.injectors import PROCEDURE_OF, VARIANTS, Fault, inject
@@ -475,7 +474,7 @@ def test_injection_refuses_a_site_that_is_not_a_sandbox(sandbox: Path) -> None:
     site = load_site(sandbox)
     RecoveryManager(site=site).create_backup(description="good")
     (sandbox / SANDBOX_MARKER).unlink()
-    assert not site.is_sandbox and not injectors.sandbox_root(sandbox)
+    assert not site.is_sandbox and not (sandbox / ".recovery-sandbox.json").exists()
     before = snapshot(sandbox)
     for scenario, variant in ALL_FAULTS:
         with pytest.raises(SiteError, match="not a sandbox"):

@@ -98,10 +98,6 @@ class Manifest:
     def by_path(self) -> dict[str, FileEntry]:
         return {entry.path: entry for entry in self.files}
 
-    def files_in(self, category: str) -> list[FileEntry]:
-        tops = self.categories.get(category, [])
-        return [entry for entry in self.files if is_within(entry.path, tops)]
-
 
 @dataclass
 class BackupMetadata:
@@ -177,11 +173,6 @@ class BackupMetadata:
                 f"{source} is malformed ({type(exc).__name__}: {exc}); the backup cannot be used"
             ) from exc
         return metadata
-
-
-def now_iso() -> str:
-    """Current UTC time as ISO-8601 with a ``Z`` suffix (microseconds kept for ordering)."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def read_metadata(backup_path: Path) -> BackupMetadata:

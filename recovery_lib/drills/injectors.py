@@ -11,7 +11,6 @@ import random
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from ..backup.manager import read_backups
 from ..errors import SiteError
@@ -158,8 +157,3 @@ def inject(site: Site, scenario: str, variant: str | None = None, seed: int = 0)
     else:
         _break_backups(site, variant, rng, actions)
     return Fault(scenario=scenario, variant=variant, fault_at=fault_at, actions=actions)
-
-
-def sandbox_root(path: Path) -> bool:
-    """True when ``path`` holds a sandbox marker."""
-    return (path / SANDBOX_MARKER).is_file()
