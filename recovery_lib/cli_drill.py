@@ -105,7 +105,8 @@ def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
                 )
             )
     records = load_records(args.outputs)
-    mine = records[records["run_id"].isin([r.run_id for r in results])]
+    order = {r.run_id: i for i, r in enumerate(results)}  # the order the scenarios were asked for
+    mine = records[records["run_id"].isin(order)].sort_values("run_id", key=lambda ids: ids.map(order))
     out.write("\n" + _summary(mine) + "\n")
     index = write_index(args.outputs, _notebooks_dir())
     out.write(f"\nRecords: {index.resolve()}\n")

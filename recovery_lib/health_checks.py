@@ -85,7 +85,8 @@ def check_backups(site: Site) -> HealthResult:
             "backups", False, f"backup directory {shown} is {problem} (Procedure D)", {"backup_dir": shown}
         )
     backups, unreadable = read_backups(backup_dir)
-    successful = [b for b in backups if b.status is BackupStatus.SUCCESS]
+    # A pre-recovery snapshot holds a broken state: it is evidence, not a fresh recovery point.
+    successful = [b for b in backups if b.status is BackupStatus.SUCCESS and "pre-recovery" not in b.tags]
     if not successful:
         message = f"no successful backups in {shown} (Procedure D: create one now)"
         return HealthResult("backups", False, message, {"backup_dir": shown, "count": len(backups)})

@@ -63,7 +63,12 @@ def summarize(paths: list[str | Path]) -> IncidentSummary:
             summary.detected_at = triage.get("detected_at")
         if notebook.get("backup_selection"):
             summary.backup_used = notebook["backup_selection"].get("backup_id")
-        if notebook.get("data_loss_window"):
+            restore_point = notebook["backup_selection"].get("created_at")
+            fault_at = (notebook.get("drill") or {}).get("fault_at") or run.get("started_at")
+            if restore_point and fault_at and summary.data_loss_window_s is None:
+                # What a restore gives up: everything between the restore point and the failure.
+                summary.data_loss_window_s = round((_time(fault_at) - _time(restore_point)).total_seconds(), 1)
+        if notebook.get("data_loss_window") and not (notebook.get("drill") or {}).get("fault_at"):
             summary.data_loss_window_s = notebook["data_loss_window"].get("seconds")
         if notebook.get("restore_result"):
             summary.restored_ok = bool(notebook["restore_result"].get("ok"))
@@ -88,20 +93,33 @@ def summarize(paths: list[str | Path]) -> IncidentSummary:
 def notification(summary: IncidentSummary, escalation_line: str) -> str:
     """The stakeholder message: system restored or not, impact, data-loss window, next steps."""
     state = "restored and verified" if summary.verified_ok else "NOT yet verified as restored"
-    loss = (
-        f"{summary.data_loss_window_s / 3600:.2f} h of data since the restore point may be lost"
-        if summary.data_loss_window_s is not None
-        else "no data-loss window was recorded"
+    if summary.data_loss_window_s is None:
+        loss = "no restore was needed, no data was lost" if summary.backup_used is None else "data-loss window unknown"
+    else:
+        loss = f"up to {_duration(summary.data_loss_window_s)} of data before the failure may be lost"
+    ttr = (
+        f"{_duration(summary.time_to_recovery_s)} from detection to verified recovery"
+        if summary.time_to_recovery_s is not None
+        else "time to recovery unknown"
     )
-    ttr = f"{summary.time_to_recovery_s:.0f} s" if summary.time_to_recovery_s is not None else "unknown"
+    restored = f"restored from backup {summary.backup_used}" if summary.backup_used else "no restore"
     return "\n".join(
         [
             f"Subject: [{summary.incident_id or 'incident'}] {summary.scenario or 'Incident'}: system {state}",
             "",
             f"What failed: {', '.join(summary.what_failed) or 'not recorded'} (detected {summary.detected_at or '?'}).",
-            f"Recovery: backup {summary.backup_used or 'none'}; time to recovery {ttr}.",
+            f"Recovery: {restored}; {ttr}.",
             f"Impact: {loss}.",
             f"Escalation: {escalation_line}",
             "Next steps: monitor hourly for 24 h, reconcile with external systems, schedule the post-mortem.",
         ]
     )
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``12.5 min`` or ``3.2 h``: a unit a stakeholder reads without arithmetic."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -145,3 +145,31 @@ def test_help_of_backup_commands(capsys: pytest.CaptureFixture[str]) -> None:
             main([*argv, "--help"])
         assert caught.value.code == 0
         assert expected in capsys.readouterr().out
+
+
+def test_latest_is_the_newest_backup_holding_the_asked_category(sandbox: Path) -> None:
+    _, text = run("backup", "create", "--site", str(sandbox))
+    full_id = text.split()[1]
+    run("backup", "create", "--site", str(sandbox), "--config", "--tag", "pre-deploy")  # newer, config only
+    (sandbox / "data" / "trades.csv").unlink()
+    code, text = run("restore", "latest", "--data", "--dry-run", "--site", str(sandbox))
+    assert code == 0 and f"backup {full_id}" in text and "create    data/trades.csv" in text
+
+
+def test_refusal_while_running_says_where_to_run_the_stop_command(
+    sandbox: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    run("backup", "create", "--site", str(sandbox))
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "live_ops"])
+    try:
+        (sandbox / "run" / "live_ops.pid").write_text(f"{process.pid}\n")
+        code, _ = run("restore", "latest", "--config", "--yes", "--site", str(sandbox))
+        err = capsys.readouterr().err
+        assert code == 2 and f"stop it with: cd {sandbox.resolve()} && " in err
+        assert "running (running" not in err
+    finally:
+        process.kill()
+        process.wait()

@@ -692,7 +692,7 @@ def test_restore_is_refused_while_the_trading_system_runs(sandbox: Path, backed_
     assert manager.last_plan is not None and len(manager.last_plan.blockers) == 1
     assert f"pid {trading_process.pid}" in manager.last_plan.blockers[0]
     assert "BLOCKED" in manager.last_plan.summary()
-    with pytest.raises(RestoreError, match=r"running.*stop it with: pkill -f live_ops"):
+    with pytest.raises(RestoreError, match=r"running.*stop it with: cd .* && pkill -f live_ops"):
         manager.apply_restore(manager.plan_restore(backup_id, restore_config=True))
 
     assert snapshot(sandbox, dir_mtimes=True) == before  # not even a pre-recovery backup

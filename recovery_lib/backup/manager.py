@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 import time
 from collections.abc import Callable
@@ -176,10 +177,12 @@ class RecoveryManager:
             )
         return read_metadata(path)
 
-    def _latest(self) -> BackupMetadata:
+    def _latest(self, needs: tuple[str, ...] = ()) -> BackupMetadata:
         for metadata in self.list_backups():
             if metadata.status is not BackupStatus.SUCCESS:
                 continue
+            if not all(metadata.includes(category) for category in needs):
+                continue  # e.g. a config-only pre-deploy backup when data is to be restored
             if PRE_RECOVERY_TAG in metadata.tags:
                 continue  # a snapshot of the broken state a restore replaced: evidence, not a recovery point
             report = self.verify_backup(metadata.backup_id, read_data=True)
@@ -188,8 +191,9 @@ class RecoveryManager:
             note = f"skipped backup {metadata.backup_id} for 'latest': {report.summary()}"
             self.notes.append(note)
             log.warning(note)
+        holding = f" holding {', '.join(needs)}" if needs else ""
         raise BackupError(
-            f"no SUCCESS backup in {self.backup_dir} verifies; nothing to restore from "
+            f"no SUCCESS backup{holding} in {self.backup_dir} verifies; nothing to restore from "
             "(Procedure D: escalate and create a new backup)"
         )
 
@@ -299,8 +303,12 @@ class RecoveryManager:
     def _blockers(self) -> list[str]:
         status = process_status(self.site)
         if status.running:
-            how = f"stop it with: {self.site.process.stop}" if self.site.process.stop else "stop it first"
-            return [f"the trading system is running ({status.detail}); {how}"]
+            how = (
+                f"stop it with: cd {shlex.quote(str(self.site.root))} && {self.site.process.stop}"
+                if self.site.process.stop
+                else "stop it first"
+            )
+            return [f"the trading system is {status.detail}; {how}"]
         return []
 
     def plan_restore(
@@ -317,7 +325,7 @@ class RecoveryManager:
         if not categories:
             raise RestoreError("nothing to restore: choose at least one of config, state, data")
         self._recover_if_needed()
-        metadata = self.get_backup(backup_id)
+        metadata = self._latest(tuple(categories)) if backup_id == "latest" else self.get_backup(backup_id)
         if metadata.status is not BackupStatus.SUCCESS:
             raise RestoreError(
                 f"backup {metadata.backup_id} is {metadata.status.value.upper()}, not SUCCESS; "

@@ -145,7 +145,7 @@ def last_drilled(records: Any, now: datetime | None = None) -> Any:
             {
                 "week": week,
                 "scenario": scenario,
-                "last_drilled": last.isoformat() if last else "never",
+                "last_drilled": last.strftime("%Y-%m-%d %H:%M UTC") if last else "never",
                 "last_outcome": ("recovered" if recovered else "not_recovered") if last else "-",
                 "status": "⚠️ OVERDUE" if overdue else "✅ on schedule",
             }

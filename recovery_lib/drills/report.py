@@ -10,6 +10,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from ..kernels import quiet_kernels
 from .history import last_drilled, load_records
 
 REPORT_NOTEBOOK = "R_drill_report.ipynb"
@@ -85,13 +86,20 @@ def ttr_plot(records: Any) -> Any:
     if len(done):
         axis.legend(fontsize="small", loc="upper left")
     figure.autofmt_xdate()
+    # A PNG image, not the Figure: it renders the same in JupyterLab and in the exported HTML.
+    import io
+
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(figure)
-    return figure
+    return Image(data=buffer.getvalue(), format="png")
 
 
 def schedule_table(records: Any) -> Any:
     """The monthly schedule: when each scenario was last drilled, overdue ones flagged."""
-    return last_drilled(records)
+    return last_drilled(records).style.hide(axis="index")
 
 
 def write_index(outputs: Path, notebooks_dir: Path) -> Path:
@@ -100,14 +108,15 @@ def write_index(outputs: Path, notebooks_dir: Path) -> Path:
     from nbconvert import HTMLExporter
 
     executed = outputs / f".{REPORT_NOTEBOOK}"
-    papermill.execute_notebook(
-        str(notebooks_dir / REPORT_NOTEBOOK),
-        str(executed),
-        parameters={"outputs": str(outputs.resolve())},
-        kernel_name="python3",
-        progress_bar=False,
-        cwd=str(outputs),
-    )
+    with quiet_kernels():
+        papermill.execute_notebook(
+            str(notebooks_dir / REPORT_NOTEBOOK),
+            str(executed),
+            parameters={"outputs": str(outputs.resolve())},
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(outputs),
+        )
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_filename(str(executed))
     index = outputs / "index.html"

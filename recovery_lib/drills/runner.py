@@ -8,6 +8,7 @@ ends, whether it recovered, failed or was interrupted.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from typing import Any
 
 from ..backup import RecoveryManager
 from ..errors import RecoveryError
+from ..kernels import quiet_kernels
 from ..process import process_status, start_system, stop_system
 from ..records import read_notebook
 from ..sandbox import SandboxSpec, create_sandbox
@@ -65,18 +67,21 @@ def _execute(name: str, out: Path, parameters: dict[str, Any], cwd: Path) -> tup
     """Run one notebook with papermill; returns the executed path and the error, if any."""
     import papermill
 
-    try:
-        papermill.execute_notebook(
-            str(_notebooks_dir() / name),
-            str(out),
-            parameters=parameters,
-            kernel_name="python3",
-            cwd=str(cwd),
-            progress_bar=False,
-            log_output=False,
-        )
-    except papermill.PapermillExecutionError as exc:
-        return out, f"{name}: cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+    with quiet_kernels() as kernel_log:
+        try:
+            papermill.execute_notebook(
+                str(_notebooks_dir() / name),
+                str(out),
+                parameters=parameters,
+                kernel_name="python3",
+                cwd=str(cwd),
+                progress_bar=False,
+                log_output=False,
+            )
+        except papermill.PapermillExecutionError as exc:
+            return out, f"{name}: cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+        except Exception as exc:  # the kernel itself failed: its log says why
+            raise _DrillFailure(f"{name}: {type(exc).__name__}: {exc}\n{_tail(kernel_log)}") from exc
     return out, None
 
 
@@ -224,11 +229,14 @@ class _DrillFailure(Exception):
 
 
 def _remove(path: Path) -> None:
-    import os
-
     for folder, dirs, _ in os.walk(path):
         for name in dirs:
             full = os.path.join(folder, name)
             if not os.path.islink(full):
                 os.chmod(full, 0o755)
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _tail(log: Any) -> str:
+    log.seek(0)  # the kernels wrote through the shared descriptor: read from the start
+    return log.read()[-2000:]

@@ -162,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop", action="store_true", help="stop the running live_ops of the site")
     args = parser.parse_args(argv)
     if args.stop:
+        pidfile = load_site(args.site).path(PIDFILE)
+        if not pidfile.exists():
+            print(f"no live_ops running for site {args.site.resolve()} (no {PIDFILE})")
+            return 0
         return 0 if stop(args.site) else 1
     run(args.site, args.interval, args.max_trades)
     return 0
