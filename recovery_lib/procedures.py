@@ -193,19 +193,8 @@ def choose_backup(run: Run, backup_id: str, needs: tuple[str, ...] = ()) -> Back
     skipped_ids: list[str] = []
     metadata = None
     try:
-        if backup_id == "latest":
-            for candidate in run.manager.list_backups():
-                if candidate.status is not BackupStatus.SUCCESS or "pre-recovery" in candidate.tags:
-                    continue
-                if not all(candidate.includes(c) for c in needs):
-                    continue
-                report = run.manager.verify_backup(candidate.backup_id, read_data=True)
-                if report.ok:
-                    metadata = candidate
-                    break
-                skipped_ids.append(f"{candidate.backup_id}: {report.summary()}")
-        else:
-            metadata = run.manager.get_backup(backup_id)
+        # The manager's own rule for "latest", so notebooks and the CLI can never pick differently.
+        metadata = run.manager.latest(needs) if backup_id == "latest" else run.manager.get_backup(backup_id)
     except BackupError as exc:
         skipped_ids.append(str(exc))
     skipped_ids += run.manager.notes[notes_before:]

@@ -168,7 +168,7 @@ class RecoveryManager:
         (fully, contents hashed), not counting ``pre-recovery`` snapshots of a broken state."""
         self._recover_if_needed()
         if backup_id == "latest":
-            return self._latest()
+            return self.latest()
         path = self._get_backup_dir(backup_id)
         if not path.is_dir():
             known = ", ".join(m.backup_id for m in self.list_backups()[:5]) or "none"
@@ -177,7 +177,9 @@ class RecoveryManager:
             )
         return read_metadata(path)
 
-    def _latest(self, needs: tuple[str, ...] = ()) -> BackupMetadata:
+    def latest(self, needs: tuple[str, ...] = ()) -> BackupMetadata:
+        """The newest SUCCESS backup that holds ``needs``, is not a pre-recovery snapshot and verifies
+        with every byte hashed; each one passed over is explained in ``notes``."""
         for metadata in self.list_backups():
             if metadata.status is not BackupStatus.SUCCESS:
                 continue
@@ -325,7 +327,7 @@ class RecoveryManager:
         if not categories:
             raise RestoreError("nothing to restore: choose at least one of config, state, data")
         self._recover_if_needed()
-        metadata = self._latest(tuple(categories)) if backup_id == "latest" else self.get_backup(backup_id)
+        metadata = self.latest(tuple(categories)) if backup_id == "latest" else self.get_backup(backup_id)
         if metadata.status is not BackupStatus.SUCCESS:
             raise RestoreError(
                 f"backup {metadata.backup_id} is {metadata.status.value.upper()}, not SUCCESS; "
