@@ -7,11 +7,12 @@ INSTALLED := $(VENV)/.installed
 # JupyterLab refuses to run as root unless told; containers often are root.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help drill test lint lab bench clean
+.PHONY: help drill test soak lint lab bench clean
 
 help:
 	@echo "make drill  create .venv, drill every runbook scenario on a sandbox, write outputs/ and outputs/index.html"
 	@echo "make test   lint and run the whole test suite"
+	@echo "make soak   the reliability suite with its loops run much longer (--long)"
 	@echo "make lab    JupyterLab on notebooks/ with the sandbox as the site"
 	@echo "make bench  speed benchmarks (see benchmarks/README.md)"
 	@echo "make clean  remove .venv and outputs/"
@@ -32,6 +33,10 @@ lint: $(INSTALLED)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The reliability suite's crash, failure-point and hypothesis loops, many times longer than in `make test`.
+soak: $(INSTALLED)
+	$(BIN)/python -m pytest tests/reliability --long
 
 $(VENV)/.lab-installed: $(INSTALLED)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,lab]'

@@ -120,6 +120,7 @@ class RestoreResult:
     files_written: int = 0
     bytes_written: int = 0
     duration_s: float = 0.0
+    notes: list[str] = field(default_factory=list)  # e.g. leftovers the next command removes
 
     def summary(self) -> str:
         """One paragraph for a person."""
@@ -129,6 +130,7 @@ class RestoreResult:
             f"✅ Restored {', '.join(self.plan.categories)} from {self.plan.backup_id}: {self.files_written} "
             f"files, {self.bytes_written:,} bytes written and verified in {self.duration_s:.2f} s. "
             f"Previous state saved in backup {self.pre_recovery_backup_id or '(nothing to save)'}."
+            + "".join(f" Note: {note}." for note in self.notes)
         )
 
     def __repr__(self) -> str:
@@ -201,7 +203,7 @@ def make_plan(
         if any(other != top and is_within(top, [other]) for other in all_tops):
             raise RestoreError(f"backup {metadata.backup_id} declares overlapping paths ({top}); cannot restore safely")
         try:
-            assert_no_symlink_parents(site.root, top + "/x")
+            assert_no_symlink_parents(site.root, top)  # its parents; ``top`` itself is moved aside whole
         except UnsafePathError as exc:
             raise RestoreError(f"{exc}. Remove it (or replace it with a real directory) and plan again.") from exc
         if (site.root / top).is_symlink():
@@ -324,11 +326,11 @@ def execute_plan(
     manifest: Manifest,
     progress: Callable[[int, int], None] | None = None,
     blockers: Callable[[], list[str]] = list,
-) -> tuple[int, int, list[str]]:
+) -> tuple[int, int, list[str], list[str]]:
     """Stage, verify, swap in, verify again. The caller holds the lock and has checked the blockers;
     ``blockers()`` is asked again just before the swap (the trading system may have been started).
 
-    Returns (files written, bytes written, problems found after the swap).
+    Returns (files written, bytes written, problems found after the swap, notes for the person).
     """
     if (site.root / JOURNAL_NAME).exists():
         raise RestoreError(
@@ -345,10 +347,10 @@ def execute_plan(
         journal.save(site.root)  # first, so that a crash at any later point is found and undone
         staging.mkdir()
     except OSError as exc:
-        cleanup(site.root, journal)
+        left = _cleanup_after_failure(site.root, journal)
         raise RestoreError(
-            f"cannot stage the restore in site {site.root}: {exc.strerror}. "
-            "Nothing was changed; make the site writable and try again."
+            f"cannot stage the restore in site {site.root}: {_where(exc, site.root)}: {exc.strerror}. "
+            f"Nothing was changed; make the site writable and check the disk has space, then try again.{left}"
         ) from exc
     try:
         files, written = _stage(site.root, backup_path, plan, manifest, staging, progress)
@@ -358,12 +360,65 @@ def execute_plan(
             raise RestoreError(f"restore stopped before the swap, nothing was changed: {late[0]}")
         journal.phase = "swapping"
         journal.save(site.root)
+    except OSError as exc:
+        left = _cleanup_after_failure(site.root, journal)  # nothing in the site was touched yet
+        raise RestoreError(
+            f"restore failed while staging: {_where(exc, site.root)}: {exc.strerror}. Nothing in the site "
+            f"was changed; fix the cause (disk space, permissions) and restore again.{left}"
+        ) from exc
     except BaseException:
-        cleanup(site.root, journal)  # nothing in the site was touched yet
+        _cleanup_after_failure(site.root, journal)
         raise
-    swap_in(site.root, journal)
-    journal.phase = "swapped"
-    journal.save(site.root)
+    _swap(site.root, journal)
+    notes = _finish(site.root, journal)
     problems = _verify_result(site.root, plan, manifest)
-    cleanup(site.root, journal)
-    return files, written, problems
+    return files, written, problems, notes
+
+
+def _where(exc: OSError, site_root: Path) -> str:
+    """The file an OSError is about, or the site when the call had only a descriptor."""
+    return str(exc.filename) if exc.filename else f"a file in {site_root}"
+
+
+def _cleanup_after_failure(site_root: Path, journal: Journal) -> str:
+    """Remove staging after a failure before the swap; if even that fails, the journal (still in
+    phase "staging") makes the next recovery command roll it back. Returns a note for the message."""
+    try:
+        cleanup(site_root, journal)
+    except OSError as exc:
+        return (
+            f" Removing the staging area also failed ({_where(exc, site_root)}: {exc.strerror}); "
+            "the next recovery command removes it."
+        )
+    return ""
+
+
+def _swap(site_root: Path, journal: Journal) -> None:
+    """Swap the staged trees in. ``swap_in`` is idempotent, so one failed rename is retried at once;
+    if it fails again the journal (phase "swapping") lets the next recovery command finish it."""
+    try:
+        swap_in(site_root, journal)
+    except OSError:
+        try:
+            swap_in(site_root, journal)
+        except OSError as exc:
+            raise RestoreError(
+                f"restore interrupted while swapping in the restored files: {_where(exc, site_root)}: "
+                f"{exc.strerror}. The journal {site_root / JOURNAL_NAME} records where it stopped: fix the "
+                "cause and run any recovery command (e.g. `recovery backup list`) to complete the restore."
+            ) from exc
+
+
+def _finish(site_root: Path, journal: Journal) -> list[str]:
+    """Mark the swap done and remove staging and the old trees. The restore has happened by now, so a
+    failure here is a note, not an error: the journal makes the next recovery command tidy up."""
+    try:
+        journal.phase = "swapped"
+        journal.save(site_root)
+        cleanup(site_root, journal)
+    except OSError as exc:
+        return [
+            f"restored, but tidying up failed ({_where(exc, site_root)}: {exc.strerror}); "
+            "the next recovery command removes what is left"
+        ]
+    return []

@@ -2,13 +2,44 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from recovery_lib.sandbox import SandboxSpec, create_sandbox
+
+LONG_ENV = "RECOVERY_TESTS_LONG"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        help="reliability suite: run its loops (failure points, kills, hypothesis examples) for longer",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Bounded by default so `make test` stays a few minutes on 2 cores; `make soak` passes --long.
+    # Reliability tests size their loops with ``scaled()`` (tests/reliability/site_state.py), which
+    # reads this variable: hypothesis decorators are evaluated before any fixture exists.
+    long_run = bool(config.getoption("--long"))
+    os.environ[LONG_ENV] = "1" if long_run else ""
+    # Derandomized by default so CI is reproducible; the long run explores new examples every time.
+    settings.register_profile("default", deadline=None, derandomize=True)
+    settings.register_profile("long", deadline=None, max_examples=1000)
+    settings.load_profile("long" if long_run else "default")
+
+
+@pytest.fixture(scope="session")
+def long_run(pytestconfig: pytest.Config) -> bool:
+    """True under ``--long`` (``make soak``): the reliability loops run many more cases."""
+    return bool(pytestconfig.getoption("--long"))
+
 
 SANDBOX_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SANDBOX_SPEC = SandboxSpec(trades=500, reports=3, report_rows=20, seed=11, now=SANDBOX_NOW)

@@ -745,8 +745,9 @@ def test_a_corrupted_backup_is_refused_and_names_the_file(sandbox: Path, backed_
     assert RecoveryManager(site=sandbox).restore_backup(backup_id, True, True, True) is False
     manager = RecoveryManager(site=sandbox)
     plan = manager.plan_restore(backup_id, True, True, True)
-    with pytest.raises(RestoreError, match=r"data/trades\.csv is corrupted"):
+    with pytest.raises(RestoreError, match=r"fails verification.*data/trades\.csv.*corrupted"):
         manager.apply_restore(plan)
+    assert pre_recovery_ids(sandbox) == []  # refused before the pre-recovery backup: nothing to clean up
 
     assert site_state(sandbox) == before  # config was not restored either: all or nothing
     assert leftovers(sandbox) == []
@@ -767,7 +768,29 @@ def test_a_corrupted_backup_is_refused_even_when_the_site_copy_is_intact(sandbox
 
     assert manager.restore_backup(backup_id, restore_config=False, restore_data=True) is False
 
-    assert "data/trades.csv is corrupted" in manager.last_error
+    assert "data/trades.csv" in manager.last_error and "corrupted" in manager.last_error
+    assert site_state(sandbox) == before
+    assert leftovers(sandbox) == []
+
+
+def test_a_backup_corrupted_after_it_verified_is_caught_while_staging(
+    sandbox: Path, backed_up, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes are hashed again as they are staged: damage between the check and the copy is caught."""
+    manager, backup_id = backed_up
+    (sandbox / "data/trades.csv").write_text("trade_id\n")  # must be copied from the backup
+    before = site_state(sandbox)
+    real_stage = restore_module._stage
+
+    def corrupt_then_stage(site_root: Path, backup: Path, *args: object) -> tuple[int, int]:
+        flip_byte(backup / "data/trades.csv")
+        return real_stage(site_root, backup, *args)
+
+    monkeypatch.setattr(restore_module, "_stage", corrupt_then_stage)
+    manager = RecoveryManager(site=sandbox)
+    plan = manager.plan_restore(backup_id, restore_config=False, restore_data=True)
+    with pytest.raises(RestoreError, match=r"data/trades\.csv is corrupted"):
+        manager.apply_restore(plan)
     assert site_state(sandbox) == before
     assert leftovers(sandbox) == []
 
@@ -1072,7 +1095,7 @@ def test_a_failed_restore_does_not_change_file_modes_in_the_site(
 
     manager = RecoveryManager(site=sandbox)
     plan = manager.plan_restore(backup_id, restore_config=False, restore_data=True)
-    with pytest.raises(OSError):
+    with pytest.raises(RestoreError, match="No space left on device"):
         manager.apply_restore(plan)
 
     assert site_state(sandbox) == before

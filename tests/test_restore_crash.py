@@ -309,7 +309,7 @@ KILL_POINTS = [
     ("os.rename", 6, "swapping", "new"),
     ("Journal.save", 3, "swapping", "new"),  # swapped, "swapped" not yet written
     ("journal-replace", 3, "swapping", "new"),
-    ("_verify_result", 1, "swapped", "new"),
+    ("_verify_result", 1, None, "new"),  # the journal is removed once the swap is done
     ("cleanup", 1, "swapped", "new"),
 ]
 NOTES = {None: None, "staging": "rolled back", "swapping": "completed interrupted restore"}

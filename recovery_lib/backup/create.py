@@ -69,7 +69,10 @@ def _scan(site: Site, categories: list[str], excluded: list[Path]) -> _Scan:
     excluded_resolved = [path.resolve() for path in excluded]
 
     def skip(path: Path) -> bool:
-        return any(path == ex or ex in path.parents for ex in excluded_resolved) or path.name.startswith(SITE_ARTIFACTS)
+        # Restore leftovers (journal, staging) only ever live in the site root: a user's own
+        # ".recovery-notes" deeper down is data like any other and must be backed up.
+        artifact = path.parent == site.root and path.name.startswith(SITE_ARTIFACTS)
+        return artifact or any(path == ex or ex in path.parents for ex in excluded_resolved)
 
     for category in categories:
         for top in site.categories[category]:
@@ -91,6 +94,14 @@ def _scan(site: Site, categories: list[str], excluded: list[Path]) -> _Scan:
     return scan
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _walk(site_root: Path, top: str, scan: _Scan, skip: Callable[[Path], bool]) -> None:
     def failed(error: OSError) -> None:
         scan.problems.append(
@@ -106,6 +117,9 @@ def _walk(site_root: Path, top: str, scan: _Scan, skip: Callable[[Path], bool]) 
             child = folder_path / name
             if skip(child):
                 continue
+            if not _utf8(name):
+                scan.problems.append(f"{relative_folder}/{name!r}: name is not valid UTF-8; rename it to back it up")
+                continue
             if child.is_symlink():
                 scan.problems.append(f"{relative_folder}/{name}: is a symlink; symlinks are not backed up")
                 continue
@@ -117,6 +131,9 @@ def _walk(site_root: Path, top: str, scan: _Scan, skip: Callable[[Path], bool]) 
             if skip(path):
                 continue
             relative = f"{relative_folder}/{name}"
+            if not _utf8(name):  # the manifest and SHA256SUMS are UTF-8: such a name cannot be recorded
+                scan.problems.append(f"{relative_folder}/{name!r}: name is not valid UTF-8; rename it to back it up")
+                continue
             try:
                 info = os.lstat(path)
             except FileNotFoundError:
@@ -274,13 +291,11 @@ def _build(
                 )
             except FileChangedError:
                 return f"{relative}: kept changing while it was read ({COPY_RETRIES} attempts)"
-            except FileNotFoundError:
-                return None  # deleted after the scan: simply not part of this backup
-            except PermissionError as exc:
-                return f"{relative}: cannot be read ({exc.strerror})"
             except OSError as exc:
                 if exc.filename and str(exc.filename).startswith(str(tmp)):
-                    raise  # a failure writing the backup is fatal, not a skipped file
+                    raise  # a failure writing the backup (full disk, EIO) is fatal, not a skipped site file
+                if isinstance(exc, FileNotFoundError):
+                    return None  # deleted after the scan: simply not part of this backup
                 return f"{relative}: cannot be read ({exc.strerror})"
 
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:

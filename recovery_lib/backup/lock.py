@@ -7,6 +7,7 @@ died (even by SIGKILL) is released with the process, and the recorded holder is 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -23,6 +24,10 @@ LOCK_NAME = ".lock"
 
 class LockedError(RecoveryError):
     """Another backup, restore or prune holds the backup directory."""
+
+
+class LockFileError(RecoveryError):
+    """The lock file could not be created or written (permissions, a full or failing disk)."""
 
 
 class BackupLock:
@@ -47,8 +52,11 @@ class BackupLock:
         if self._fd is not None:
             self._depth += 1
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise self._unusable(exc) from exc
         if not flock_within(fd, fcntl.LOCK_EX, self.timeout_s if blocking else 0.0, poll_s=0.05):
             os.close(fd)
             if not blocking:
@@ -65,11 +73,21 @@ class BackupLock:
             "host": socket.gethostname(),
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+        except OSError as exc:
+            os.close(fd)  # closing releases the flock
+            raise self._unusable(exc) from exc
         self._fd = fd
         self._depth = 1
         return True
+
+    def _unusable(self, exc: OSError) -> LockFileError:
+        return LockFileError(
+            f"cannot take the lock {self.path}: {exc.strerror or exc}. Nothing was changed; make "
+            f"{self.path.parent} writable and check the disk has space, then try again."
+        )
 
     def release(self) -> None:
         """Release one level of the lock; the file stays (removing it would race other lockers)."""
@@ -80,7 +98,10 @@ class BackupLock:
             return
         fd, self._fd = self._fd, None
         try:
-            os.ftruncate(fd, 0)
+            # Clearing the holder record is a courtesy: a waiter only reads it while the flock is held,
+            # so a failure here (full or failing disk) must not turn a finished operation into an error.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)

@@ -108,6 +108,15 @@ class RecoveryManager:
 
     def _recover(self) -> None:
         """Finish or roll back interrupted work. Caller holds the lock."""
+        try:
+            self._recover_unguarded()
+        except OSError as exc:
+            raise BackupError(
+                f"could not finish work an earlier run left interrupted: {exc.filename or self.site.root}: "
+                f"{exc.strerror or exc}. Nothing else was done; fix the cause (disk space, permissions) and retry."
+            ) from exc
+
+    def _recover_unguarded(self) -> None:
         done = recover_interrupted_restore(self.site.root)
         if done:
             self.notes.append(done)
@@ -270,9 +279,21 @@ class RecoveryManager:
     def _remove_dir(self, path: Path) -> None:
         # Rename first so a crash mid-delete leaves a .tmp- directory (cleaned up), never half a backup.
         doomed = self.backup_dir / f"{TMP_PREFIX}deleting-{path.name}"
-        os.rename(path, doomed)
-        make_writable_tree(doomed)
-        shutil.rmtree(doomed)
+        try:
+            os.rename(path, doomed)
+        except OSError as exc:
+            raise BackupError(
+                f"cannot delete backup {path.name}: {exc.filename or path}: {exc.strerror or exc}. "
+                "It is unchanged; fix the cause (permissions on the backup directory) and retry."
+            ) from exc
+        try:
+            make_writable_tree(doomed)
+            shutil.rmtree(doomed)
+        except OSError as exc:
+            raise BackupError(
+                f"backup {path.name} is deleted, but removing its files failed: {exc.filename or doomed}: "
+                f"{exc.strerror or exc}. The next backup command removes the rest."
+            ) from exc
 
     def _newest_verified(self) -> str | None:
         """The newest recovery point (SUCCESS, verifies, not a pre-recovery snapshot): prune never removes it."""
@@ -360,11 +381,16 @@ class RecoveryManager:
                     "the site changed since this restore was planned; nothing was changed. "
                     "Plan again (dry-run) and review the new plan."
                 )
-            report = self.verify_backup(plan.backup_id, read_data=False)
+            # Every byte of the backup is checked before anything is written, the pre-recovery backup
+            # included: a backup that fails is never restored from, not even the categories that verify.
+            report = self.verify_backup(plan.backup_id, read_data=True)
             if not report.ok or report.manifest is None:
-                raise RestoreError(f"backup {plan.backup_id} fails verification, restore refused: {report.summary()}")
+                raise RestoreError(
+                    f"backup {plan.backup_id} fails verification, restore refused and the site was not changed: "
+                    f"{report.summary()}"
+                )
             pre_id = self._pre_recovery_backup(plan)
-            files, written, problems = execute_plan(
+            files, written, problems, notes = execute_plan(
                 self.site,
                 plan,
                 self._get_backup_dir(plan.backup_id),
@@ -380,6 +406,7 @@ class RecoveryManager:
             files_written=files,
             bytes_written=written,
             duration_s=round(time.monotonic() - began, 3),
+            notes=notes,
         )
         self.last_result = result
         return result
@@ -398,7 +425,7 @@ class RecoveryManager:
         except BackupError as exc:
             if "has nothing to back up" in str(exc):
                 return None
-            raise
+            raise RestoreError(f"restore refused, nothing was changed: the pre-recovery backup failed: {exc}") from exc
         self.notes.append(f"pre-recovery backup {metadata.backup_id}")
         return metadata.backup_id
 

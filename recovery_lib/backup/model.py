@@ -178,6 +178,8 @@ class BackupMetadata:
 def read_metadata(backup_path: Path) -> BackupMetadata:
     """Load and parse ``metadata.json`` of a backup directory."""
     source = f"{backup_path.name}/{METADATA}"
+    if (backup_path / METADATA).is_symlink():  # read through, it could say anything about another backup
+        raise BackupError(f"{source} is a symlink, not a file the backup wrote; the backup cannot be used")
     try:
         data = json.loads((backup_path / METADATA).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:

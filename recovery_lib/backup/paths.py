@@ -22,7 +22,7 @@ def safe_relative(path: str, *, what: str = "path") -> str:
     """Return ``path`` normalised if it is a plain relative POSIX path inside its root, else raise.
 
     Refused: empty, absolute, ``..`` or ``.`` components, backslashes, NUL or newline characters,
-    over-long names.
+    names that are not valid UTF-8, over-long names.
     """
     if not isinstance(path, str) or not path:
         raise UnsafePathError(f"{what} {path!r} is empty or not a string")
@@ -34,7 +34,10 @@ def safe_relative(path: str, *, what: str = "path") -> str:
     parts = path.split("/")
     if any(part in ("", ".", "..") for part in parts):
         raise UnsafePathError(f"{what} {path!r} has an empty, '.' or '..' component")
-    encoded = path.encode("utf-8", "surrogateescape")
+    try:
+        encoded = path.encode("utf-8")  # strict: SHA256SUMS and the manifest are UTF-8 documents
+    except UnicodeEncodeError:
+        raise UnsafePathError(f"{what} {path!r} is not valid UTF-8") from None
     if len(encoded) > MAX_PATH_BYTES or any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in parts):
         raise UnsafePathError(f"{what} {path[:60]!r}... is too long")
     return pure.as_posix()

@@ -1,0 +1,139 @@
+"""Shared helpers of the reliability suite: what a site and its backups hold, and a tiny site to break.
+
+Kept deliberately small and exact: a snapshot is every entry with its type, bytes and mode, so
+"nothing changed" and "restored exactly" are plain dictionary comparisons.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import Counter
+from pathlib import Path
+
+from recovery_lib.backup import BackupStatus, RecoveryManager
+
+LONG_ENV = "RECOVERY_TESTS_LONG"  # set by tests/conftest.py from `pytest --long` (`make soak`)
+
+
+def is_long() -> bool:
+    """True under ``pytest --long``."""
+    return bool(os.environ.get(LONG_ENV))
+
+
+def scaled(default: int, long: int | None = None) -> int:
+    """A loop or example count: ``default`` in `make test`, ``long`` (20x by default) under --long."""
+    return (long if long is not None else default * 20) if is_long() else default
+
+
+# What the suite tried (failure points, kills, hostile cases): printed at the end of the run.
+TALLY: Counter[str] = Counter()
+
+CATEGORIES = ("config", "state", "data")
+RESERVED = {"metadata.json", "manifest.json", "SHA256SUMS"}
+
+# A small site in the runbook's default layout (no recovery.toml): fast to back up thousands of times.
+TINY_SITE = {
+    "config/config.toml": b'[exchange]\nname = "sim"\n[risk]\nmax_position = 10\n',
+    "state/session.json": b'{"session": 7, "open": true}\n',
+    "state/strategy_state.json": b'{"signal": 0.25}\n',
+    "data/positions.csv": b"symbol,qty,avg_price\nBTC/USD,2,41000.0\nETH/USD,-1,2500.5\n",
+    "data/trades.csv": b"id,symbol,side,qty,price\n1,BTC/USD,buy,2,41000.0\n2,ETH/USD,sell,1,2500.5\n",
+    "data/reports/fills_2026-11-24.csv": b"id,qty\n1,2\n",
+    "data/reports/fills_2026-11-25.csv": b"id,qty\n2,1\n",
+}
+
+
+def make_tiny_site(root: Path) -> Path:
+    """Write :data:`TINY_SITE` under ``root`` (created) and return ``root``."""
+    for relative, data in TINY_SITE.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def tree(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, tuple]:
+    """Every entry under ``root``, symlinks never followed: (kind, bytes or target, mode).
+
+    Top-level names in ``exclude`` are left out (e.g. ``"backups"``). A missing root is empty.
+    """
+    found: dict[str, tuple] = {}
+    if not root.exists():
+        return found
+    for folder, dirs, files in os.walk(root):
+        base = Path(folder)
+        if base == root:
+            dirs[:] = [d for d in dirs if d not in exclude]
+            files = [f for f in files if f not in exclude]
+        for name in dirs + files:
+            path = base / name
+            relative = path.relative_to(root).as_posix()
+            info = os.lstat(path)
+            mode = stat.S_IMODE(info.st_mode)
+            if stat.S_ISLNK(info.st_mode):
+                found[relative] = ("link", os.readlink(path), 0)
+            elif stat.S_ISDIR(info.st_mode):
+                found[relative] = ("dir", b"", mode)
+            else:
+                found[relative] = ("file", path.read_bytes(), mode)
+    return found
+
+
+def category_tree(site: Path, category: str) -> dict[str, tuple]:
+    """The entries of one category (default layout: the top directory of the same name)."""
+    return {k: v for k, v in tree(site).items() if k == category or k.startswith(category + "/")}
+
+
+def site_files(site: Path) -> dict[str, bytes]:
+    """Regular files of the site outside ``backups/``, with their bytes."""
+    return {k: v[1] for k, v in tree(site, exclude=("backups",)).items() if v[0] == "file"}
+
+
+def backup_files(backup: Path) -> dict[str, bytes]:
+    """The site files stored in one backup directory (its three format files left out)."""
+    return {k: v[1] for k, v in tree(backup).items() if v[0] == "file" and k not in RESERVED}
+
+
+def backups_bytes(backup_dir: Path) -> dict[str, dict[str, tuple]]:
+    """Every finished backup directory with all its entries: to prove earlier backups never change."""
+    if not backup_dir.is_dir():
+        return {}
+    return {p.name: tree(p) for p in sorted(backup_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+
+
+def leftovers(site: Path, backup_dir: Path | None = None) -> list[str]:
+    """Temp, staging, journal and half-deleted entries an interrupted operation could leave."""
+    backup_dir = backup_dir or site / "backups"
+    found = [p.name for p in site.iterdir() if p.name.startswith(".restore") or p.name.endswith(".tmp")]
+    if backup_dir.is_dir():
+        found += [p.name for p in backup_dir.iterdir() if p.name.startswith(".tmp")]
+    return sorted(found)
+
+
+def assert_success_backups_verify(site: Path) -> list[str]:
+    """Every SUCCESS backup of ``site`` verifies with its contents hashed; returns their ids."""
+    manager = RecoveryManager(site=site)
+    ids = []
+    for metadata in manager.list_backups():
+        if metadata.status is BackupStatus.SUCCESS:
+            report = manager.verify_backup(metadata.backup_id, read_data=True)
+            assert report.ok, f"{metadata.backup_id}: {report.summary()}"
+            ids.append(metadata.backup_id)
+    return ids
+
+
+class SiblingWatch:
+    """Watch the directory next to a site: nothing a restore or backup does may write there."""
+
+    def __init__(self, sibling: Path) -> None:
+        self.sibling = sibling
+        sibling.mkdir(parents=True, exist_ok=True)
+        (sibling / "canary.txt").write_text("must never change\n")
+        self.before = self._state()
+
+    def _state(self) -> tuple[dict[str, tuple], int]:
+        return tree(self.sibling), os.lstat(self.sibling).st_mtime_ns
+
+    def assert_untouched(self) -> None:
+        assert self._state() == self.before, f"something was written in {self.sibling}"
