@@ -114,3 +114,51 @@ class BackupLock:
         self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.release()
+
+
+class SiteRestoreLock:
+    """Exclusive ``flock`` on the site directory itself, held by a restore from start to finish.
+
+    The backup-directory lock is not enough: a manager with another backup directory (an off-site
+    copy) must not mistake a running restore's journal for an interrupted one. Locking the directory
+    writes nothing into the site. Re-entrant within one holder object.
+    """
+
+    def __init__(self, site_root: Path, timeout_s: float = 0.0) -> None:
+        self.site_root = site_root
+        self.timeout_s = timeout_s
+        self._fd: int | None = None
+        self._depth = 0
+
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock (waiting up to ``timeout_s``); False only when not ``blocking`` and it is held."""
+        if self._fd is not None:
+            self._depth += 1
+            return True
+        fd = os.open(self.site_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if not flock_within(fd, fcntl.LOCK_EX, self.timeout_s if blocking else 0.0, poll_s=0.05):
+            os.close(fd)
+            if not blocking:
+                return False
+            raise LockedError(
+                f"a restore is running in site {self.site_root} (another process holds it). Wait for it to "
+                "finish and try again (the lock of a dead process is released automatically)."
+            )
+        self._fd, self._depth = fd, 1
+        return True
+
+    def release(self) -> None:
+        """Release one level of the lock."""
+        if self._fd is None:
+            return
+        self._depth -= 1
+        if not self._depth:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the descriptor releases the flock
+
+    def __enter__(self) -> SiteRestoreLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

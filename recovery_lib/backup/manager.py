@@ -22,7 +22,7 @@ from ..restore_journal import JOURNAL_NAME, RestoreError, recover_interrupted_re
 from ..site import Site, load_site
 from .create import TMP_PREFIX, build_backup, categories_from_flags
 from .fileio import make_writable_tree
-from .lock import BackupLock
+from .lock import BackupLock, SiteRestoreLock
 from .model import (
     CATEGORIES,
     MANIFEST,
@@ -100,6 +100,7 @@ class RecoveryManager:
         self.progress = progress
         self.lock_timeout_s = lock_timeout_s
         self._lock = BackupLock(self.backup_dir, "recovery", timeout_s=lock_timeout_s)
+        self._site_lock = SiteRestoreLock(self.site.root, timeout_s=lock_timeout_s)
         self.last_plan: RestorePlan | None = None
         self.last_result: RestoreResult | None = None
         self.notes: list[str] = []  # what crash recovery and "latest" resolution did, for the record
@@ -117,10 +118,16 @@ class RecoveryManager:
             ) from exc
 
     def _recover_unguarded(self) -> None:
-        done = recover_interrupted_restore(self.site.root)
-        if done:
-            self.notes.append(done)
-            log.warning(done)
+        # A journal is only "interrupted" if no restore holds the site: one that another manager
+        # (another backup directory) is running right now must be left alone.
+        if self._restore_journal_present() and self._site_lock.acquire(blocking=False):
+            try:
+                done = recover_interrupted_restore(self.site.root)
+            finally:
+                self._site_lock.release()
+            if done:
+                self.notes.append(done)
+                log.warning(done)
         if self.backup_dir.is_dir():
             for leftover in self.backup_dir.glob(f"{TMP_PREFIX}*"):
                 if leftover.is_symlink() or not leftover.is_dir():
@@ -129,16 +136,17 @@ class RecoveryManager:
                 shutil.rmtree(leftover)
                 self.notes.append(f"removed {leftover.name}, left by an interrupted backup")
 
+    def _restore_journal_present(self) -> bool:
+        return (self.site.root / JOURNAL_NAME).exists() or any(self.site.root.glob(f".{JOURNAL_NAME}.*.tmp"))
+
     def _locked(self, operation: str) -> BackupLock:
         self._lock.operation = operation
         return self._lock
 
     def _recover_if_needed(self) -> None:
         """Before a read: clean up if something was interrupted and nobody else is working."""
-        interrupted = (
-            (self.site.root / JOURNAL_NAME).exists()
-            or any(self.site.root.glob(f".{JOURNAL_NAME}.*.tmp"))
-            or (self.backup_dir.is_dir() and any(self.backup_dir.glob(f"{TMP_PREFIX}*")))
+        interrupted = self._restore_journal_present() or (
+            self.backup_dir.is_dir() and any(self.backup_dir.glob(f"{TMP_PREFIX}*"))
         )
         if interrupted and self._lock.acquire(blocking=False):
             try:
@@ -370,7 +378,7 @@ class RecoveryManager:
         began = time.monotonic()
         if plan.site_root != self.site.root:
             raise RestoreError(f"this plan is for site {plan.site_root}, not {self.site.root}")
-        with self._locked("restore"):
+        with self._locked("restore"), self._site_lock:
             self._recover()
             blockers = self._blockers()
             if blockers:

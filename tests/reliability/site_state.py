@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from recovery_lib.backup import BackupStatus, RecoveryManager
+from recovery_lib.site import SANDBOX_MARKER
 
 LONG_ENV = "RECOVERY_TESTS_LONG"  # set by tests/conftest.py from `pytest --long` (`make soak`)
 
@@ -103,9 +104,14 @@ def backups_bytes(backup_dir: Path) -> dict[str, dict[str, tuple]]:
 
 
 def leftovers(site: Path, backup_dir: Path | None = None) -> list[str]:
-    """Temp, staging, journal and half-deleted entries an interrupted operation could leave."""
+    """Temp, staging, journal and half-deleted entries an interrupted operation could leave
+    (``.recovery-journal.json``, ``.recovery-staging-*``, ``.recovery-old-*``, ``*.tmp``, ``backups/.tmp-*``)."""
     backup_dir = backup_dir or site / "backups"
-    found = [p.name for p in site.iterdir() if p.name.startswith(".restore") or p.name.endswith(".tmp")]
+    found = [
+        p.name
+        for p in site.iterdir()
+        if (p.name.startswith(".recovery-") and p.name != SANDBOX_MARKER) or p.name.endswith(".tmp")
+    ]
     if backup_dir.is_dir():
         found += [p.name for p in backup_dir.iterdir() if p.name.startswith(".tmp")]
     return sorted(found)
