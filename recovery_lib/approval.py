@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import RecoveryError
+from .rendering import LiveWidget
 
 
 class ApprovalRequired(RecoveryError):
@@ -70,10 +71,20 @@ class ApprovalGate:
             )
             approve.disabled = abort.disabled = True
 
-        approve.on_click(lambda _: decide(True))
-        abort.on_click(lambda _: decide(False))
         preview = widgets.HTML(f"<pre>{html.escape(summary)}</pre>")
-        return widgets.VBox([preview, widgets.HBox([approve, abort]), status])
+        buttons = widgets.VBox([preview, widgets.HBox([approve, abort]), status])
+        shown = LiveWidget(buttons, lambda: self.verdict(action))
+        approve.on_click(lambda _: (decide(True), shown.refresh()))
+        abort.on_click(lambda _: (decide(False), shown.refresh()))
+        return shown
+
+    def verdict(self, action: str) -> str:
+        """The decision on ``action`` in one line: what an archived record shows where the buttons were."""
+        decision = self.decisions.get(action)
+        if decision is None:
+            return f"Approval for {action}: not given (Approve / Abort were not clicked); nothing was changed."
+        word = "APPROVED" if decision.approved else "ABORTED"
+        return f"Approval for {action}: {word} by {decision.by} at {decision.at} ({decision.via})."
 
     def require(self, action: str) -> Decision:
         """Return the approval of ``action`` or raise :class:`ApprovalRequired` (fail closed)."""

@@ -148,6 +148,7 @@ def _size(text: str) -> int:
 def cmd_health(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery health``: a table for people, JSON for machines."""
     site = load_site(args.site)
+    json_file = _json_file_target(args.json_file)
     if args.check:
         unknown = [name for name in args.check if name not in health_check.names]
         if unknown:
@@ -162,8 +163,8 @@ def cmd_health(args: argparse.Namespace, out: TextIO) -> int:
         "checks": {name: result.to_dict() for name, result in results.items()},
     }
     report = json.dumps(payload, indent=2, default=str) + "\n"
-    if args.json_file:
-        atomic_write_text(Path(args.json_file), report)
+    if json_file is not None:
+        _write_json_file(json_file, report)
     if args.json:
         out.write(report)
     else:
@@ -175,6 +176,32 @@ def cmd_health(args: argparse.Namespace, out: TextIO) -> int:
         failing = [name for name, result in results.items() if not result.healthy]
         out.write("🟢 System healthy\n" if healthy else f"🔴 System unhealthy: {', '.join(failing)}\n")
     return EXIT_OK if healthy else EXIT_UNHEALTHY
+
+
+def _json_file_target(value: str | None) -> Path | None:
+    """Check ``--json-file PATH`` before any check runs: a file path in an existing directory."""
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not value.strip() or path.is_dir():
+        what = "is empty" if not value.strip() else f"{path} is a directory"
+        raise RecoveryError(f"--json-file {what}; pass the path of a file to write, e.g. DIR/health.json.")
+    if not path.parent.is_dir():
+        problem = "is not a directory" if path.parent.exists() else "does not exist"
+        raise RecoveryError(
+            f"--json-file {path}: its directory {path.parent} {problem}; create it first or choose another path."
+        )
+    return path
+
+
+def _write_json_file(path: Path, report: str) -> None:
+    """Write the ``--json-file`` report; a failure names the path instead of being an internal error."""
+    try:
+        atomic_write_text(path, report)
+    except OSError as exc:
+        raise RecoveryError(
+            f"--json-file {path}: cannot write the report ({exc.strerror or exc}); choose a writable path."
+        ) from exc
 
 
 def cmd_site(args: argparse.Namespace, out: TextIO) -> int:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any, TextIO
 
 from .backup import BackupIncomplete, RecoveryManager, RetentionPolicy
+from .backup.retention import plan_prune
 from .restore_journal import RestoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -220,6 +221,14 @@ def cmd_backup_verify(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery backup verify``."""
     manager, bar = _manager(args, "verify")
     ids = [b.backup_id for b in manager.list_backups()] if args.backup_id == "all" else [args.backup_id]
+    if not ids:  # `verify all` with nothing to verify: nothing to restore from is a failure, not "all ok"
+        if args.json:
+            out.write("[]\n")
+        sys.stderr.write(
+            f"recovery: no backups in {manager.backup_dir}: nothing to verify and nothing to restore from. "
+            "Create one with `recovery backup create` (runbook Procedure D).\n"
+        )
+        return EXIT_FAILED
     reports = [manager.verify_backup(backup_id, read_data=args.read_data) for backup_id in ids]
     bar.close()
     if args.json:
@@ -253,6 +262,7 @@ def cmd_backup_prune(args: argparse.Namespace, out: TextIO) -> int:
         keep_within=args.keep_within,
         keep_tags=tuple(args.keep_tag),
     )
+    plan_prune([], policy, None)  # refuses an empty policy before the manager's lock creates backups/
     manager, _ = _manager(args, "prune")
     plan = manager.prune(policy, dry_run=args.dry_run)
     out.write(("Dry run, nothing removed: " if args.dry_run else "Pruned: ") + plan.summary() + "\n")

@@ -11,6 +11,8 @@ from typing import Any, TextIO
 
 from .drills.history import SCHEDULE, due_scenario, load_records, week_of_month
 from .drills.injectors import SCENARIOS
+from .errors import RecoveryError
+from .site import load_site, require_sandbox
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -34,7 +36,9 @@ def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser],
     run.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all", help="which scenario (default all)")
     run.add_argument("--due", action="store_true", help="run the scenario this week of the month calls for")
     run.add_argument("--outputs", type=Path, default=Path("outputs"), help="records directory (default outputs)")
-    run.add_argument("--site", type=Path, help="drill on this sandbox site instead of a fresh one")
+    run.add_argument(
+        "--site", help="drill on this sandbox site (from `recovery sandbox create`) instead of a fresh one"
+    )
     run.add_argument("--seed", type=int, default=0, help="chooses each scenario's fault variant")
     run.add_argument(
         "--jobs",
@@ -75,11 +79,8 @@ def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
     from .drills.runner import run_drill
 
     scenarios = [due_scenario()] if args.due else list(SCENARIOS) if args.scenario == "all" else [args.scenario]
-    args.outputs.mkdir(parents=True, exist_ok=True)
-    if args.jobs < 1:
-        raise ValueError("--jobs must be at least 1")
-    if args.site and args.jobs > 1:
-        raise ValueError("--site drills one sandbox, which parallel drills cannot share; drop --jobs")
+    site_dir = _check_drill_args(args)
+    _make_outputs(args.outputs)
     if args.jobs > 1 and len(scenarios) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -99,7 +100,7 @@ def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
                 run_drill(
                     scenario,
                     args.outputs,
-                    site_dir=args.site,
+                    site_dir=site_dir,
                     seed=args.seed,
                     say=lambda line: (out.write(line + "\n"), out.flush()),
                 )
@@ -114,6 +115,40 @@ def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
     for result in failed:
         out.write(f"NOT RECOVERED: {result.scenario} ({result.run_id}): {result.failure}\n")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _check_drill_args(args: argparse.Namespace) -> Path | None:
+    """Every ``drill run`` argument, checked before anything is created; returns the --site root."""
+    if args.jobs < 1:
+        raise RecoveryError(f"--jobs must be at least 1 (drills at once), got {args.jobs}.")
+    if args.site is not None and args.jobs > 1:
+        raise RecoveryError("--site drills one sandbox, which parallel drills cannot share; drop --jobs.")
+    _check_outputs(args.outputs, must_exist=False)
+    if args.site is None:
+        return None
+    site = load_site(args.site)
+    require_sandbox(site)
+    return site.root
+
+
+def _check_outputs(outputs: Path, must_exist: bool) -> None:
+    """``--outputs`` must be a directory (or, for ``drill run``, a path it can create)."""
+    if outputs.exists() and not outputs.is_dir():
+        raise RecoveryError(f"--outputs {outputs} is not a directory; pass --outputs DIR, the drill records directory.")
+    if must_exist and not outputs.exists():
+        raise RecoveryError(
+            f"--outputs {outputs} does not exist; pass the directory `recovery drill run --outputs DIR` wrote "
+            "its records to."
+        )
+
+
+def _make_outputs(outputs: Path) -> None:
+    try:
+        outputs.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RecoveryError(
+            f"--outputs {outputs}: cannot create the records directory ({exc.strerror}); choose another path."
+        ) from exc
 
 
 def _summary(records: Any) -> str:
@@ -146,6 +181,7 @@ def cmd_drill_report(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery drill report``."""
     from .drills.report import write_index
 
+    _check_outputs(args.outputs, must_exist=True)
     index = write_index(args.outputs, _notebooks_dir())
     out.write(f"Records: {index.resolve()}\n")
     return EXIT_OK
@@ -153,8 +189,6 @@ def cmd_drill_report(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_schedule(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery schedule``: crontab lines (the runbook's automated backups and weekly drills)."""
-    from .site import load_site
-
     site = load_site(args.site)
     recovery = shlex.quote(str(Path(sys.executable).with_name("recovery")))
     where = f"--site {shlex.quote(str(site.root))}"

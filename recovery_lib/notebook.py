@@ -22,10 +22,14 @@ from .backup import RecoveryManager
 from .errors import RecoveryError
 from .escalation import Facts
 from .records import Recorder
+from .rendering import install_display_formatters
 from .site import Site, load_site
 
 # Names IPython and papermill put in a notebook's namespace that are not parameters.
 _NOT_PARAMETERS = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+# Every action the approval gate asks for (procedures.py); ``approve`` may name only these.
+APPROVAL_ACTIONS = ("restore", "backup", "stop_system", "start_system")
+_FIX = "Nothing was read or changed; fix the parameters and rerun."
 
 
 class ParameterError(RecoveryError):
@@ -54,6 +58,8 @@ def _matches(value: Any, annotation: Any) -> bool:
 
 
 def _type_name(annotation: Any) -> str:
+    if typing.get_args(annotation):  # list[str], str | None: the full form, not just "list"
+        return str(annotation).replace("typing.", "")
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
@@ -86,7 +92,7 @@ def validate_parameters(namespace: dict[str, Any], hidden: set[str] | None = Non
             )
         values[name] = value
     if problems:
-        raise ParameterError("; ".join(problems) + ". Nothing was read or changed; fix the parameters and rerun.")
+        raise ParameterError("; ".join(problems) + f". {_FIX}")
     return values
 
 
@@ -140,19 +146,28 @@ def _shown(value: Any, site: Site) -> Any:
     return value
 
 
+def _check_approvals(approve: list[str]) -> None:
+    """Refuse approval names the gate never asks for: a typo would silently leave a step unapproved."""
+    unknown = [name for name in approve if name not in APPROVAL_ACTIONS]
+    if unknown:
+        raise ParameterError(
+            f"parameter 'approve' names unknown action(s) {', '.join(map(repr, unknown))}; "
+            f"the actions that can be approved are {', '.join(APPROVAL_ACTIONS)}. {_FIX}"
+        )
+
+
 def start(namespace: dict[str, Any], procedure: str) -> Run:
     """Validate the parameters of a procedure notebook and set up its run (see module docstring)."""
     values = validate_parameters(namespace)
     if values.get("kind", "incident") not in ("incident", "drill"):
-        raise ParameterError(
-            f'parameter \'kind\' must be "incident" or "drill", got {values["kind"]!r}. '
-            "Nothing was read or changed; fix the parameters and rerun."
-        )
+        raise ParameterError(f'parameter \'kind\' must be "incident" or "drill", got {values["kind"]!r}. {_FIX}')
+    _check_approvals(values.get("approve", []))
     site = load_site(values.get("site") or None)
     operator = values.get("operator") or getpass.getuser()
     started = datetime.now(UTC)
     incident_id = values.get("incident_id") or f"{started:%Y%m%dT%H%M%SZ}-{procedure}-{secrets.token_hex(2)}"
     recorder = Recorder(site.root)
+    install_display_formatters()  # tables without index noise or truncated cells
     run = Run(
         procedure=procedure,
         parameters=values,

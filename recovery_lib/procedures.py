@@ -21,6 +21,7 @@ from .integrity import check_config_file, check_data
 from .notebook import Run
 from .process import ProcessAction, process_status, start_system, stop_system
 from .reconcile import reconcile_positions
+from .rendering import Findings, LiveWidget
 from .restore import RestorePlan, RestoreResult
 from .restore_journal import RestoreError
 from .triage import Triage, triage
@@ -221,9 +222,12 @@ def choose_backup(run: Run, backup_id: str, needs: tuple[str, ...] = ()) -> Back
             for m in run.manager.list_backups()
             if m.status is BackupStatus.SUCCESS
         ]
-        widget = widgets.Dropdown(
+        picker = widgets.Dropdown(
             options=options, value=metadata.backup_id, description="Backup:", layout=widgets.Layout(width="90%")
         )
+        # The archived record cannot run the widget: it shows which backup was picked instead.
+        widget = LiveWidget(picker, lambda: f"Backup picked: {picker.value} (in the picker; run the next cell to plan)")
+        picker.observe(lambda _: widget.refresh(), names="value")
     return BackupChoice(run, metadata, skipped_ids, widget)
 
 
@@ -326,7 +330,7 @@ def verify_config(run: Run) -> dict[str, Any]:
     )
     result = {"ok": report.ok, "file": run.site.config_file, "problems": report.problems, **report.facts}
     run.record("config_check", result)
-    return result
+    return Findings("Configuration check", result)
 
 
 def verify_data(run: Run) -> Any:
@@ -350,7 +354,7 @@ def check_exchange(run: Run) -> dict[str, Any]:
     result = health_check.run("exchange", run.site)
     outcome = {"ok": result.healthy, "message": result.message}
     run.record("exchange_check", outcome)
-    return outcome
+    return Findings("Exchange connectivity", outcome)
 
 
 def reconcile(run: Run) -> Any:
@@ -473,7 +477,7 @@ def declare_incident(run: Run) -> dict[str, Any]:
         "notify": {level: f"{c.name}: {c.contact}" for level, c in run.site.contacts.items()},
     }
     run.record("incident", declared)
-    return declared
+    return Findings("Incident declared", declared)
 
 
 def backup_dir_status(run: Run) -> dict[str, Any]:
@@ -501,7 +505,7 @@ def backup_dir_status(run: Run) -> dict[str, Any]:
         "message": writable.message,
     }
     run.record("backup_dir", status)
-    return status
+    return Findings("Backup directory", status)
 
 
 def verify_all_backups(run: Run) -> Any:

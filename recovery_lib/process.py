@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import html
 import os
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .flock import flock_within
 from .site import Site
@@ -97,6 +99,18 @@ class ProcessAction:
     ok: bool
     running_after: bool | None
     message: str
+
+    def summary(self) -> str:
+        """One line for a person: what was done and what the system is doing now."""
+        verb = {"stop": "Stop the trading system", "start": "Start the trading system"}.get(self.action, self.action)
+        state = {True: "running", False: "not running", None: "state unknown"}[self.running_after]
+        return f"{'✅' if self.ok else '❌'} {verb}: {self.message} (now {state})."
+
+    def _repr_html_(self) -> str:
+        return f"<p>{html.escape(self.summary())}</p>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.summary())
 
 
 def _run_command(site: Site, command: str, timeout_s: float) -> tuple[int, str]:

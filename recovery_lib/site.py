@@ -144,8 +144,13 @@ def resolve_site_root(site: str | os.PathLike[str] | Site | None = None) -> Path
     if isinstance(site, Site):
         return site.root
     if site is not None:
+        if not os.fspath(site).strip():
+            raise SiteError(
+                "The site argument (--site) is empty: pass --site DIR with the site directory, "
+                f"or leave --site out to use ${SITE_ENV} or the current directory."
+            )
         raw, origin = Path(site), "the site argument"
-    elif os.environ.get(SITE_ENV):
+    elif os.environ.get(SITE_ENV):  # an empty $RECOVERY_SITE counts as unset, as shells treat it
         raw, origin = Path(os.environ[SITE_ENV]), f"${SITE_ENV}"
     else:
         raw, origin = Path.cwd(), "the current directory"
@@ -156,8 +161,22 @@ def resolve_site_root(site: str | os.PathLike[str] | Site | None = None) -> Path
             f"Pass --site DIR, set {SITE_ENV}, or create a demo site with `recovery sandbox create DIR`."
         )
     if not root.is_dir():
-        raise SiteError(f"Site {root} (from {origin}) is not a directory.")
+        raise SiteError(
+            f"Site {root} (from {origin}) is not a directory. "
+            f"Pass --site DIR with the site's directory (the one holding config/ and data/), or set {SITE_ENV}."
+        )
     return root
+
+
+def require_sandbox(site: Site) -> Site:
+    """Return ``site`` if it is a sandbox; drills break their site on purpose and refuse any other."""
+    if not site.is_sandbox:
+        raise SiteError(
+            f"{site.root} is not a sandbox (no {SANDBOX_MARKER}): drills break their site on purpose and only "
+            "run on sandboxes created by `recovery sandbox create DIR`. Create one and pass it with --site, "
+            "or leave --site out to drill on a fresh sandbox. Nothing was changed."
+        )
+    return site
 
 
 def load_site(site: str | os.PathLike[str] | Site | None = None) -> Site:
@@ -293,8 +312,11 @@ def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: s
     contacts = dict(DEFAULT_CONTACTS)
     for name, (allowed, schema) in SUBTABLES.items():
         for sub, values in data.get(name, {}).items():
-            if sub not in allowed or not isinstance(values, dict):
+            if sub not in allowed:
                 raise reader.fail((name, sub), None, f"unknown [{name}.{sub}]; use one of {', '.join(allowed)}.")
+            if not isinstance(values, dict):
+                keys = ", ".join(schema)
+                raise reader.fail((name,), sub, f"must be a table ([{name}.{sub}] with {keys}), got {values!r}.")
             reader.table(values, (name, sub), schema)
             if name == "targets":
                 base = targets[sub]

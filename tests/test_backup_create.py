@@ -339,12 +339,14 @@ def test_read_only_site_is_backed_up_and_left_alone(sandbox: Path) -> None:
 
 
 def test_site_artifacts_and_files_outside_the_categories_are_not_backed_up(sandbox: Path) -> None:
-    (sandbox / "data" / ".recovery-staging-x").mkdir()
-    (sandbox / "data" / ".recovery-staging-x" / "half.csv").write_text("staged\n")
+    (sandbox / ".recovery-staging-x" / "data").mkdir(parents=True)  # restore leftovers live in the site root
+    (sandbox / ".recovery-staging-x" / "data" / "half.csv").write_text("staged\n")
+    (sandbox / "data" / ".recovery-notes").write_text("a user's file that merely looks like one\n")
     manager = RecoveryManager(site=sandbox)
     backup_id = manager.create_backup()
     paths = {entry.path for entry in manager._manifest(backup_id).files}
-    assert paths == set(SITE_FILES)  # no recovery.toml, exchange/, run/, sandbox marker or staging leftovers
+    # No recovery.toml, exchange/, run/, sandbox marker or staging leftovers; the user's file is data.
+    assert paths == {*SITE_FILES, "data/.recovery-notes"}
 
 
 # --- incrementals -----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 COMMON_PARAMETERS = """\
 site: str = ""  # site directory; empty means $RECOVERY_SITE or the current directory
 interactive: bool = True  # True: a person approves in widgets; False (papermill): approvals come from `approve`
-approve: list = []  # headless approvals, e.g. restore; ignored when interactive
+approve: list[str] = []  # headless approvals: restore, backup, stop_system, start_system; ignored when interactive
 operator: str = ""  # who runs this; empty means the logged-in user
 incident_id: str = ""  # incident or drill id; empty means a generated one
 kind: str = "incident"  # incident or drill
@@ -412,7 +412,7 @@ def verification_notebook() -> list[nbformat.NotebookNode]:
 
 
 def post_recovery_notebook() -> list[nbformat.NotebookNode]:
-    extra = "\nrecords: list = []  # executed notebooks of this incident (paths), for the summary"
+    extra = "\nrecords: list[str] = []  # executed notebooks of this incident (paths), for the summary"
     return [
         *header(
             "Post-Recovery Actions",
@@ -458,7 +458,11 @@ def report_notebook() -> list[nbformat.NotebookNode]:
             "(week 1 config, 2 data, 3 full, 4 backup) was last drilled."
         ),
         code('outputs: str = "outputs"  # the outputs directory of the drills', "parameters"),
-        code("from recovery_lib.drills import report\n\nrecords = report.load_records(outputs)", "validate"),
+        code(
+            "from recovery_lib.drills import report\n\n"
+            "records = report.load(globals())  # checks the parameters, then reads the drill records",
+            "validate",
+        ),
         *step(
             "Drills",
             "One row per drill, newest first; the links open each notebook's record.",

@@ -314,6 +314,8 @@ class RecoveryManager:
 
     def prune(self, policy: RetentionPolicy, dry_run: bool = True) -> PrunePlan:
         """Apply a retention policy (restic's ``forget`` rules); with ``dry_run`` only the plan."""
+        if policy.is_empty:
+            plan_prune([], policy, None)  # refuses with its message before the lock creates anything
         with self._locked("prune"):
             self._recover()
             plan = plan_prune(self.list_backups(), policy, self._newest_verified())

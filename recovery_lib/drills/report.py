@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..kernels import quiet_kernels
+from ..notebook import ParameterError, validate_parameters
+from ..rendering import install_display_formatters
 from .history import last_drilled, load_records
 
 REPORT_NOTEBOOK = "R_drill_report.ipynb"
@@ -102,11 +104,33 @@ def schedule_table(records: Any) -> Any:
     return last_drilled(records).style.hide(axis="index")
 
 
+def check_outputs(outputs: str | Path, name: str = "parameter 'outputs'") -> Path:
+    """``outputs`` as a directory of drill records, or a :class:`ParameterError` naming it."""
+    if not isinstance(outputs, str | Path) or not str(outputs).strip():
+        raise ParameterError(f"{name} must be a directory path, got {outputs!r}.")
+    path = Path(outputs)
+    if not path.is_dir():
+        problem = "is not a directory" if path.exists() else "does not exist"
+        raise ParameterError(
+            f"{name} {path} {problem}; give the directory `recovery drill run --outputs DIR` wrote its records to."
+        )
+    return path
+
+
+def load(namespace: dict[str, Any]) -> Any:
+    """The records page's validation cell: check the parameters, then load the drill records."""
+    values = validate_parameters(namespace)
+    install_display_formatters()
+    return load_records(check_outputs(values["outputs"]))
+
+
 def write_index(outputs: Path, notebooks_dir: Path) -> Path:
     """Run the report notebook over ``outputs`` and write ``outputs/index.html`` (code cells hidden)."""
     import papermill
-    from nbconvert import HTMLExporter
 
+    from ..rendering import export_html
+
+    outputs = check_outputs(outputs, "outputs directory")
     executed = outputs / f".{REPORT_NOTEBOOK}"
     with quiet_kernels():
         papermill.execute_notebook(
@@ -117,12 +141,10 @@ def write_index(outputs: Path, notebooks_dir: Path) -> Path:
             progress_bar=False,
             cwd=str(outputs),
         )
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_filename(str(executed))
     index = outputs / "index.html"
-    index.write_text(body, encoding="utf-8")
+    index.write_text(export_html(executed, hide_code=True), encoding="utf-8")
     executed.unlink()
     return index
 
 
-__all__ = ["drill_table", "load_records", "schedule_table", "ttr_plot", "write_index"]
+__all__ = ["check_outputs", "drill_table", "load", "load_records", "schedule_table", "ttr_plot", "write_index"]

@@ -22,10 +22,11 @@ from typing import Any
 from ..backup import RecoveryManager
 from ..errors import RecoveryError
 from ..kernels import quiet_kernels
+from ..notebook import APPROVAL_ACTIONS
 from ..process import process_status, start_system, stop_system
 from ..records import read_notebook
 from ..sandbox import SandboxSpec, create_sandbox
-from ..site import Site, load_site
+from ..site import Site, load_site, require_sandbox
 from ..triage import NOTEBOOKS
 from .injectors import PROCEDURE_OF, SCENARIOS, Fault, inject
 
@@ -34,7 +35,7 @@ TRIAGE = "00_detect_and_triage.ipynb"
 PROCEDURE_NOTEBOOKS = NOTEBOOKS  # procedure letter -> notebook, as triage names them
 VERIFY = "V_verification.ipynb"
 POST = "P_post_recovery.ipynb"
-APPROVALS = ["restore", "backup", "stop_system", "start_system"]
+APPROVALS = list(APPROVAL_ACTIONS)  # a drill approves everything the gate can ask for
 Say = Callable[[str], None]
 
 
@@ -86,10 +87,9 @@ def _execute(name: str, out: Path, parameters: dict[str, Any], cwd: Path) -> tup
 
 
 def _html(notebook: Path) -> None:
-    from nbconvert import HTMLExporter
+    from ..rendering import export_html
 
-    body, _ = HTMLExporter().from_filename(str(notebook))
-    notebook.with_suffix(".html").write_text(body, encoding="utf-8")
+    notebook.with_suffix(".html").write_text(export_html(notebook), encoding="utf-8")
 
 
 def _last_trade_id(site: Site) -> int:
@@ -125,9 +125,15 @@ def run_drill(
     trading_s: float = 1.0,
     say: Say = print,
 ) -> DrillResult:
-    """One drill of ``scenario`` (config, data, full, backup); see the module docstring."""
+    """One drill of ``scenario`` (config, data, full, backup); see the module docstring.
+
+    A ``site_dir`` that is missing, malformed or not a sandbox raises :class:`SiteError` before
+    anything is started or written.
+    """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)} or all")
+    if site_dir is not None:  # before anything is started, written or backed up
+        require_sandbox(load_site(site_dir))
     began = time.monotonic()
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{scenario}-{secrets.token_hex(2)}"
     run_dir = Path(outputs).resolve() / run_id

@@ -243,7 +243,20 @@ def _write_reports(
     return written
 
 
+def _check_parents(dest: Path) -> None:
+    """The nearest existing ancestor of ``dest`` must be a directory (the sandbox is created under it)."""
+    for parent in dest.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SiteError(
+                    f"cannot create the sandbox at {dest}: {parent} is a file, not a directory. "
+                    "Choose another path for the sandbox."
+                )
+            return
+
+
 def _prepare_destination(dest: Path, force: bool) -> None:
+    _check_parents(dest)
     if not dest.exists():
         return
     if not dest.is_dir():
@@ -278,7 +291,12 @@ def create_sandbox(
     now = (spec.now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     dest = Path(dest).expanduser().absolute()
     _prepare_destination(dest, force)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SiteError(
+            f"cannot create {dest.parent} for the sandbox ({exc.strerror}); choose another path for the sandbox."
+        ) from exc
     report = progress or (lambda done, total, phase: None)
     estimated_trades = spec.trades * 56
     total = max(spec.size_bytes or 0, estimated_trades + spec.reports * spec.report_rows * 62)

@@ -1,0 +1,154 @@
+"""What a person sees: tables without index noise, widgets that leave a static summary behind,
+and HTML records that open without network.
+
+Library functions return plain data (DataFrames, dataclasses); this module decides how they look in
+JupyterLab and in the archived HTML, so the notebooks stay thin and the records stay readable.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATE_NAME = "recovery_offline"  # the lab template minus every CDN script
+
+
+class LiveWidget:
+    """An ipywidget for JupyterLab whose display also carries a static summary of its state.
+
+    JupyterLab renders the widget; an archived notebook or its HTML (where the widget's kernel is
+    gone) shows the summary instead, e.g. "restore APPROVED by alice at 02:14Z". Call
+    :meth:`refresh` after the state changes; the display is updated in place.
+    """
+
+    def __init__(self, widget: Any, summary: Callable[[], str]) -> None:
+        self.widget = widget
+        self._summary = summary
+        self._handle: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.widget, name)  # e.g. a Dropdown's .value, .options
+
+    def bundle(self) -> dict[str, Any]:
+        """The display data: the widget view first, the static summary as HTML and plain text."""
+        text = self._summary()
+        data = {"text/plain": text, "text/html": f'<p class="recovery-static">{html.escape(text)}</p>'}
+        view = self.widget._repr_mimebundle_().get(WIDGET_VIEW)
+        if view is not None:
+            data[WIDGET_VIEW] = view
+        return data
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        self._handle = display(self.bundle(), raw=True, display_id=True)
+
+    def refresh(self) -> None:
+        """Update what was displayed (both the summary and the widget) after a change."""
+        if self._handle is not None:
+            self._handle.update(self.bundle(), raw=True)
+
+    def __repr__(self) -> str:
+        return self._summary()
+
+
+def frame_html(frame: Any) -> str:
+    """A DataFrame as a person reads it: no index column, no truncated cells."""
+    import pandas as pd
+
+    with pd.option_context("display.max_colwidth", None):
+        return frame.to_html(index=False, border=0, classes="dataframe recovery-table", na_rep="")
+
+
+def frame_text(frame: Any, *_: Any) -> str:
+    """The plain-text form, for terminals and text/plain readers."""
+    import pandas as pd
+
+    with pd.option_context("display.max_colwidth", None):
+        return frame.to_string(index=False)
+
+
+def install_display_formatters() -> None:
+    """In a notebook kernel: show every DataFrame without its index and without truncation."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    import pandas as pd
+
+    formatters = shell.display_formatter.formatters
+    formatters["text/html"].for_type(pd.DataFrame, frame_html)
+    formatters["text/plain"].for_type(pd.DataFrame, lambda frame, printer, cycle: printer.text(frame_text(frame)))
+
+
+def static_widgets(notebook: Any) -> Any:
+    """Drop widget views from outputs that have a fallback: an archive has no kernel to render them."""
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and ("text/html" in data or "text/plain" in data):
+                del data[WIDGET_VIEW]
+    notebook.metadata.pop("widgets", None)
+    return notebook
+
+
+def export_html(notebook_path: Path, *, hide_code: bool = False) -> str:
+    """HTML of an executed notebook that needs no network: no CDN scripts, widgets as static summaries."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    notebook = static_widgets(nbformat.read(str(notebook_path), as_version=4))
+    exporter = HTMLExporter(
+        template_name=TEMPLATE_NAME,
+        extra_template_basedirs=[str(TEMPLATES)],
+        exclude_input=hide_code,
+        exclude_input_prompt=hide_code,
+        exclude_output_prompt=hide_code,
+    )
+    body, _ = exporter.from_notebook_node(notebook)
+    return body
+
+
+class Findings(dict):
+    """A step's result as a plain dict (for code and the record) that a person reads as a short table.
+
+    An ``ok`` key, when present, becomes the ✅ / ❌ heading instead of a row.
+    """
+
+    def __init__(self, title: str, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self.title = title
+
+    def _rows(self) -> list[tuple[str, str]]:
+        return [(key.replace("_", " "), _plain(value)) for key, value in self.items() if key != "ok"]
+
+    def _heading(self) -> str:
+        icon = {True: "✅ ", False: "❌ "}.get(self.get("ok"), "") if "ok" in self else ""
+        return f"{icon}{self.title}"
+
+    def _repr_html_(self) -> str:
+        cell = "style='text-align:left'"
+        rows = "".join(
+            f"<tr><th {cell}>{html.escape(k)}</th><td {cell}>{html.escape(v)}</td></tr>" for k, v in self._rows()
+        )
+        return f"<p><b>{html.escape(self._heading())}</b></p><table class='recovery-table'>{rows}</table>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text("\n".join([self._heading(), *(f"  {k}: {v}" for k, v in self._rows())]))
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_plain(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(v) for v in value) or "none"
+    return "" if value is None else str(value)
