@@ -7,11 +7,12 @@ INSTALLED := $(VENV)/.installed
 # JupyterLab refuses to run as root unless told; containers often are root.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help drill test soak lint lab bench clean
+.PHONY: help drill test test-browser soak lint lab bench clean
 
 help:
 	@echo "make drill  create .venv, drill every runbook scenario on a sandbox, write outputs/ and outputs/index.html"
 	@echo "make test   lint and run the whole test suite"
+	@echo "make test-browser  JupyterLab walk-through and records page in Chromium (needs: apt-get install chromium)"
 	@echo "make soak   the reliability suite with its loops run much longer (--long)"
 	@echo "make lab    JupyterLab on notebooks/ with the sandbox as the site"
 	@echo "make bench  speed benchmarks (see benchmarks/README.md)"
@@ -33,6 +34,15 @@ lint: $(INSTALLED)
 
 test: lint
 	$(BIN)/python -m pytest
+
+$(VENV)/.browser-installed: $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,browser]'
+	touch $@
+
+# End-to-end in a real browser: Playwright drives Debian's Chromium (Playwright's own download is not used).
+test-browser: $(VENV)/.browser-installed
+	@command -v $${CHROMIUM:-chromium} >/dev/null || { echo "make test-browser needs Chromium: sudo apt-get install chromium (or set CHROMIUM=/path/to/chromium)"; exit 2; }
+	$(BIN)/python -m pytest tests/browser -m browser
 
 # The reliability suite's crash, failure-point and hypothesis loops, many times longer than in `make test`.
 soak: $(INSTALLED)

@@ -93,8 +93,8 @@ class ApprovalGate:
         decision = self.decisions.get(action)
         if decision is None:
             raise ApprovalRequired(
-                f"{action} is not approved yet, nothing was changed. Review the plan above and click "
-                f"'Approve' (or 'Abort'), then run this cell again."
+                f"{action} is not approved yet, nothing was changed. Review what it will do (shown above) and "
+                f"click 'Approve' (or 'Abort'), then run this cell again."
             )
         if not decision.approved:
             how = "it was aborted" if decision.via == "widget" else f"{action!r} is not in the approve parameter"

@@ -30,10 +30,15 @@ class Checklist:
         marks = {True: "✅ pass", False: "❌ FAIL", None: "⚪ not checked"}
         return pd.DataFrame(
             [
-                {"": marks[row["passed"]], "criterion": row["criterion"], "evidence": row["evidence"]}
+                # The mark is in the first column; evidence quoted from a result must not repeat it.
+                {"": marks[row["passed"]], "criterion": row["criterion"], "evidence": _unmarked(row["evidence"])}
                 for row in self.rows
             ]
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {"title": self.title, "all_passed": self.all_passed, "rows": self.rows}
+
+
+def _unmarked(evidence: object) -> str:
+    return str(evidence).lstrip("✅❌⚪⛔ ")

@@ -44,7 +44,7 @@ class Escalation:
     reasons: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        why = "; ".join(self.reasons) or "no escalation rule fired"
+        why = "; ".join(self.reasons) or "nothing calls for escalation"
         return f"Level {self.level} ({self.name}): contact {self.contact}. Because: {why}"
 
     def __repr__(self) -> str:
@@ -54,7 +54,7 @@ class Escalation:
         import html
 
         color = {1: "#2e7d32", 2: "#f9a825", 3: "#ef6c00", 4: "#c62828"}[self.level]
-        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in self.reasons) or "<li>no escalation rule fired</li>"
+        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in self.reasons) or "<li>nothing calls for escalation</li>"
         return (
             f"<div style='border-left:6px solid {color};padding-left:8px'><b>Escalation level {self.level}: "
             f"{html.escape(self.name)}</b><br>Contact: {html.escape(self.contact)}<ul>{reasons}</ul></div>"

@@ -21,7 +21,7 @@ from .integrity import check_config_file, check_data
 from .notebook import Run
 from .process import ProcessAction, process_status, start_system, stop_system
 from .reconcile import reconcile_positions
-from .rendering import Findings, LiveWidget
+from .rendering import Findings, LiveWidget, human_age, human_size, human_time
 from .restore import RestorePlan, RestoreResult
 from .restore_journal import RestoreError
 from .triage import Triage, triage
@@ -59,13 +59,26 @@ def _now() -> str:
 # --- health and triage ------------------------------------------------------------------------
 
 
-def health_table(results: dict[str, HealthResult]) -> Any:
-    """Health results as a table with a clear pass/fail marker."""
+def health_table(results: dict[str, HealthResult], restart_pending: bool = False) -> Any:
+    """Health results as a table with a pass/fail marker in words (emoji fonts are not everywhere).
+
+    ``restart_pending``: the system was stopped on purpose and a later step restarts it, so a stopped
+    process is shown as such, not as a failure (the recorded results are unchanged).
+    """
     import pandas as pd
 
-    return pd.DataFrame(
-        [{"": "✅" if r.healthy else "❌", "check": name, "message": r.message} for name, r in results.items()]
-    )
+    def mark(name: str, result: HealthResult) -> tuple[str, str]:
+        if result.healthy:
+            return "✅ ok", result.message
+        if restart_pending and name == "process" and "not running" in result.message:
+            return "⏸ stopped", f"{result.message} (stopped for the recovery; the restart step starts it)"
+        return "❌ FAILING", result.message
+
+    rows = [
+        dict(zip(("", "check", "message"), (m[0], name, m[1]), strict=True))
+        for name, m in ((name, mark(name, r)) for name, r in results.items())
+    ]
+    return pd.DataFrame(rows, columns=["", "check", "message"])
 
 
 def check_health(run: Run, label: str) -> dict[str, HealthResult]:
@@ -103,7 +116,9 @@ def stop(run: Run) -> ProcessAction | Halted:
         return skipped
     status = process_status(run.site)
     if status.running and run.site.process.stop:
-        run.gate.confirm("stop_system", f"Stop the trading system ({status.detail}) with: {run.site.process.stop}")
+        run.gate.confirm(
+            "stop_system", f"Stop the trading system, which is {status.detail}. Command: {run.site.process.stop}"
+        )
     action = stop_system(run.site)
     run.record("stop_system", action)
     return action
@@ -114,7 +129,7 @@ def restart(run: Run) -> ProcessAction | Halted:
     if skipped := _halted(run):
         return skipped
     if run.site.process.start and not process_status(run.site).running:
-        run.gate.confirm("start_system", f"Start the trading system with: {run.site.process.start}")
+        run.gate.confirm("start_system", f"Start the trading system. Command: {run.site.process.start}")
     action = start_system(run.site)
     run.record("restart_system", action)
     return action
@@ -143,9 +158,23 @@ def backups_overview(run: Run, verify: bool = True) -> Any:
                 "tags": ", ".join(metadata.tags),
             }
         )
-    frame = pd.DataFrame(
-        rows, columns=["backup_id", "type", "created_at", "age_h", "files", "size_bytes", "status", "verifies", "tags"]
-    )
+    verdict = {True: "✅ verifies", False: "❌ FAILS", None: "not checked"}
+    shown = [
+        {
+            "backup": row["backup_id"],
+            "type": row["type"],
+            "taken (UTC)": human_time(row["created_at"]),
+            "age": human_age(row["age_h"]),
+            "files": row["files"],
+            "size": human_size(row["size_bytes"]),
+            "status": row["status"],
+            "verification": verdict[row["verifies"]],
+            "tags": row["tags"],
+        }
+        for row in rows
+    ]
+    columns = ["backup", "type", "taken (UTC)", "age", "files", "size", "status", "verification", "tags"]
+    frame = pd.DataFrame(shown, columns=columns)  # for people; the record keeps the raw values
     run.record("backups", {"count": len(rows), "backups": rows, "unreadable": run.manager.unreadable})
     if not rows:
         run.facts.no_backup = True
@@ -172,15 +201,15 @@ class BackupChoice:
             return "<p><b>❌ No usable backup.</b> Escalate (see the end of this notebook).</p>"
         skipped = "".join(f"<li>{s}</li>" for s in self.skipped)
         return (
-            f"<p>Selected backup <code>{self.metadata.backup_id}</code>, taken {self.metadata.created_at} "
-            f"({self.metadata.age_hours():.1f} h ago): {self.metadata.description or 'no description'}</p>"
+            f"<p>Selected backup <code>{self.metadata.backup_id}</code>, taken {human_time(self.metadata.created_at)} "
+            f"({human_age(self.metadata.age_hours())} ago): {self.metadata.description or 'no description'}</p>"
             + (f"<p>Skipped:</p><ul>{skipped}</ul>" if skipped else "")
         )
 
     def __repr__(self) -> str:
         if self.metadata is None:
             return "No usable backup: escalate."
-        return f"Selected backup {self.metadata.backup_id} ({self.metadata.age_hours():.1f} h old)"
+        return f"Selected backup {self.metadata.backup_id} ({human_age(self.metadata.age_hours())} old)"
 
 
 def choose_backup(run: Run, backup_id: str, needs: tuple[str, ...] = ()) -> BackupChoice:
@@ -218,7 +247,7 @@ def choose_backup(run: Run, backup_id: str, needs: tuple[str, ...] = ()) -> Back
         import ipywidgets as widgets
 
         options = [
-            (f"{m.backup_id}  ({m.age_hours():.1f} h, {m.size_bytes:,} B, {m.status.value})", m.backup_id)
+            (f"{m.backup_id}  ({human_age(m.age_hours())} old, {human_size(m.size_bytes)})", m.backup_id)
             for m in run.manager.list_backups()
             if m.status is BackupStatus.SUCCESS
         ]
@@ -271,7 +300,13 @@ def approval(run: Run, restore_plan: RestorePlan | Halted) -> Any:
         return restore_plan
     if restore_plan.blockers:
         return halt(run, f"restore blocked: {restore_plan.blockers[0]}")
-    return run.gate.request("restore", restore_plan.summary(), step="Perform actual restore")
+    # The plan itself is displayed just above: the gate repeats only what is being approved.
+    plan = restore_plan
+    what = (
+        f"Restore {', '.join(plan.categories)} from backup {plan.backup_id}: {len(plan.changes)} file(s) to "
+        f"create, replace or delete, {plan.bytes_to_write:,} bytes to write (the plan above)."
+    )
+    return run.gate.request("restore", what, step="Perform actual restore")
 
 
 def restore(run: Run, restore_plan: RestorePlan | Halted) -> RestoreResult | Halted:

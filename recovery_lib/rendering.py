@@ -61,7 +61,10 @@ def frame_html(frame: Any) -> str:
     import pandas as pd
 
     with pd.option_context("display.max_colwidth", None):
-        return frame.to_html(index=False, border=0, classes="dataframe recovery-table", na_rep="")
+        rendered = frame.to_html(index=False, border=0, classes="dataframe recovery-table", na_rep="")
+    # Inline, because JupyterLab right-aligns table cells (for numbers) and may drop <style> blocks.
+    left = ' style="text-align: left;"'
+    return rendered.replace("<td>", f"<td{left}>").replace("<th>", f"<th{left}>")
 
 
 def frame_text(frame: Any, *_: Any) -> str:
@@ -152,3 +155,27 @@ def _plain(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(_plain(v) for v in value) or "none"
     return "" if value is None else str(value)
+
+
+def human_age(hours: float) -> str:
+    """``0.2`` -> ``"12 min"``, ``5.5`` -> ``"5.5 h"``, ``50`` -> ``"2.1 days"``."""
+    if hours < 1:
+        return f"{max(0, round(hours * 60))} min"
+    if hours < 48:
+        return f"{hours:.1f} h"
+    return f"{hours / 24:.1f} days"
+
+
+def human_size(size: int) -> str:
+    """Bytes in the unit a person reads: ``639 MB``."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" or value >= 100 else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def human_time(iso: str) -> str:
+    """``2026-11-26T00:07:44.522325Z`` -> ``2026-11-26 00:07:44Z`` (seconds are enough for a person)."""
+    return iso.replace("T", " ", 1).split(".", 1)[0].removesuffix("Z") + "Z" if iso else ""

@@ -23,6 +23,7 @@ from typing import Any
 from .backup.fileio import copy_and_hash, hash_file, sync_filesystem
 from .backup.model import BackupMetadata, FileEntry, Manifest
 from .backup.paths import UnsafePathError, assert_no_symlink_parents, is_within
+from .rendering import human_time
 from .restore_journal import JOURNAL_NAME, Journal, RestoreError, cleanup, swap_in
 from .site import Site
 
@@ -76,7 +77,8 @@ class RestorePlan:
     def summary(self, limit: int = 20) -> str:
         """The dry-run text: counts, bytes, then the changed files."""
         lines = [
-            f"Restore plan: backup {self.backup_id} ({self.backup_created_at}) -> {', '.join(self.categories)}",
+            f"Restore plan: backup {self.backup_id} (taken {human_time(self.backup_created_at)}) -> "
+            f"{', '.join(self.categories)}",
             f"  create {self.count(Action.CREATE)}, replace {self.count(Action.REPLACE)}, "
             f"delete {self.count(Action.DELETE)}, unchanged {self.count(Action.UNCHANGED)}; "
             f"{self.bytes_to_write:,} bytes to write",

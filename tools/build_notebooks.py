@@ -153,7 +153,7 @@ def procedure_a() -> list[nbformat.NotebookNode]:
             "7. Run health checks",
             "Every health check after the restore.",
             "health",
-            'steps.health_table(steps.check_health(run, "after"))',
+            'steps.health_table(steps.check_health(run, "after"), restart_pending=True)',
         ),
         *step(
             "8. Restart system",
@@ -301,7 +301,7 @@ def procedure_c() -> list[nbformat.NotebookNode]:
             "6. Verify system integrity",
             "Every health check again.",
             "health",
-            'steps.health_table(steps.check_health(run, "after"))',
+            'steps.health_table(steps.check_health(run, "after"), restart_pending=True)',
         ),
         *step(
             "7. Restart services",

@@ -18,6 +18,14 @@ from .history import last_drilled, load_records
 REPORT_NOTEBOOK = "R_drill_report.ipynb"
 
 
+# Left-aligned text and no wrapping of ids: the index and records are read, not scanned as numbers.
+TABLE_STYLE = (
+    "<style>table.drills th, table.drills td, table.schedule th, table.schedule td"
+    " {text-align: left !important; vertical-align: top;}"
+    " table.drills td:first-child {white-space: nowrap;}</style>"
+)
+
+
 def drill_table(records: Any) -> Any:
     """The drill table for people: outcome marks, rounded seconds, links to each record's HTML."""
     from IPython.display import HTML
@@ -26,7 +34,7 @@ def drill_table(records: Any) -> Any:
         return HTML("<p>No drills recorded yet. Run <code>make drill</code>.</p>")
     rows = []
     for _, row in records.iloc[::-1].iterrows():
-        links = " ".join(
+        links = "<br>".join(  # one record per line: they must not run together
             f'<a href="{html.escape(row["run_id"])}/{html.escape(Path(name).with_suffix(".html").name)}">'
             f"{html.escape(name.split('_', 1)[1].removesuffix('.ipynb'))}</a>"
             for name in row["notebooks"]
@@ -39,7 +47,7 @@ def drill_table(records: Any) -> Any:
                 "outcome": "✅ recovered" if row["outcome"] == "recovered" else "❌ not recovered",
                 "detect (s)": _num(row["time_to_detect_s"]),
                 "recover (s)": _num(row["time_to_recover_s"]),
-                "RTO met": {True: "✅", False: "❌"}.get(row["rto_met"], "-"),
+                "RTO met": {True: "✅ yes", False: "❌ no"}.get(row["rto_met"], "-"),
                 "data lost (s)": _num(row["data_loss_window_s"]),
                 "trades lost": "-"
                 if row["trades_lost"] is None or row["trades_lost"] != row["trades_lost"]
@@ -51,7 +59,7 @@ def drill_table(records: Any) -> Any:
         )
     import pandas as pd
 
-    return HTML(pd.DataFrame(rows).to_html(index=False, escape=False, classes="drills"))
+    return HTML(TABLE_STYLE + pd.DataFrame(rows).to_html(index=False, escape=False, classes="drills"))
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -82,6 +90,10 @@ def ttr_plot(records: Any) -> Any:
                 alpha=0.5,
                 label=f"RTO target {procedure}",
             )
+    if len(done) and pd.to_datetime(done["fault_at"]).nunique() == 1:
+        # One drill: matplotlib would span years around it; a day either side reads naturally.
+        moment = pd.to_datetime(done["fault_at"]).iloc[0]
+        axis.set_xlim(moment - pd.Timedelta(days=1), moment + pd.Timedelta(days=1))
     axis.set_yscale("log")
     axis.set_ylabel("time to recover (s, log)")
     axis.set_title("Time to recover per procedure (fault to health green)")
@@ -101,7 +113,11 @@ def ttr_plot(records: Any) -> Any:
 
 def schedule_table(records: Any) -> Any:
     """The monthly schedule: when each scenario was last drilled, overdue ones flagged."""
-    return last_drilled(records).style.hide(axis="index")
+    from IPython.display import HTML
+
+    table = last_drilled(records).rename(columns=lambda c: c.replace("_", " "))
+    table["last outcome"] = table["last outcome"].str.replace("_", " ")
+    return HTML(TABLE_STYLE + table.to_html(index=False, escape=True, classes="schedule"))
 
 
 def check_outputs(outputs: str | Path, name: str = "parameter 'outputs'") -> Path:
