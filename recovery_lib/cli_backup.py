@@ -296,7 +296,7 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
             raise RestoreError("not on a terminal: review the plan with --dry-run, then pass --yes to apply it")
         if not _confirm("Apply this plan? The current state is backed up first. [y/N] "):
             out.write("Not applied; nothing was changed.\n")
-            return EXIT_OK
+            return EXIT_FAILED  # nothing was restored: a script must not read this as success
     result = manager.apply_restore(plan)
     bar.close()
     if result.pre_recovery_backup_id:

@@ -197,6 +197,9 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO) -> int:
         "\n".join(
             [
                 f"# recovery_lib schedule for {site.name}: install with `crontab -e`",
+                "# Times are UTC, as in the runbook (CRON_TZ works with cronie and busybox cron;",
+                "# with Debian's cron, run it on a machine whose clock is UTC).",
+                "CRON_TZ=UTC",
                 f"0 2 * * * {recovery} backup create {where} --tag daily -m 'Daily backup'",
                 f"0 3 * * 0 {recovery} backup create {where} --tag weekly -m 'Weekly backup'",
                 f"0 4 * * 1 {recovery} drill run --due --outputs {outputs}",

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from .backup.manager import read_backups
-from .backup.model import BackupStatus
+from .backup.model import CATEGORIES, BackupStatus
 from .exchange import get_exchange_client
 from .health import HealthResult
 from .integrity import check_config_file, check_data
@@ -90,21 +90,30 @@ def check_backups(site: Site) -> HealthResult:
     if not successful:
         message = f"no successful backups in {shown} (Procedure D: create one now)"
         return HealthResult("backups", False, message, {"backup_dir": shown, "count": len(backups)})
-    backup_id, age_hours = successful[0].backup_id, successful[0].age_hours()
+    # Fresh means fresh for every category: a config-only backup says nothing about the data.
+    newest = {c: next((b for b in successful if b.includes(c)), None) for c in CATEGORIES}
+    missing = [c for c, b in newest.items() if b is None]
+    if missing:
+        message = f"no successful backup of {', '.join(missing)} in {shown} (create a full backup now)"
+        return HealthResult("backups", False, message, {"backup_dir": shown, "missing": missing})
+    category, stalest = max(newest.items(), key=lambda item: item[1].age_hours())
+    backup_id, age_hours = stalest.backup_id, stalest.age_hours()
     details = {
         "backup_dir": shown,
-        "newest": backup_id,
+        "newest": successful[0].backup_id,
+        "stalest_category": category,
         "age_hours": round(age_hours, 2),
         "max_age_hours": site.max_backup_age_hours,
     }
+    every = "" if stalest is successful[0] else f" (newest of {category})"
     if age_hours > site.max_backup_age_hours:
         return HealthResult(
             "backups",
             False,
-            f"newest backup {backup_id} is {age_hours:.1f} h old (max {site.max_backup_age_hours:g} h)",
+            f"newest backup{every} {backup_id} is {age_hours:.1f} h old (max {site.max_backup_age_hours:g} h)",
             details,
         )
-    return HealthResult("backups", True, f"newest backup {backup_id} is {age_hours:.1f} h old", details)
+    return HealthResult("backups", True, f"newest backup{every} {backup_id} is {age_hours:.1f} h old", details)
 
 
 def protected_bytes(site: Site) -> int:

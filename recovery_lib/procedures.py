@@ -584,7 +584,10 @@ def _health(run: Run, *names: str) -> tuple[bool, str]:
     results = health_check.run_all(run.site)
     chosen = {n: r for n, r in results.items() if not names or n in names}
     failing = [n for n, r in chosen.items() if not r.healthy]
-    return not failing, ("failing: " + ", ".join(failing)) if failing else "healthy: " + ", ".join(chosen)
+    checked = ", ".join(chosen)
+    if failing:
+        return False, f"failing: {', '.join(failing)} (checked: {checked})"
+    return True, f"healthy ({'every check' if not names else 'checked'}: {checked})"
 
 
 def _started(run: Run, action: Any) -> tuple[bool | None, str]:

@@ -108,6 +108,8 @@ def export_html(notebook_path: Path, *, hide_code: bool = False) -> str:
     from nbconvert import HTMLExporter
 
     notebook = static_widgets(nbformat.read(str(notebook_path), as_version=4))
+    # The browser tab names the record ("Procedure A: Config Recovery"), not "Notebook".
+    notebook.metadata["title"] = _title(notebook) or Path(notebook_path).stem
     exporter = HTMLExporter(
         template_name=TEMPLATE_NAME,
         extra_template_basedirs=[str(TEMPLATES)],
@@ -179,3 +181,13 @@ def human_size(size: int) -> str:
 def human_time(iso: str) -> str:
     """``2026-11-26T00:07:44.522325Z`` -> ``2026-11-26 00:07:44Z`` (seconds are enough for a person)."""
     return iso.replace("T", " ", 1).split(".", 1)[0].removesuffix("Z") + "Z" if iso else ""
+
+
+def _title(notebook: Any) -> str | None:
+    """The first level-1 heading of the notebook's markdown."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return None

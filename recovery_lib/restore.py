@@ -61,6 +61,7 @@ class RestorePlan:
     site_root: Path
     fingerprint: str
     blockers: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # not blocking, but a person must read them before approving
 
     @property
     def changes(self) -> list[FileAction]:
@@ -87,6 +88,7 @@ class RestorePlan:
             lines.append(f"  {action.action.value:<9} {action.path} ({action.size:,} bytes)")
         if len(self.changes) > limit:
             lines.append(f"  ... and {len(self.changes) - limit} more")
+        lines.extend(f"  WARNING: {warning}" for warning in self.warnings)
         lines.extend(f"  BLOCKED: {blocker}" for blocker in self.blockers)
         return "\n".join(lines)
 
@@ -108,6 +110,7 @@ class RestorePlan:
             "bytes_to_write": self.bytes_to_write,
             "changes": [{"path": a.path, "action": a.action.value, "size": a.size} for a in self.changes],
             "blockers": list(self.blockers),
+            "warnings": list(self.warnings),
         }
 
 

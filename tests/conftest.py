@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from datetime import UTC, datetime
@@ -13,6 +14,10 @@ from hypothesis import settings
 from recovery_lib.sandbox import SandboxSpec, create_sandbox
 
 LONG_ENV = "RECOVERY_TESTS_LONG"
+
+# tests/browser needs the `browser` extra (Playwright), which `make test-browser` installs and
+# `make test` does not: without it, do not even import that directory.
+collect_ignore = [] if importlib.util.find_spec("playwright") else ["browser"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import recovery_lib.backup.create as create_module
 from recovery_lib.backup import BackupError, BackupMetadata, BackupStatus, BackupType, RecoveryManager, RetentionPolicy
+from recovery_lib.backup.model import PRE_RECOVERY_TAG
 from recovery_lib.backup.retention import plan_prune
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -228,6 +229,20 @@ def test_a_group_is_never_emptied() -> None:
     assert reasons(plan)["config-2"] == ["newest config backup (a group is never emptied)"]
     assert reasons(plan)["data-1"] == ["newest data backup (a group is never emptied)"]
     assert removed(plan) == ["config-1", "full-1"]
+
+
+def test_a_pre_recovery_snapshot_never_stands_in_for_the_last_real_full_backup() -> None:
+    """Found by a new user: keep_last=1 removed the only full backup "latest" could restore data from,
+    because the newer pre-recovery snapshot (also full) counted as the full group's survivor."""
+    backups = [
+        meta("config-1", T0, BackupType.CONFIG),
+        meta("snapshot", T0 - timedelta(hours=1), BackupType.FULL, tags=(PRE_RECOVERY_TAG,)),
+        meta("full-1", T0 - timedelta(hours=2), BackupType.FULL),
+    ]
+    plan = plan_prune(backups, RetentionPolicy(keep_last=1), newest_verified="config-1")
+    assert reasons(plan)["full-1"] == ["newest full backup (a group is never emptied)"]
+    assert reasons(plan)["snapshot"] == ["newest full pre-recovery backup (a group is never emptied)"]
+    assert removed(plan) == []
 
 
 def test_no_backups_is_an_empty_plan() -> None:

@@ -865,7 +865,8 @@ def test_cli_drill_due_names_this_weeks_drill() -> None:
 def test_cli_schedule_prints_crontab_lines(sandbox: Path) -> None:
     code, text = run_cli("schedule", "--site", str(sandbox))
     assert code == 0
-    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert "CRON_TZ=UTC" in text.splitlines()  # the runbook's times are UTC
+    lines = [line for line in text.splitlines() if line and not line.startswith(("#", "CRON_TZ="))]
     assert len(lines) == 3, text
     daily, weekly, drill = (line.split() for line in lines)
     assert daily[:5] == ["0", "2", "*", "*", "*"] and daily[6:8] == ["backup", "create"]

@@ -18,7 +18,7 @@ from recovery_lib import HealthCheckRegistry, HealthResult, RecoveryManager, hea
 from recovery_lib.backup import BackupStatus
 from recovery_lib.backup.model import read_metadata
 from recovery_lib.errors import SiteError
-from recovery_lib.site import Site
+from recovery_lib.site import Site, load_site
 
 BUILTIN = ["config", "data", "backups", "disk", "process", "exchange"]
 FRESH_UNHEALTHY = {"backups", "process"}  # a fresh sandbox has no backup and no running process
@@ -195,7 +195,7 @@ def test_positions_missing_column(sandbox: Path) -> None:
 
 def write_backup(sandbox: Path, created: datetime, status: BackupStatus = BackupStatus.SUCCESS) -> str:
     """A real backup, then its metadata re-dated (and re-checksummed) to ``created``."""
-    backup_id = RecoveryManager(site=sandbox).create_backup(include_state=False, include_data=False)
+    backup_id = RecoveryManager(site=sandbox).create_backup()
     path = sandbox / "backups" / backup_id / "metadata.json"
     metadata = read_metadata(path.parent)
     metadata.created_at = created.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -511,3 +511,13 @@ def test_site_from_environment_must_exist(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("RECOVERY_SITE", str(tmp_path / "nowhere"))
     with pytest.raises(SiteError, match=r"from \$RECOVERY_SITE\) does not exist"):
         health_check.run_all()
+
+
+def test_a_config_only_backup_does_not_make_stale_data_look_fresh(sandbox: Path) -> None:
+    """Found by a new user: the newest backup was config-only, so health said "fresh" with no data backup."""
+    RecoveryManager(site=sandbox).create_backup(include_state=False, include_data=False)
+    result = health_check.run("backups", load_site(sandbox))
+    assert not result.healthy
+    assert "no successful backup of state, data" in result.message
+    RecoveryManager(site=sandbox).create_backup()
+    assert health_check.run("backups", load_site(sandbox)).healthy

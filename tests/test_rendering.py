@@ -91,3 +91,8 @@ def test_findings_are_a_dict_for_code_and_a_table_for_people(ok: bool, icon: str
     assert findings["file"] == "config/config.toml" and dict(findings)["ok"] is ok  # still plain data
     rendered = findings._repr_html_()
     assert f"{icon} Configuration check" in rendered and "config/config.toml" in rendered and "none" in rendered
+
+
+def test_an_html_record_is_titled_after_its_procedure(tmp_path: Path) -> None:
+    body = export_html(_notebook_with_widget(tmp_path))
+    assert "<title>Procedure A</title>" in body

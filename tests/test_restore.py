@@ -1104,3 +1104,14 @@ def test_a_failed_restore_does_not_change_file_modes_in_the_site(
     monkeypatch.undo()
     assert RecoveryManager(site=sandbox).restore_backup(backup_id, restore_config=False, restore_data=True)
     assert stat.S_IMODE((sandbox / "data/positions.csv").stat().st_mode) == 0o644
+
+
+def test_a_plan_from_a_backup_of_a_broken_config_warns(sandbox: Path) -> None:
+    """Found by a new user: a backup taken after the config broke was restored silently, fixing nothing."""
+    corrupt_config(sandbox)
+    manager = RecoveryManager(site=sandbox)
+    backup_id = manager.create_backup()
+    plan = manager.plan_restore(backup_id, restore_config=True)
+    assert plan.warnings and "fails the config check" in plan.warnings[0] and "older backup" in plan.warnings[0]
+    assert "WARNING: the backup's own config/config.toml fails the config check" in plan.summary()
+    assert manager.plan_restore(backup_id, restore_config=False, restore_data=True).warnings == ()

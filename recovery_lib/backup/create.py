@@ -94,6 +94,15 @@ def _scan(site: Site, categories: list[str], excluded: list[Path]) -> _Scan:
     return scan
 
 
+def nothing_to_back_up(site: Site, categories: list[str]) -> BackupError:
+    """The error for a site none of whose declared paths exist (usually the wrong --site)."""
+    declared = ", ".join(top for c in categories for top in site.categories[c])
+    return BackupError(
+        f"site {site.root} has nothing to back up: {declared} are all missing. "
+        "Check --site / RECOVERY_SITE and [paths] in recovery.toml."
+    )
+
+
 def _utf8(name: str) -> bool:
     try:
         name.encode("utf-8")
@@ -254,11 +263,7 @@ def _build(
     backup_id = new_backup_id(backup_type, now)
     scan = _scan(site, categories, excluded=[backup_dir])
     if not scan.files and not scan.dirs:
-        declared = ", ".join(top for c in categories for top in site.categories[c])
-        raise BackupError(
-            f"site {site.root} has nothing to back up: {declared} are all missing. "
-            "Check --site / RECOVERY_SITE and [paths] in recovery.toml."
-        )
+        raise nothing_to_back_up(site, categories)
     for relative, _ in scan.files:
         try:
             safe_relative(relative)

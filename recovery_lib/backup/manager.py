@@ -7,6 +7,7 @@ a consistent state.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shlex
@@ -16,16 +17,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import RecoveryError
+from ..integrity import check_config_file
 from ..process import process_status
 from ..restore import RestorePlan, RestoreResult, execute_plan, make_plan, site_fingerprint
 from ..restore_journal import JOURNAL_NAME, RestoreError, recover_interrupted_restore
 from ..site import Site, load_site
-from .create import TMP_PREFIX, build_backup, categories_from_flags
+from .create import TMP_PREFIX, build_backup, categories_from_flags, nothing_to_back_up
 from .fileio import make_writable_tree
 from .lock import BackupLock, SiteRestoreLock
 from .model import (
     CATEGORIES,
     MANIFEST,
+    PRE_RECOVERY_TAG,
     BackupError,
     BackupMetadata,
     BackupStatus,
@@ -34,13 +37,13 @@ from .model import (
     parse_manifest,
     read_metadata,
 )
+from .paths import is_within
 from .retention import PrunePlan, RetentionPolicy, plan_prune
 from .verify import VerifyReport, verify_backup_dir
 
 log = logging.getLogger("recovery_lib")
 
 Progress = Callable[[int, int], None]
-PRE_RECOVERY_TAG = "pre-recovery"
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 
 
@@ -256,6 +259,9 @@ class RecoveryManager:
         Raises :class:`BackupIncomplete` (the backup is kept, as PARTIAL) if a file could not be captured.
         """
         categories = categories_from_flags(include_config, include_state, include_data)
+        tops = [self.site.path(top) for c in categories for top in self.site.categories[c]]
+        if not any(top.exists() or top.is_symlink() for top in tops):
+            raise nothing_to_back_up(self.site, categories)  # before the lock creates backups/ in a wrong place
         with self._locked("backup"):
             self._recover()
             metadata = self._create_locked(categories, description, list(tags or []))
@@ -316,6 +322,8 @@ class RecoveryManager:
         """Apply a retention policy (restic's ``forget`` rules); with ``dry_run`` only the plan."""
         if policy.is_empty:
             plan_prune([], policy, None)  # refuses with its message before the lock creates anything
+        if not self.backup_dir.is_dir():
+            return plan_prune([], policy, None)  # nothing to prune; never create the directory to say so
         with self._locked("prune"):
             self._recover()
             plan = plan_prune(self.list_backups(), policy, self._newest_verified())
@@ -371,8 +379,22 @@ class RecoveryManager:
                 f"not changed: {report.summary()}"
             )
         plan = make_plan(self.site, metadata, report.manifest, categories, self._blockers())
+        plan = dataclasses.replace(plan, warnings=tuple(self._content_warnings(plan)))
         self.last_plan = plan
         return plan
+
+    def _content_warnings(self, plan: RestorePlan) -> list[str]:
+        """A backup taken after the config broke holds the broken config: restoring it fixes nothing."""
+        if "config" not in plan.categories or not is_within(self.site.config_file, plan.tops["config"]):
+            return []
+        copy = self._get_backup_dir(plan.backup_id) / self.site.config_file
+        report = check_config_file(copy, self.site.required_sections, shown_as=self.site.config_file)
+        if report.ok:
+            return []
+        return [
+            f"the backup's own {self.site.config_file} fails the config check ({report.summary()}): restoring it "
+            "will not fix the config. Choose an older backup (recovery backup list)."
+        ]
 
     def apply_restore(self, plan: RestorePlan) -> RestoreResult:
         """Apply exactly ``plan``: refuse if the system runs or the site changed since the plan;

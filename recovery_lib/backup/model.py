@@ -25,6 +25,9 @@ RESERVED = (METADATA, MANIFEST, SUMS)
 CATEGORIES = ("config", "state", "data")
 
 
+PRE_RECOVERY_TAG = "pre-recovery"  # the snapshot a restore takes of the state it replaces
+
+
 class BackupError(RecoveryError):
     """A backup could not be created, read or used; the message names it and the cause."""
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .model import BackupMetadata
+from .model import PRE_RECOVERY_TAG, BackupMetadata
 
 BUCKETS: dict[str, Callable[[datetime], str]] = {
     "hourly": lambda t: t.strftime("%Y-%m-%d %H"),
@@ -123,9 +123,13 @@ def plan_prune(backups: list[BackupMetadata], policy: RetentionPolicy, newest_ve
             decision.reasons.append(f"tag {', '.join(matched)}")
         if decision.backup.backup_id == newest_verified:
             decision.reasons.append("newest verified backup (never removed)")
+    # Pre-recovery snapshots are their own group: a full snapshot of a broken state must never be
+    # what keeps the last real full backup (the one "latest" restores from) from being protected.
     groups: dict[str, list[Decision]] = {}
     for decision in decisions:
-        groups.setdefault(decision.backup.backup_type.value, []).append(decision)
+        kind = decision.backup.backup_type.value
+        group = f"{kind} {PRE_RECOVERY_TAG}" if PRE_RECOVERY_TAG in decision.backup.tags else kind
+        groups.setdefault(group, []).append(decision)
     for group, members in groups.items():
         if not any(member.keep for member in members):
             members[0].reasons.append(f"newest {group} backup (a group is never emptied)")

@@ -812,3 +812,19 @@ def test_papermill_bad_site_fails_in_validation_with_one_line(world: World) -> N
     assert str(world.file) in shown
     after = {k: v for k, v in world.snapshot().items() if not k.startswith("out/")}
     assert after == before
+
+
+@pytest.mark.parametrize("command", [["backup", "create"], ["backup", "prune", "--keep-last", "3"]])
+def test_a_site_with_nothing_in_it_is_not_written_to(
+    tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a new user: an empty directory given as the site got backups/ and backups/.lock."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    outcome = run_cli([*command, "--site", str(empty)], capsys, monkeypatch)
+    code, out, err = outcome.code, outcome.out, outcome.err
+    assert not any(empty.iterdir()), f"{command} wrote into {empty}: {sorted(empty.iterdir())}"
+    if command[1] == "create":
+        assert code == 2 and "nothing to back up" in err
+    else:
+        assert code == 0 and "remove 0" in out
