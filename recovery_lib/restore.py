@@ -331,9 +331,11 @@ def execute_plan(
     manifest: Manifest,
     progress: Callable[[int, int], None] | None = None,
     blockers: Callable[[], list[str]] = list,
+    before_swap: Callable[[], object] = lambda: None,
 ) -> tuple[int, int, list[str], list[str]]:
     """Stage, verify, swap in, verify again. The caller holds the lock and has checked the blockers;
-    ``blockers()`` is asked again just before the swap (the trading system may have been started).
+    ``before_swap()`` runs once staging has checked every restored byte (the caller's pre-recovery
+    backup); ``blockers()`` is asked again just before the swap (the trading system may have been started).
 
     Returns (files written, bytes written, problems found after the swap, notes for the person).
     """
@@ -360,9 +362,9 @@ def execute_plan(
     try:
         files, written = _stage(site.root, backup_path, plan, manifest, staging, progress)
         sync_filesystem(staging)  # staged bytes durable before the journal says "swap"
-        late = blockers()
-        if late:
-            raise RestoreError(f"restore stopped before the swap, nothing was changed: {late[0]}")
+        _refuse_if(blockers())  # the system may have been started while staging
+        before_swap()  # the pre-recovery backup: only once every restored byte has been checked
+        _refuse_if(blockers())  # and again right before the swap
         journal.phase = "swapping"
         journal.save(site.root)
     except OSError as exc:
@@ -378,6 +380,11 @@ def execute_plan(
     notes = _finish(site.root, journal)
     problems = _verify_result(site.root, plan, manifest)
     return files, written, problems, notes
+
+
+def _refuse_if(late: list[str]) -> None:
+    if late:
+        raise RestoreError(f"restore stopped before the swap, nothing was changed: {late[0]}")
 
 
 def _where(exc: OSError, site_root: Path) -> str:

@@ -728,7 +728,7 @@ def test_a_trading_system_started_during_staging_stops_the_restore_before_the_sw
     assert after.pop("run/live_ops.pid")[1] == f"{live_ops.pid}\n".encode()
     assert after == before
     assert leftovers(sandbox) == []
-    assert pre_recovery_ids(sandbox) != []  # taken before staging; it holds the state that is still in place
+    assert pre_recovery_ids(sandbox) == []  # caught before the pre-recovery backup: nothing was written
 
 
 def test_a_corrupted_backup_is_refused_and_names_the_file(sandbox: Path, backed_up) -> None:
@@ -745,7 +745,7 @@ def test_a_corrupted_backup_is_refused_and_names_the_file(sandbox: Path, backed_
     assert RecoveryManager(site=sandbox).restore_backup(backup_id, True, True, True) is False
     manager = RecoveryManager(site=sandbox)
     plan = manager.plan_restore(backup_id, True, True, True)
-    with pytest.raises(RestoreError, match=r"fails verification.*data/trades\.csv.*corrupted"):
+    with pytest.raises(RestoreError, match=r"data/trades\.csv.*corrupted"):
         manager.apply_restore(plan)
     assert pre_recovery_ids(sandbox) == []  # refused before the pre-recovery backup: nothing to clean up
 

@@ -40,6 +40,11 @@ class BackupLock:
         self._fd: int | None = None
         self._depth = 0
 
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock (inside an operation)."""
+        return self._fd is not None
+
     def holder(self) -> dict[str, object]:
         """Who the lock file says holds (or last held) the lock."""
         try:

@@ -151,7 +151,9 @@ class RecoveryManager:
         interrupted = self._restore_journal_present() or (
             self.backup_dir.is_dir() and any(self.backup_dir.glob(f"{TMP_PREFIX}*"))
         )
-        if interrupted and self._lock.acquire(blocking=False):
+        # Never from inside one of our own operations: mid-restore, the journal is live, not interrupted
+        # (the pre-recovery backup lists backups while the restore's staging exists).
+        if interrupted and not self._lock.held and self._lock.acquire(blocking=False):
             try:
                 self._recover()
             finally:
@@ -413,15 +415,22 @@ class RecoveryManager:
                     "the site changed since this restore was planned; nothing was changed. "
                     "Plan again (dry-run) and review the new plan."
                 )
-            # Every byte of the backup is checked before anything is written, the pre-recovery backup
-            # included: a backup that fails is never restored from, not even the categories that verify.
-            report = self.verify_backup(plan.backup_id, read_data=True)
+            # Every byte of the backup is checked before the site is touched (the pre-recovery backup
+            # included): a backup that fails is never restored from, not even the categories that verify.
+            # Files outside the restored paths are hashed here; the restored ones while they are staged.
+            restored = [top for tops in plan.tops.values() for top in tops]
+            report = verify_backup_dir(
+                self._get_backup_dir(plan.backup_id),
+                read_data=True,
+                progress=self.progress,
+                hash_only=lambda path: not is_within(path, restored),
+            )
             if not report.ok or report.manifest is None:
                 raise RestoreError(
                     f"backup {plan.backup_id} fails verification, restore refused and the site was not changed: "
                     f"{report.summary()}"
                 )
-            pre_id = self._pre_recovery_backup(plan)
+            pre_id: list[str | None] = []
             files, written, problems, notes = execute_plan(
                 self.site,
                 plan,
@@ -429,12 +438,13 @@ class RecoveryManager:
                 report.manifest,
                 self.progress,
                 blockers=self._blockers,
+                before_swap=lambda: pre_id.append(self._pre_recovery_backup(plan)),
             )
         result = RestoreResult(
             plan=plan,
             ok=not problems,
             problems=problems,
-            pre_recovery_backup_id=pre_id,
+            pre_recovery_backup_id=pre_id[0] if pre_id else None,
             files_written=files,
             bytes_written=written,
             duration_s=round(time.monotonic() - began, 3),
