@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from .backup import BackupIncomplete, RecoveryManager, RetentionPolicy
 from .backup.retention import plan_prune
+from .rendering import human_age, human_size
 from .restore_journal import RestoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -206,11 +207,15 @@ def cmd_backup_list(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     if not backups:
         out.write(f"No backups in {manager.backup_dir}.\n")
+    else:
+        width = max(len(m.backup_id) for m in backups)
+        out.write(f"{'backup':<{width}}  {'status':<7} {'age':>9}  {'files':>6} {'size':>9}  tags / description\n")
     for metadata in backups:
-        tags = f" [{', '.join(metadata.tags)}]" if metadata.tags else ""
+        tags = f"[{', '.join(metadata.tags)}] " if metadata.tags else ""
+        description = " ".join(metadata.description.split())  # one line per backup, whatever was typed
         out.write(
-            f"{metadata.backup_id}  {metadata.status.value:<7} {metadata.age_hours():7.1f} h  "
-            f"{metadata.files_count:6d} files {metadata.size_bytes:>15,} B{tags}  {metadata.description}\n"
+            f"{metadata.backup_id:<{width}}  {metadata.status.value:<7} {human_age(metadata.age_hours()):>9}  "
+            f"{metadata.files_count:6d} {human_size(metadata.size_bytes):>9}  {tags}{description}\n"
         )
     for problem in manager.unreadable:
         out.write(f"UNREADABLE: {problem}\n")

@@ -96,9 +96,9 @@ def notification(summary: IncidentSummary, escalation_line: str) -> str:
     if summary.data_loss_window_s is None:
         loss = "no restore was needed, no data was lost" if summary.backup_used is None else "data-loss window unknown"
     else:
-        loss = f"up to {_duration(summary.data_loss_window_s)} of data before the failure may be lost"
+        loss = f"up to {duration_text(summary.data_loss_window_s)} of data before the failure may be lost"
     ttr = (
-        f"{_duration(summary.time_to_recovery_s)} from detection to verified recovery"
+        f"{duration_text(summary.time_to_recovery_s)} from detection to verified recovery"
         if summary.time_to_recovery_s is not None
         else "time to recovery unknown"
     )
@@ -116,7 +116,7 @@ def notification(summary: IncidentSummary, escalation_line: str) -> str:
     )
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     """``42 s``, ``12.5 min`` or ``3.2 h``: a unit a stakeholder reads without arithmetic."""
     if seconds < 120:
         return f"{seconds:.0f} s"

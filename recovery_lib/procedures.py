@@ -705,7 +705,7 @@ def incident_summary(run: Run, records: list[str]) -> Any:
     """Runbook "Document incident", pre-filled from the executed notebooks in ``records``."""
     import pandas as pd
 
-    from .postmortem import summarize
+    from .postmortem import duration_text, summarize
 
     summary = summarize(records)
     run.summary = summary
@@ -717,12 +717,13 @@ def incident_summary(run: Run, records: list[str]) -> Any:
         ("Recovery steps taken", f"{len(summary.steps)} steps in {', '.join(summary.notebooks) or 'no notebooks'}"),
         ("Backup used", summary.backup_used or "none"),
         (
-            "Time to recovery",
-            f"{summary.time_to_recovery_s:.0f} s" if summary.time_to_recovery_s is not None else "not recorded",
+            # Not the records page's "recover (s)", which runs from the fault to health green.
+            "Detection to verified recovery",
+            duration_text(summary.time_to_recovery_s) if summary.time_to_recovery_s is not None else "not recorded",
         ),
         (
             "Data loss window",
-            f"{summary.data_loss_window_s / 3600:.2f} h" if summary.data_loss_window_s is not None else "none recorded",
+            duration_text(summary.data_loss_window_s) if summary.data_loss_window_s is not None else "none recorded",
         ),
         ("Verified", {True: "✅ yes", False: "❌ no", None: "not recorded"}[summary.verified_ok]),
     ]
