@@ -74,11 +74,11 @@ def health_table(results: dict[str, HealthResult], restart_pending: bool = False
             return "⏸ stopped", f"{result.message} (stopped for the recovery; the restart step starts it)"
         return "❌ FAILING", result.message
 
-    rows = [
-        dict(zip(("", "check", "message"), (m[0], name, m[1]), strict=True))
-        for name, m in ((name, mark(name, r)) for name, r in results.items())
-    ]
-    return pd.DataFrame(rows, columns=["", "check", "message"])
+    rows = [(*mark(name, result), name) for name, result in results.items()]
+    return pd.DataFrame(
+        [{"": shown, "check": name, "message": message} for shown, message, name in rows],
+        columns=["", "check", "message"],
+    )
 
 
 def check_health(run: Run, label: str) -> dict[str, HealthResult]:

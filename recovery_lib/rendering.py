@@ -67,7 +67,7 @@ def frame_html(frame: Any) -> str:
     return rendered.replace("<td>", f"<td{left}>").replace("<th>", f"<th{left}>")
 
 
-def frame_text(frame: Any, *_: Any) -> str:
+def frame_text(frame: Any) -> str:
     """The plain-text form, for terminals and text/plain readers."""
     import pandas as pd
 

@@ -40,12 +40,6 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.load_profile("long" if long_run else "default")
 
 
-@pytest.fixture(scope="session")
-def long_run(pytestconfig: pytest.Config) -> bool:
-    """True under ``--long`` (``make soak``): the reliability loops run many more cases."""
-    return bool(pytestconfig.getoption("--long"))
-
-
 SANDBOX_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SANDBOX_SPEC = SandboxSpec(trades=500, reports=3, report_rows=20, seed=11, now=SANDBOX_NOW)
 

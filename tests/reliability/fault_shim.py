@@ -175,11 +175,6 @@ class FaultShim:
             setattr(owner, name, real)
         self._saved.clear()
 
-    @property
-    def total(self) -> int:
-        """All counted calls."""
-        return sum(self.counts.values())
-
 
 class _CountedFile:
     """A file object opened for writing whose ``write`` calls are counted."""

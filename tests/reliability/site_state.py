@@ -7,8 +7,10 @@ Kept deliberately small and exact: a snapshot is every entry with its type, byte
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from recovery_lib.backup import BackupStatus, RecoveryManager
@@ -143,3 +145,71 @@ class SiblingWatch:
 
     def assert_untouched(self) -> None:
         assert self._state() == self.before, f"something was written in {self.sibling}"
+
+
+# --- sites for the failure-point and kill -9 loops ------------------------------------------------
+
+RESTORED = ("config", "data")  # what those loops restore; state is left out and must stay as it is
+
+
+def force_remove(function: Callable[..., object], path: str, _: object) -> None:
+    """``shutil.rmtree``'s error hook: backups are read-only, so make the parent writable and retry."""
+    os.chmod(os.path.dirname(path), 0o755)
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.chmod(path, 0o755)
+    function(path)
+
+
+def fresh_site(root: Path) -> Path:
+    """:data:`TINY_SITE` at ``root``, replacing whatever an earlier round left there."""
+    if root.exists():
+        shutil.rmtree(root, onerror=force_remove)
+    return make_tiny_site(root)
+
+
+def damaged_site(root: Path) -> tuple[Path, str]:
+    """A fresh site backed up, then damaged in every category; returns the site and the backup id."""
+    site = fresh_site(root)
+    backup_id = RecoveryManager(site=site).create_backup()
+    (site / "config" / "config.toml").write_text("[exchange\nbroken = \n")
+    (site / "data" / "trades.csv").unlink()
+    (site / "data" / "stray.csv").write_text("not in the backup\n")
+    (site / "state" / "session.json").write_text('{"session": 8}\n')
+    return site, backup_id
+
+
+def site_with_backups(root: Path, count: int = 4) -> tuple[Path, list[str]]:
+    """A fresh site with ``count`` backups (oldest first), the state changing between them."""
+    site = fresh_site(root)
+    manager = RecoveryManager(site=site)
+    ids = []
+    for tick in range(count):
+        (site / "state" / "session.json").write_text(f'{{"tick": {tick}}}\n')
+        ids.append(manager.create_backup())
+    return site, ids
+
+
+def restore_config_and_data(site: Path, backup_id: str) -> object:
+    """Plan and apply a restore of :data:`RESTORED` from ``backup_id``; returns the result."""
+    manager = RecoveryManager(site=site)
+    plan = manager.plan_restore(backup_id, restore_config=True, restore_state=False, restore_data=True)
+    return manager.apply_restore(plan)
+
+
+def assert_backups_unchanged(site: Path, before: dict[str, dict[str, tuple]], where: str) -> None:
+    """Every backup in ``before`` (from :func:`backups_bytes`) is still there, byte for byte."""
+    after = backups_bytes(site / "backups")
+    for backup_id, entries in before.items():
+        assert after.get(backup_id) == entries, f"{where}: earlier backup {backup_id} changed"
+
+
+def assert_each_category_old_or_restored(
+    site: Path, before: dict[str, dict], wanted: dict[str, dict], where: str
+) -> None:
+    """Each category in ``wanted`` is wholly as ``before`` or wholly as ``wanted``; the others as before."""
+    for category in CATEGORIES:
+        now = category_tree(site, category)
+        if category in wanted:
+            assert now in (before[category], wanted[category]), f"{where}: {category} is neither old nor restored"
+        else:
+            assert now == before[category], f"{where}: {category} changed though it was not restored"

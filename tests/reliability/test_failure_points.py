@@ -15,34 +15,34 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fault_shim import ERRNOS, OPERATIONS, FaultShim, Fired
 from site_state import (
     CATEGORIES,
+    RESTORED,
     TALLY,
+    assert_backups_unchanged,
+    assert_each_category_old_or_restored,
     assert_success_backups_verify,
     backups_bytes,
     category_tree,
+    damaged_site,
     is_long,
     leftovers,
     make_tiny_site,
+    restore_config_and_data,
+    site_with_backups,
 )
 
-import recovery_lib.backup.create as create_module
 from recovery_lib.backup import BackupStatus, RecoveryManager, RetentionPolicy
 from recovery_lib.errors import RecoveryError
 
-
-@pytest.fixture(autouse=True)
-def _no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Files written milliseconds ago count as unchanged, so the hard-link path is exercised too."""
-    monkeypatch.setattr(create_module, "RACY_WINDOW_NS", 0)
+# Files written milliseconds ago count as unchanged, so the hard-link path is exercised too.
+pytestmark = pytest.mark.usefixtures("no_racy_window")
 
 
 @dataclass
@@ -52,7 +52,6 @@ class Outcome:
     fired: Fired | None
     error: BaseException | None
     result: object = None
-    counts: Counter[str] = field(default_factory=Counter)
 
 
 def run_with_fault(action: Callable[[], object], fail: tuple[str, int] | None, code: int) -> Outcome:
@@ -61,8 +60,8 @@ def run_with_fault(action: Callable[[], object], fail: tuple[str, int] | None, c
         with shim:
             result = action()
     except Exception as exc:  # noqa: BLE001 - the test inspects whatever escaped
-        return Outcome(shim.fired, exc, None, shim.counts)
-    return Outcome(shim.fired, None, result, shim.counts)
+        return Outcome(shim.fired, exc, None)
+    return Outcome(shim.fired, None, result)
 
 
 def failure_points(finished: set[str]) -> Iterator[tuple[str, int, int]]:
@@ -136,9 +135,7 @@ def test_every_failure_point_of_a_backup(tmp_path: Path) -> None:
             assert_reported(outcome, site)
         else:
             assert RecoveryManager(site=site).verify_backup(outcome.result, read_data=True).ok
-        after = backups_bytes(site / "backups")
-        for backup_id, entries in context["before"].items():
-            assert after.get(backup_id) == entries, f"{outcome.fired}: earlier backup {backup_id} changed"
+        assert_backups_unchanged(site, context["before"], str(outcome.fired))
         assert category_tree(site, "state") == context["site"], "a backup changed the site"
         manager = RecoveryManager(site=site)
         listed = manager.list_backups()  # its crash recovery runs here
@@ -158,19 +155,6 @@ def test_every_failure_point_of_a_backup(tmp_path: Path) -> None:
 
 # --- restore --------------------------------------------------------------------------------------
 
-RESTORED = ("config", "data")  # state is left out on purpose: it must stay as the mutated site has it
-
-
-def damaged_site(root: Path) -> tuple[Path, str]:
-    """A site backed up, then damaged in every category."""
-    site = make_tiny_site(root)
-    backup_id = RecoveryManager(site=site).create_backup()
-    (site / "config" / "config.toml").write_text("[exchange\nbroken = \n")
-    (site / "data" / "trades.csv").unlink()
-    (site / "data" / "stray.csv").write_text("not in the backup\n")
-    (site / "state" / "session.json").write_text('{"session": 8}\n')
-    return site, backup_id
-
 
 def test_every_failure_point_of_a_restore(tmp_path: Path) -> None:
     """DESIGN: a restore that fails at any call leaves each category wholly old or wholly restored."""
@@ -178,10 +162,7 @@ def test_every_failure_point_of_a_restore(tmp_path: Path) -> None:
     wanted = {c: category_tree(pristine, c) for c in RESTORED}  # what the backup was taken of
 
     def prepare(n: int) -> dict[str, object]:
-        root = tmp_path / f"run{n}"
-        if root.exists():
-            shutil.rmtree(root, onerror=_force_remove)
-        site, backup_id = damaged_site(root)
+        site, backup_id = damaged_site(tmp_path / f"run{n}")
         return {
             "site": site,
             "id": backup_id,
@@ -190,9 +171,7 @@ def test_every_failure_point_of_a_restore(tmp_path: Path) -> None:
         }
 
     def action(context: dict) -> object:
-        manager = RecoveryManager(site=context["site"])
-        plan = manager.plan_restore(context["id"], restore_config=True, restore_state=False, restore_data=True)
-        return manager.apply_restore(plan)
+        return restore_config_and_data(context["site"], context["id"])
 
     def check(context: dict, outcome: Outcome) -> None:
         site: Path = context["site"]
@@ -202,16 +181,13 @@ def test_every_failure_point_of_a_restore(tmp_path: Path) -> None:
                 assert category_tree(site, category) == wanted[category], f"{outcome.fired}: claimed, not restored"
         else:
             assert_reported(outcome, site)
-        _assert_each_category_old_or_restored(site, context["before"], wanted, str(outcome.fired))
-        after = backups_bytes(site / "backups")
-        for backup_id, entries in context["backups"].items():
-            assert after.get(backup_id) == entries, f"{outcome.fired}: backup {backup_id} changed"
+        assert_each_category_old_or_restored(site, context["before"], wanted, str(outcome.fired))
+        assert_backups_unchanged(site, context["backups"], str(outcome.fired))
         assert_success_backups_verify(site)  # also the pre-recovery backup, if one was finished
         # The next run completes (or rolls back) whatever was interrupted and then succeeds.
-        again = RecoveryManager(site=site)
-        _assert_each_category_old_or_restored(site, context["before"], wanted, f"{outcome.fired}, recovered")
-        plan = again.plan_restore(context["id"], restore_config=True, restore_state=False, restore_data=True)
-        result = again.apply_restore(plan)
+        RecoveryManager(site=site).list_backups()
+        assert_each_category_old_or_restored(site, context["before"], wanted, f"{outcome.fired}, recovered")
+        result = restore_config_and_data(site, context["id"])
         assert result.ok, (outcome.fired, result.problems)
         for category in RESTORED:
             assert category_tree(site, category) == wanted[category], f"{outcome.fired}: {category} not restored"
@@ -222,25 +198,6 @@ def test_every_failure_point_of_a_restore(tmp_path: Path) -> None:
     assert tried >= 100, tried
 
 
-def _assert_each_category_old_or_restored(
-    site: Path, before: dict[str, dict], wanted: dict[str, dict], where: str
-) -> None:
-    for category in CATEGORIES:
-        now = category_tree(site, category)
-        if category in wanted:
-            assert now in (before[category], wanted[category]), f"{where}: {category} is neither old nor restored"
-        else:
-            assert now == before[category], f"{where}: {category} changed though it was not restored"
-
-
-def _force_remove(function: Callable[..., object], path: str, _: object) -> None:
-    """rmtree's error hook: backups are read-only, so make the parent writable and retry."""
-    os.chmod(os.path.dirname(path), 0o755)
-    if os.path.isdir(path) and not os.path.islink(path):
-        os.chmod(path, 0o755)
-    function(path)
-
-
 # --- prune ----------------------------------------------------------------------------------------
 
 
@@ -248,15 +205,7 @@ def test_every_failure_point_of_a_prune(tmp_path: Path) -> None:
     """DESIGN: a prune that fails at any call never leaves half a backup, and never touches a kept one."""
 
     def prepare(n: int) -> dict[str, object]:
-        root = tmp_path / f"run{n}"
-        if root.exists():
-            shutil.rmtree(root, onerror=_force_remove)
-        site = make_tiny_site(root)
-        manager = RecoveryManager(site=site)
-        ids = []
-        for tick in range(4):
-            (site / "state" / "session.json").write_text(f'{{"tick": {tick}}}\n')
-            ids.append(manager.create_backup())
+        site, ids = site_with_backups(tmp_path / f"run{n}")
         return {"site": site, "ids": ids, "backups": backups_bytes(site / "backups")}
 
     def action(context: dict) -> object:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -23,26 +22,29 @@ import pytest
 from fault_shim import FaultShim
 from site_state import (
     CATEGORIES,
+    RESTORED,
     TALLY,
+    assert_backups_unchanged,
+    assert_each_category_old_or_restored,
     assert_success_backups_verify,
     backups_bytes,
     category_tree,
+    damaged_site,
     is_long,
     leftovers,
     make_tiny_site,
+    restore_config_and_data,
     scaled,
+    site_with_backups,
 )
 
-import recovery_lib.backup.create as create_module
 from recovery_lib.backup import RecoveryManager, RetentionPolicy
 
 KILLS = 30  # per operation in the default run: the issue's minimum
 
 
-@pytest.fixture(autouse=True)
-def _no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unchanged files are hard-linked even though the test wrote them milliseconds ago."""
-    monkeypatch.setattr(create_module, "RACY_WINDOW_NS", 0)
+# Unchanged files are hard-linked even though the test wrote them milliseconds ago.
+pytestmark = pytest.mark.usefixtures("no_racy_window")
 
 
 def kill_points(action: Callable[[], object], seed: int, minimum: int = KILLS) -> list[tuple[str, int, bool]]:
@@ -83,19 +85,6 @@ def run_killed(action: Callable[[], object], operation: str, k: int, after: bool
     return False
 
 
-def _force_remove(function: Callable[..., object], path: str, _: object) -> None:
-    os.chmod(os.path.dirname(path), 0o755)
-    if os.path.isdir(path) and not os.path.islink(path):
-        os.chmod(path, 0o755)
-    function(path)
-
-
-def fresh(root: Path) -> Path:
-    if root.exists():
-        shutil.rmtree(root, onerror=_force_remove)
-    return make_tiny_site(root)
-
-
 # --- backup ---------------------------------------------------------------------------------------
 
 
@@ -119,9 +108,7 @@ def test_backup_killed_at_random_points(tmp_path: Path) -> None:
         where = f"killed {'after' if after else 'before'} {operation} #{k}"
         listed = RecoveryManager(site=site).list_backups()  # crash recovery runs here
         assert leftovers(site) == [], f"{where}: debris left: {leftovers(site)}"
-        after_bytes = backups_bytes(site / "backups")
-        for backup_id, entries in before.items():
-            assert after_bytes.get(backup_id) == entries, f"{where}: earlier backup {backup_id} changed"
+        assert_backups_unchanged(site, before, where)
         assert {c: category_tree(site, c) for c in CATEGORIES} == site_before, f"{where}: the site changed"
         assert len(listed) in (len(before), len(before) + 1)
         assert_success_backups_verify(site)
@@ -134,48 +121,28 @@ def test_backup_killed_at_random_points(tmp_path: Path) -> None:
 # --- restore --------------------------------------------------------------------------------------
 
 
-def damaged(root: Path) -> tuple[Path, str]:
-    site = fresh(root)
-    backup_id = RecoveryManager(site=site).create_backup()
-    (site / "config" / "config.toml").write_text("[exchange\nbroken = \n")
-    (site / "data" / "trades.csv").unlink()
-    (site / "data" / "stray.csv").write_text("not in the backup\n")
-    (site / "state" / "session.json").write_text('{"session": 8}\n')
-    return site, backup_id
-
-
 def test_restore_killed_at_random_points(tmp_path: Path) -> None:
     """DESIGN: a restore killed at any moment is completed or rolled back by the next operation."""
-    wanted = {c: category_tree(make_tiny_site(tmp_path / "pristine"), c) for c in CATEGORIES}
+    wanted = {c: category_tree(make_tiny_site(tmp_path / "pristine"), c) for c in RESTORED}
 
     def restore(site: Path, backup_id: str) -> Callable[[], object]:
-        def action() -> object:
-            manager = RecoveryManager(site=site)
-            plan = manager.plan_restore(backup_id, restore_config=True, restore_state=False, restore_data=True)
-            return manager.apply_restore(plan)
+        return lambda: restore_config_and_data(site, backup_id)
 
-        return action
-
-    probe_site, probe_id = damaged(tmp_path / "probe")
+    probe_site, probe_id = damaged_site(tmp_path / "probe")
     points = kill_points(restore(probe_site, probe_id), seed=2)
     killed = 0
     for operation, k, after in points:
         if killed == kills_wanted(points):
             break
-        site, backup_id = damaged(tmp_path / "run")
+        site, backup_id = damaged_site(tmp_path / "run")
         before = {c: category_tree(site, c) for c in CATEGORIES}
         backups_before = backups_bytes(site / "backups")
         killed += run_killed(restore(site, backup_id), operation, k, after)
         where = f"killed {'after' if after else 'before'} {operation} #{k}"
         RecoveryManager(site=site).list_backups()  # crash recovery runs here
         assert leftovers(site) == [], f"{where}: debris left: {leftovers(site)}"
-        for category in ("config", "data"):
-            now = category_tree(site, category)
-            assert now in (before[category], wanted[category]), f"{where}: {category} is neither old nor restored"
-        assert category_tree(site, "state") == before["state"], f"{where}: state was not to be restored"
-        after_bytes = backups_bytes(site / "backups")
-        for existing, entries in backups_before.items():
-            assert after_bytes.get(existing) == entries, f"{where}: backup {existing} changed"
+        assert_each_category_old_or_restored(site, before, wanted, where)
+        assert_backups_unchanged(site, backups_before, where)
         assert_success_backups_verify(site)
         result = restore(site, backup_id)()
         assert result.ok, (where, result.problems)
@@ -190,25 +157,16 @@ def test_restore_killed_at_random_points(tmp_path: Path) -> None:
 def test_prune_killed_at_random_points(tmp_path: Path) -> None:
     """DESIGN: a prune killed at any moment never leaves half a backup; the next prune finishes it."""
 
-    def prepare(root: Path) -> tuple[Path, list[str]]:
-        site = fresh(root)
-        manager = RecoveryManager(site=site)
-        ids = []
-        for tick in range(4):
-            (site / "state" / "session.json").write_text(f'{{"tick": {tick}}}\n')
-            ids.append(manager.create_backup())
-        return site, ids
-
     def prune(site: Path) -> Callable[[], object]:
         return lambda: RecoveryManager(site=site).prune(RetentionPolicy(keep_last=1), dry_run=False)
 
-    probe, _ = prepare(tmp_path / "probe")
+    probe, _ = site_with_backups(tmp_path / "probe")
     points = kill_points(prune(probe), seed=3, minimum=20)
     killed = 0
     for operation, k, after in points:
         if killed == kills_wanted(points, 20):
             break
-        site, ids = prepare(tmp_path / "run")
+        site, ids = site_with_backups(tmp_path / "run")
         before = backups_bytes(site / "backups")
         killed += run_killed(prune(site), operation, k, after)
         where = f"killed {'after' if after else 'before'} {operation} #{k}"
