@@ -70,6 +70,19 @@ class ExchangeSpec:
     ticker_symbol: str = "BTC/USD"
 
 
+@dataclass(frozen=True)
+class ReconcileSpec:
+    """How positions are compared with the exchange's balances before trading may resume.
+
+    Quantities are compared after rounding to the instrument's precision (the exchange's market
+    precision; ``decimals`` when the exchange does not say); ``tolerance`` is an absolute allowance
+    in units of the base currency on top of that (0: exact).
+    """
+
+    tolerance: float = 0.0
+    decimals: int = 8
+
+
 # Defaults from the runbook: time estimates per procedure (upper bound) and the 24 h data-loss
 # threshold of escalation level 2.
 DEFAULT_TARGETS = {
@@ -104,9 +117,11 @@ class Site:
     backup_dir_setting: str = "backups"
     max_backup_age_hours: float = 24.0
     backup_schedule: tuple[str, ...] = ()
+    health_read_mib: float = 256.0  # backup contents the `backups` health check re-hashes per run
     targets: dict[str, Target] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
     process: ProcessSpec = field(default_factory=ProcessSpec)
     exchange: ExchangeSpec = field(default_factory=ExchangeSpec)
+    reconcile: ReconcileSpec = field(default_factory=ReconcileSpec)
     contacts: dict[str, Contact] = field(default_factory=lambda: dict(DEFAULT_CONTACTS))
     alert_webhook: str | None = None
     config_source: Path | None = None
@@ -211,6 +226,7 @@ def _is_non_negative(value: Any) -> bool:
 STR: Check = ("a string", _is_str)
 STR_LIST: Check = ("a list of strings", _is_str_list)
 NUMBER: Check = ("a non-negative number", _is_non_negative)
+COUNT: Check = ("a non-negative integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
 CLIENT: Check = ('one of "none", "simulated", "ccxt"', lambda v: v in ("none", "simulated", "ccxt"))
 
 SCHEMA: dict[str, dict[str, Check]] = {
@@ -226,7 +242,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "critical": STR_LIST,
     },
     "config_check": {"required_sections": STR_LIST},
-    "backups": {"dir": STR, "max_age_hours": NUMBER, "schedule": STR_LIST},
+    "backups": {"dir": STR, "max_age_hours": NUMBER, "schedule": STR_LIST, "health_read_mib": NUMBER},
     "process": {"pidfile": STR, "match": STR, "detect": STR, "stop": STR, "start": STR, "write_lock": STR},
     "exchange": {
         "client": CLIENT,
@@ -236,6 +252,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "secret_env": STR,
         "ticker_symbol": STR,
     },
+    "reconcile": {"tolerance": NUMBER, "decimals": COUNT},
     "alerts": {"webhook_url": STR},
 }
 # Tables of tables: [targets.A] ... [targets.D], [escalation.level1] ... [escalation.level4].
@@ -346,9 +363,11 @@ def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: s
         backup_dir_setting=backups.get("dir", defaults.backup_dir_setting),
         max_backup_age_hours=float(backups.get("max_age_hours", defaults.max_backup_age_hours)),
         backup_schedule=tuple(backups.get("schedule", ())),
+        health_read_mib=float(backups.get("health_read_mib", defaults.health_read_mib)),
         targets=targets,
         process=ProcessSpec(**process),
         exchange=ExchangeSpec(**exchange),
+        reconcile=ReconcileSpec(**section("reconcile")),
         contacts=contacts,
         alert_webhook=section("alerts").get("webhook_url"),
         config_source=config_path,
