@@ -94,10 +94,14 @@ def _scan(site: Site, categories: list[str], excluded: list[Path]) -> _Scan:
     return scan
 
 
-def nothing_to_back_up(site: Site, categories: list[str]) -> BackupError:
+class NothingToBackUp(BackupError):
+    """None of the declared paths exist: usually the wrong --site (or a site emptied by the fault)."""
+
+
+def nothing_to_back_up(site: Site, categories: list[str]) -> NothingToBackUp:
     """The error for a site none of whose declared paths exist (usually the wrong --site)."""
     declared = ", ".join(top for c in categories for top in site.categories[c])
-    return BackupError(
+    return NothingToBackUp(
         f"site {site.root} has nothing to back up: {declared} are all missing. "
         "Check --site / RECOVERY_SITE and [paths] in recovery.toml."
     )
