@@ -10,7 +10,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TextIO
 
-from .backup import BackupIncomplete, RecoveryManager, RetentionPolicy
+from .backup import BackupIncomplete, RecoveryManager, RetentionPolicy, UnreadableBackup, VerifyReport
+from .backup.listing import UNREADABLE_ADVICE
 from .backup.retention import plan_prune
 from .rendering import human_age, human_size
 from .restore_journal import RestoreError
@@ -198,7 +199,7 @@ def cmd_backup_list(args: argparse.Namespace, out: TextIO) -> int:
                 {
                     "backup_dir": str(manager.backup_dir),
                     "backups": [_row(b) for b in backups],
-                    "unreadable": manager.unreadable,
+                    "unreadable": [{"backup_id": u.backup_id, "problem": u.problem} for u in manager.unreadable],
                 },
                 indent=2,
             )
@@ -222,11 +223,32 @@ def cmd_backup_list(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _verified_json(report: VerifyReport) -> dict[str, Any]:
+    return {
+        "backup_id": report.backup_id,
+        "ok": report.ok,
+        "unreadable": False,
+        "read_data": report.read_data,
+        "problems": [vars(p) for p in report.problems],
+    }
+
+
+def _unreadable_json(item: UnreadableBackup, read_data: bool) -> dict[str, Any]:
+    return {
+        "backup_id": item.backup_id,
+        "ok": False,
+        "unreadable": True,
+        "read_data": read_data,
+        "problems": [{"path": "metadata.json", "kind": "metadata", "detail": item.problem}],
+    }
+
+
 def cmd_backup_verify(args: argparse.Namespace, out: TextIO) -> int:
-    """``recovery backup verify``."""
+    """``recovery backup verify``: each backup named, unreadable ones as failures (never left out)."""
     manager, bar = _manager(args, "verify")
     ids = [b.backup_id for b in manager.list_backups()] if args.backup_id == "all" else [args.backup_id]
-    if not ids:  # `verify all` with nothing to verify: nothing to restore from is a failure, not "all ok"
+    unreadable = manager.unreadable if args.backup_id == "all" else []
+    if not ids and not unreadable:  # nothing to verify: nothing to restore from is a failure, not "all ok"
         if args.json:
             out.write("[]\n")
         sys.stderr.write(
@@ -237,27 +259,16 @@ def cmd_backup_verify(args: argparse.Namespace, out: TextIO) -> int:
     reports = [manager.verify_backup(backup_id, read_data=args.read_data) for backup_id in ids]
     bar.close()
     if args.json:
-        out.write(
-            json.dumps(
-                [
-                    {
-                        "backup_id": r.backup_id,
-                        "ok": r.ok,
-                        "read_data": r.read_data,
-                        "problems": [vars(p) for p in r.problems],
-                    }
-                    for r in reports
-                ],
-                indent=2,
-            )
-            + "\n"
-        )
+        entries = [_verified_json(r) for r in reports] + [_unreadable_json(u, args.read_data) for u in unreadable]
+        out.write(json.dumps(entries, indent=2) + "\n")
     else:
         for report in reports:
             out.write(("✅ " if report.ok else "❌ ") + report.summary() + "\n")
             for problem in report.problems:
                 out.write(f"   {problem}\n")
-    return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
+        for item in unreadable:
+            out.write(f"❌ {item.backup_id}: unreadable: {item.problem}\n   {UNREADABLE_ADVICE}\n")
+    return EXIT_OK if all(r.ok for r in reports) and not unreadable else EXIT_FAILED
 
 
 def cmd_backup_prune(args: argparse.Namespace, out: TextIO) -> int:

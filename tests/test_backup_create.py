@@ -776,7 +776,8 @@ def test_backup_directory_without_metadata_is_never_success(sandbox: Path) -> No
     (fake / "data" / "trades.csv").write_bytes((sandbox / "data" / "trades.csv").read_bytes())
     fresh = RecoveryManager(site=sandbox)
     assert [b.backup_id for b in fresh.list_backups()] == [good]
-    assert any(fake.name in entry and "metadata.json is missing" in entry for entry in fresh.unreadable)
+    assert [u.backup_id for u in fresh.unreadable] == [fake.name]
+    assert "metadata.json is missing" in fresh.unreadable[0].problem
     assert fresh.get_backup("latest").backup_id == good
     with pytest.raises(BackupError, match="metadata.json is missing"):
         fresh.get_backup(fake.name)

@@ -133,8 +133,10 @@ def test_busy_lock_fails_with_who_holds_it_and_changes_nothing(sandbox: Path, sp
     assert 0.25 <= waited < 5  # it waited for the timeout, then gave up
     assert backup_dirs(manager) == before  # no backup, no .tmp-* directory
 
+    assert manager.delete_backup(existing) is False  # the original API: False, with the reason
+    assert manager.last_error and f"pid {holder.pid}" in manager.last_error
     with pytest.raises(LockedError, match=f"pid {holder.pid}"):
-        manager.delete_backup(existing)
+        manager.quarantine_backup(existing, "damaged")
     with pytest.raises(LockedError, match=f"pid {holder.pid}"):
         manager.prune(RetentionPolicy(keep_last=1), dry_run=False)
     with pytest.raises(LockedError):

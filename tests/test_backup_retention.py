@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import recovery_lib.backup.create as create_module
-from recovery_lib.backup import BackupError, BackupMetadata, BackupStatus, BackupType, RecoveryManager, RetentionPolicy
+from recovery_lib.backup import BackupMetadata, BackupStatus, BackupType, RecoveryManager, RetentionPolicy
 from recovery_lib.backup.model import PRE_RECOVERY_TAG
 from recovery_lib.backup.retention import plan_prune
 
@@ -446,10 +446,9 @@ def test_cleanup_old_backups_keeps_the_newest_n(sandbox: Path, clock: Clock) -> 
     manager = RecoveryManager(site=sandbox)
     stamps = [f"2026-11-{day:02d}T06:00:00" for day in range(1, 6)]
     ids = make_backups(manager, clock, [(stamp, {}) for stamp in stamps])
-    gone = manager.cleanup_old_backups(keep_count=2)
-    assert sorted(gone) == sorted(ids[s] for s in stamps[:3])
+    assert manager.cleanup_old_backups(keep_count=2) == 3  # the original API: how many were deleted
     assert [b.backup_id for b in manager.list_backups()] == [ids[stamps[4]], ids[stamps[3]]]
-    assert manager.cleanup_old_backups(keep_count=2) == []
+    assert manager.cleanup_old_backups(keep_count=2) == 0
     assert_all_verify(manager)
 
 
@@ -465,7 +464,8 @@ def test_cleanup_old_backups_keeps_one_of_each_type(sandbox: Path, clock: Clock)
             ("2026-11-04T06:00:00", {}),
         ],
     )
-    assert manager.cleanup_old_backups(keep_count=1) == [ids["2026-11-03T06:00:00"], ids["2026-11-02T06:00:00"]]
+    assert manager.cleanup_old_backups(keep_count=1) == 2
+    assert backup_dirs(manager) == sorted([ids["2026-11-01T06:00:00"], ids["2026-11-04T06:00:00"]])
     assert [b.backup_type for b in manager.list_backups()] == [BackupType.FULL, BackupType.CONFIG]
 
 
@@ -486,10 +486,10 @@ def test_delete_backup_leaves_hard_linked_siblings_intact(sandbox: Path, clock: 
     shared = manager._get_backup_dir(last) / "data" / "trades.csv"
     assert shared.stat().st_nlink == 3
 
-    manager.delete_backup(middle)
+    assert manager.delete_backup(middle) is True
     assert backup_dirs(manager) == sorted([first, last])
     assert shared.stat().st_nlink == 2
-    manager.delete_backup(first)
+    assert manager.delete_backup(first) is True
     assert shared.stat().st_nlink == 1
     assert [b.backup_id for b in manager.list_backups()] == [last]
     assert not list(manager.backup_dir.glob(".tmp-*"))
@@ -499,15 +499,18 @@ def test_delete_backup_leaves_hard_linked_siblings_intact(sandbox: Path, clock: 
     ).read_bytes()
 
 
-def test_delete_backup_refuses_unknown_and_unsafe_ids(sandbox: Path) -> None:
+def test_delete_backup_refuses_unknown_and_unsafe_ids(sandbox: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The original API: False (logged, with the reason in last_error), never an exception."""
     manager = RecoveryManager(site=sandbox)
     keep = manager.create_backup()
-    with pytest.raises(BackupError) as caught:
-        manager.delete_backup("20261125T000000Z-full-000000")
-    assert "20261125T000000Z-full-000000" in str(caught.value) and str(manager.backup_dir) in str(caught.value)
+    assert manager.delete_backup("20261125T000000Z-full-000000") is False
+    assert manager.last_error is not None
+    assert "20261125T000000Z-full-000000" in manager.last_error and str(manager.backup_dir) in manager.last_error
+    assert "20261125T000000Z-full-000000" in caplog.text
     for bad in ("../site", "..", ".lock", f"{keep}/data"):
-        with pytest.raises(BackupError):
-            manager.delete_backup(bad)
+        manager.last_error = None
+        assert manager.delete_backup(bad) is False, bad
+        assert manager.last_error and repr(bad) in manager.last_error
     assert backup_dirs(manager) == [keep]
     assert (sandbox / "data" / "trades.csv").is_file()
     assert RecoveryManager(site=sandbox).verify_backup(keep).ok

@@ -19,7 +19,14 @@ from pathlib import Path
 import pytest
 
 import recovery_lib.backup.create as create_module
-from recovery_lib.backup import BackupError, BackupIncomplete, BackupStatus, Problem, RecoveryManager
+from recovery_lib.backup import (
+    BackupError,
+    BackupIncomplete,
+    BackupStatus,
+    Problem,
+    RecoveryManager,
+    suggest_backup_ids,
+)
 from recovery_lib.backup.fileio import copy_and_hash
 
 TRADES = "data/trades.csv"
@@ -339,6 +346,36 @@ def test_unknown_backup_id_names_the_id_and_the_directory(sandbox: Path) -> None
     assert known in message  # it helps by naming what exists
     with pytest.raises(BackupError, match="nope"):
         manager.verify_backup("nope")
+    assert "did you mean" not in message  # nothing close to 'nope'
+
+
+def test_a_mistyped_backup_id_gets_suggestions(sandbox: Path) -> None:
+    manager = RecoveryManager(site=sandbox)
+    known = manager.create_backup()
+    typo = known[:-2] + ("00" if not known.endswith("00") else "11")  # the last two hex digits wrong
+    before = sorted(p.name for p in manager.backup_dir.iterdir())
+
+    assert suggest_backup_ids(manager.backup_dir, typo) == [known]
+    with pytest.raises(BackupError) as caught:
+        manager.get_backup(typo)
+    assert str(caught.value).startswith(f"no backup {typo!r} in {manager.backup_dir}; did you mean: {known}?")
+    assert "`recovery backup list` shows them all" in str(caught.value)
+    with pytest.raises(BackupError, match="did you mean"):
+        manager.verify_backup(typo)
+    assert sorted(p.name for p in manager.backup_dir.iterdir()) == before  # suggesting reads only
+
+
+def test_suggestions_are_read_only_and_never_name_hidden_directories(sandbox: Path, tmp_path: Path) -> None:
+    manager = RecoveryManager(site=sandbox)
+    known = manager.create_backup()
+    manager.quarantine_backup(known, "test")
+    assert suggest_backup_ids(manager.backup_dir, known) == []  # .quarantine-<id> is not a backup
+    assert suggest_backup_ids(tmp_path / "no-such-dir", known) == []
+    assert not (tmp_path / "no-such-dir").exists()
+    newer = [manager.create_backup() for _ in range(4)]
+    assert len(suggest_backup_ids(manager.backup_dir, newer[0][:-1])) == 3  # n=3 by default, best first
+    assert suggest_backup_ids(manager.backup_dir, newer[0][:-1])[0] == newer[0]
+    assert len(suggest_backup_ids(manager.backup_dir, newer[0][:-1], n=1)) == 1
 
 
 @pytest.mark.parametrize("bad", ["../x", "..", ".", "", "a/b", "/etc", ".tmp-20261125T000000Z-full-abc", ".lock"])
@@ -396,8 +433,9 @@ def test_malformed_metadata_is_listed_as_unreadable(sandbox: Path, content: str,
 
     fresh = RecoveryManager(site=sandbox)
     assert [b.backup_id for b in fresh.list_backups()] == [good]
-    assert len(fresh.unreadable) == 1
-    assert broken in fresh.unreadable[0] and said in fresh.unreadable[0]
+    [unreadable] = fresh.unreadable
+    assert unreadable.backup_id == broken and said in unreadable.problem
+    assert f"backup {broken} is unreadable" in str(unreadable) and "Procedure D" in str(unreadable)
     with pytest.raises(BackupError, match=broken):
         fresh.get_backup(broken)
     assert kinds(fresh.verify_backup(broken).problems) == {("metadata.json", "metadata")}
@@ -420,7 +458,7 @@ def test_metadata_with_bad_fields_is_unreadable(sandbox: Path, change: Callable[
     edit_json(manager._get_backup_dir(broken) / "metadata.json", change)
     fresh = RecoveryManager(site=sandbox)
     assert fresh.list_backups() == []
-    assert [said in entry and broken in entry for entry in fresh.unreadable] == [True]
+    assert [(entry.backup_id, said in entry.problem) for entry in fresh.unreadable] == [(broken, True)]
 
 
 def test_missing_backup_directory_is_a_clear_error(sandbox: Path) -> None:

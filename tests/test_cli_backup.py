@@ -187,3 +187,79 @@ def test_declining_the_restore_at_the_prompt_exits_non_zero(sandbox: Path, monke
     code, out = run("restore", "latest", "--config", "--site", str(sandbox))
     assert code == 1 and "Not applied; nothing was changed." in out
     assert tree(sandbox) == before
+
+
+def remove_metadata(backup: Path) -> None:
+    """Delete a backup's metadata.json (backups are read-only: open the directory first)."""
+    backup.chmod(0o755)
+    (backup / "metadata.json").unlink()
+
+
+def test_verify_all_lists_a_backup_without_metadata_as_failing(sandbox: Path) -> None:
+    """Found in issue 11: with metadata.json gone, `verify all` exited 0 and left the backup out."""
+    good = run("backup", "create", "--site", str(sandbox))[1].split()[1]
+    broken = run("backup", "create", "--site", str(sandbox))[1].split()[1]
+    remove_metadata(sandbox / "backups" / broken)
+
+    code, text = run("backup", "verify", "all", "--site", str(sandbox))
+    assert code == 1
+    assert f"✅ {good}: OK" in text
+    assert f"❌ {broken}: unreadable: {broken}/metadata.json is missing" in text
+
+    code, text = run("backup", "verify", "all", "--json", "--site", str(sandbox))
+    entries = {entry["backup_id"]: entry for entry in json.loads(text)}
+    assert code == 1 and set(entries) == {good, broken}
+    assert entries[good]["ok"] is True and entries[good]["unreadable"] is False
+    assert entries[broken] == {
+        "backup_id": broken,
+        "ok": False,
+        "unreadable": True,
+        "read_data": False,
+        "problems": [
+            {
+                "path": "metadata.json",
+                "kind": "metadata",
+                "detail": f"{broken}/metadata.json is missing; the backup is incomplete and cannot be used",
+            }
+        ],
+    }
+    assert (sandbox / "backups" / broken / "manifest.json").is_file()  # reported, not touched
+
+
+def test_verify_all_with_only_unreadable_backups_fails_and_names_them(sandbox: Path) -> None:
+    broken = run("backup", "create", "--site", str(sandbox))[1].split()[1]
+    remove_metadata(sandbox / "backups" / broken)
+    code, text = run("backup", "verify", "all", "--read-data", "--site", str(sandbox))
+    assert code == 1 and text.startswith(f"❌ {broken}: unreadable: ")
+
+
+def flip_byte_in_place(path: Path, offset: int = 100) -> None:
+    path.parent.chmod(0o755)
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_dry_run_refuses_a_damaged_backup_exactly_as_the_real_run_does(
+    sandbox: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11: `--dry-run` showed a clean plan for a damaged backup that `--yes` then refused."""
+    backup_id = run("backup", "create", "--site", str(sandbox))[1].split()[1]
+    flip_byte_in_place(sandbox / "backups" / backup_id / "data" / "trades.csv")  # not even a restored category
+    (sandbox / "config" / "config.toml").write_text("[trading\n")  # the fault a config restore would fix
+    before = tree(sandbox)
+    backups_before = sorted(p.name for p in (sandbox / "backups").iterdir())
+
+    dry_code, dry_out = run("restore", backup_id, "--config", "--dry-run", "--site", str(sandbox))
+    dry_err = capsys.readouterr().err
+    real_code, real_out = run("restore", backup_id, "--config", "--yes", "--site", str(sandbox))
+    real_err = capsys.readouterr().err
+
+    assert dry_code == real_code == 2
+    assert dry_err == real_err
+    assert f"backup {backup_id} fails verification, restore refused and the site was not changed" in dry_err
+    assert "data/trades.csv: hash: contents differ from the manifest (corrupted)" in dry_err
+    assert "Dry run" not in dry_out and dry_out == real_out == ""
+    assert tree(sandbox) == before  # nothing restored
+    assert sorted(p.name for p in (sandbox / "backups").iterdir()) == backups_before  # no pre-recovery backup

@@ -744,9 +744,9 @@ def test_a_corrupted_backup_is_refused_and_names_the_file(sandbox: Path, backed_
 
     assert RecoveryManager(site=sandbox).restore_backup(backup_id, True, True, True) is False
     manager = RecoveryManager(site=sandbox)
-    plan = manager.plan_restore(backup_id, True, True, True)
-    with pytest.raises(RestoreError, match=r"data/trades\.csv.*corrupted"):
-        manager.apply_restore(plan)
+    with pytest.raises(RestoreError, match=r"data/trades\.csv.*corrupted"):  # the plan hashes every byte too
+        manager.plan_restore(backup_id, True, True, True)
+    assert manager.restore_backup(backup_id, True, True, True, dry_run=True) is False
     assert pre_recovery_ids(sandbox) == []  # refused before the pre-recovery backup: nothing to clean up
 
     assert site_state(sandbox) == before  # config was not restored either: all or nothing
@@ -771,6 +771,26 @@ def test_a_corrupted_backup_is_refused_even_when_the_site_copy_is_intact(sandbox
     assert "data/trades.csv" in manager.last_error and "corrupted" in manager.last_error
     assert site_state(sandbox) == before
     assert leftovers(sandbox) == []
+
+
+def test_the_plan_refuses_a_damaged_backup_with_the_message_the_apply_gives(sandbox: Path, backed_up) -> None:
+    """Dry run = real run: a plan for a damaged backup is refused as its apply would be, in the same words."""
+    manager, backup_id = backed_up
+    corrupt_config(sandbox)
+    stale_plan = manager.plan_restore(backup_id, restore_config=True)  # made while the backup was sound
+    flip_byte(backup_path(manager, backup_id) / "data/trades.csv")  # outside the restored category
+    before = site_state(sandbox)
+
+    with pytest.raises(RestoreError) as applied:
+        manager.apply_restore(stale_plan)
+    with pytest.raises(RestoreError) as planned:
+        RecoveryManager(site=sandbox).plan_restore(backup_id, restore_config=True)
+    fresh = RecoveryManager(site=sandbox)
+    assert fresh.restore_backup(backup_id, restore_config=True, dry_run=True) is False
+
+    assert str(planned.value) == str(applied.value) == fresh.last_error
+    assert "data/trades.csv: hash" in str(planned.value)
+    assert site_state(sandbox) == before and pre_recovery_ids(sandbox) == [] and leftovers(sandbox) == []
 
 
 def test_a_backup_corrupted_after_it_verified_is_caught_while_staging(

@@ -16,14 +16,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..atomic import fsync_dir
 from ..errors import RecoveryError
 from ..integrity import check_config_file
 from ..process import process_status
 from ..restore import RestorePlan, RestoreResult, execute_plan, make_plan, site_fingerprint
 from ..restore_journal import JOURNAL_NAME, RestoreError, recover_interrupted_restore
 from ..site import Site, load_site
-from .create import TMP_PREFIX, build_backup, categories_from_flags, nothing_to_back_up
+from .create import TMP_PREFIX, NothingToBackUp, build_backup, categories_from_flags, nothing_to_back_up
 from .fileio import make_writable_tree
+from .fitness import fitness_problems
+from .listing import (  # read_backups is also imported from here by older callers
+    QUARANTINE_PREFIX,
+    UnreadableBackup,
+    list_quarantined,
+    read_backups,
+    suggest_backup_ids,
+)
 from .lock import BackupLock, SiteRestoreLock
 from .model import (
     CATEGORIES,
@@ -39,12 +48,15 @@ from .model import (
 )
 from .paths import is_within
 from .retention import PrunePlan, RetentionPolicy, plan_prune
+from .sample import BackupsCheck, check_backups_sampled
 from .verify import VerifyReport, verify_backup_dir
 
 log = logging.getLogger("recovery_lib")
 
 Progress = Callable[[int, int], None]
 DEFAULT_LOCK_TIMEOUT_S = 30.0
+MIB = 1024 * 1024
+SHOWN_REASONS = 3  # a "nothing qualifies" error lists this many reasons, then counts the rest
 
 
 class BackupIncomplete(BackupError):
@@ -60,22 +72,11 @@ class BackupIncomplete(BackupError):
         )
 
 
-def read_backups(backup_dir: Path) -> tuple[list[BackupMetadata], list[str]]:
-    """Every readable backup in ``backup_dir``, newest first, and messages for the unreadable ones.
-
-    Pure reading: no lock, no cleanup (health checks use it and must change nothing).
-    """
-    found, unreadable = [], []
-    if not backup_dir.is_dir():
-        return [], []
-    for child in backup_dir.iterdir():
-        if child.name.startswith(".") or not child.is_dir() or child.is_symlink():
-            continue
-        try:
-            found.append(read_metadata(child))
-        except BackupError as exc:
-            unreadable.append(str(exc))
-    return sorted(found, key=lambda m: (m.created, m.backup_id), reverse=True), unreadable
+def _refusal(backup_id: str, report: VerifyReport) -> RestoreError:
+    """The one refusal for a backup that fails verification: a dry run and the real run say the same."""
+    return RestoreError(
+        f"backup {backup_id} fails verification, restore refused and the site was not changed: {report.summary()}"
+    )
 
 
 class RecoveryManager:
@@ -107,6 +108,8 @@ class RecoveryManager:
         self.last_plan: RestorePlan | None = None
         self.last_result: RestoreResult | None = None
         self.notes: list[str] = []  # what crash recovery and "latest" resolution did, for the record
+        self.unreadable: list[UnreadableBackup] = []  # filled by list_backups()
+        self.last_error: str | None = None  # why the last restore_backup / delete_backup returned False
 
     # --- housekeeping -------------------------------------------------------------------------
 
@@ -170,12 +173,29 @@ class RecoveryManager:
             raise BackupError(f"backup {backup_id} is a symlink out of {self.backup_dir}; refusing to use it")
         return path
 
+    def _no_such_backup(self, backup_id: str) -> BackupError:
+        """Unknown id: name the directory, suggest close ids (a typo), point at the listing."""
+        close = suggest_backup_ids(self.backup_dir, backup_id)
+        hint = f"; did you mean: {', '.join(close)}?" if close else ""
+        known = ", ".join(m.backup_id for m in self.list_backups()[:5]) or "none"
+        return BackupError(
+            f"no backup {backup_id!r} in {self.backup_dir}{hint} (newest: {known}); "
+            "`recovery backup list` shows them all"
+        )
+
+    def _existing_backup_dir(self, backup_id: str) -> Path:
+        """The directory of an existing backup (readable or not); refuses unknown and escaping ids."""
+        path = self._get_backup_dir(backup_id)
+        if not path.is_dir():
+            raise self._no_such_backup(backup_id)
+        return path
+
     def list_backups(
         self, tags: list[str] | None = None, backup_type: BackupType | str | None = None
     ) -> list[BackupMetadata]:
         """Backups newest first, optionally only those with any of ``tags`` or of ``backup_type``.
 
-        Unreadable backups are skipped and named in ``self.unreadable``.
+        Unreadable backups are not listed: each is an :class:`UnreadableBackup` in ``self.unreadable``.
         """
         self._recover_if_needed()
         found, self.unreadable = read_backups(self.backup_dir)
@@ -193,16 +213,19 @@ class RecoveryManager:
             return self.latest()
         path = self._get_backup_dir(backup_id)
         if not path.is_dir():
-            known = ", ".join(m.backup_id for m in self.list_backups()[:5]) or "none"
-            raise BackupError(
-                f"no backup {backup_id!r} in {self.backup_dir} (newest: {known}); `recovery backup list` shows them all"
-            )
+            raise self._no_such_backup(backup_id)
         return read_metadata(path)
 
     def latest(self, needs: tuple[str, ...] = ()) -> BackupMetadata:
-        """The newest SUCCESS backup that holds ``needs``, is not a pre-recovery snapshot and verifies
-        with every byte hashed; each one passed over is explained in ``notes``."""
-        for metadata in self.list_backups():
+        """The newest SUCCESS backup that holds ``needs``, is not a pre-recovery snapshot, verifies
+        with every byte hashed and can fix the fault: its ``needs`` categories pass their checks
+        (see :func:`fitness_problems`). Each backup passed over is explained in ``notes``."""
+        return self._latest(needs)[0]
+
+    def _latest(self, needs: tuple[str, ...]) -> tuple[BackupMetadata, VerifyReport]:
+        """:meth:`latest` and the full verification it made (a restore plan need not hash twice)."""
+        passed_over: list[str] = []
+        for metadata in self.list_backups():  # also refreshes self.unreadable, named below
             if metadata.status is not BackupStatus.SUCCESS:
                 continue
             if not all(metadata.includes(category) for category in needs):
@@ -210,16 +233,35 @@ class RecoveryManager:
             if PRE_RECOVERY_TAG in metadata.tags:
                 continue  # a snapshot of the broken state a restore replaced: evidence, not a recovery point
             report = self.verify_backup(metadata.backup_id, read_data=True)
-            if report.ok:
-                return metadata
-            note = f"skipped backup {metadata.backup_id} for 'latest': {report.summary()}"
-            self.notes.append(note)
-            log.warning(note)
+            if not report.ok:
+                passed_over.append(f"skipped backup {metadata.backup_id} for 'latest': {report.summary()}")
+            elif unfit := fitness_problems(self.site, self._get_backup_dir(metadata.backup_id), needs):
+                passed_over.append(
+                    f"skipped backup {metadata.backup_id} for 'latest': it verifies but cannot fix the fault: "
+                    + "; ".join(unfit)
+                )
+            else:
+                self._note_unreadable()
+                return metadata, report
+            self.notes.append(passed_over[-1])
+            log.warning(passed_over[-1])
+        reasons = passed_over + self._note_unreadable()
         holding = f" holding {', '.join(needs)}" if needs else ""
+        checks = f" and passes the {', '.join(needs)} check(s)" if needs else ""
+        shown = "".join(f" {reason}." for reason in reasons[:SHOWN_REASONS])
+        more = f" (+{len(reasons) - SHOWN_REASONS} more in the notes)" if len(reasons) > SHOWN_REASONS else ""
         raise BackupError(
-            f"no SUCCESS backup{holding} in {self.backup_dir} verifies; nothing to restore from "
-            "(Procedure D: escalate and create a new backup)"
+            f"no SUCCESS backup{holding} in {self.backup_dir} verifies{checks}; nothing to restore from "
+            f"(Procedure D: escalate and create a new backup).{shown}{more}"
         )
+
+    def _note_unreadable(self) -> list[str]:
+        """Unreadable backups are never candidates for "latest": say so in the notes, never silently."""
+        said = [f"skipped backup {item.backup_id} for 'latest': unreadable: {item.problem}" for item in self.unreadable]
+        self.notes.extend(said)
+        for note in said:
+            log.warning(note)
+        return said
 
     def verify_backup(self, backup_id: str, read_data: bool = True) -> VerifyReport:
         """Check a backup against its manifest; ``read_data`` hashes every file. Never cached:
@@ -227,8 +269,18 @@ class RecoveryManager:
         metadata_id = self.get_backup(backup_id).backup_id if backup_id == "latest" else backup_id
         path = self._get_backup_dir(metadata_id)
         if not path.is_dir():
-            raise BackupError(f"no backup {metadata_id!r} in {self.backup_dir}; `recovery backup list` shows them")
+            raise self._no_such_backup(metadata_id)
         return verify_backup_dir(path, read_data=read_data, progress=self.progress)
+
+    def check_all(self, budget_bytes: int | None = None) -> BackupsCheck:
+        """Every backup's structure, and file contents re-hashed within ``budget_bytes`` (default
+        ``[backups] health_read_mib``). Read-only, like the health check that uses it."""
+        budget = int(self.site.health_read_mib * MIB) if budget_bytes is None else budget_bytes
+        return check_backups_sampled(self.backup_dir, budget)
+
+    def list_quarantined(self) -> list[str]:
+        """Names of the quarantined backup directories (``.quarantine-<id>``)."""
+        return list_quarantined(self.backup_dir)
 
     def _manifest(self, backup_id: str) -> Manifest:
         path = self._get_backup_dir(backup_id) / MANIFEST
@@ -283,14 +335,57 @@ class RecoveryManager:
             raise BackupIncomplete(metadata)
         return metadata
 
-    def delete_backup(self, backup_id: str) -> None:
-        """Remove one backup directory (other backups that share its files by hard link keep them)."""
-        with self._locked("delete"):
+    def delete_backup(self, backup_id: str) -> bool:
+        """Remove one backup directory (other backups that share its files by hard link keep them).
+
+        The runbook's original API: True when deleted; False when it does not exist or could not be
+        deleted, with the reason logged and kept in ``last_error`` (like :meth:`restore_backup`).
+        """
+        try:
+            self._existing_backup_dir(backup_id)  # a bad id is refused before the lock file is touched
+            with self._locked("delete"):
+                self._recover()
+                self._remove_dir(self._existing_backup_dir(backup_id))
+        except (RecoveryError, OSError) as exc:  # the original API reports failure as False
+            log.error("delete of backup %s failed: %s", backup_id, exc)
+            self.last_error = str(exc)
+            return False
+        return True
+
+    def quarantine_backup(self, backup_id: str, reason: str) -> str:
+        """Set a damaged or unreadable backup aside, never deleting it: returns its new directory name.
+
+        ``backups/<id>`` becomes ``backups/.quarantine-<id>`` by one rename in the same directory
+        (atomic, and possible even though the backup itself is read-only); nothing is written into
+        it. It is then never listed, linked from or restored from; a person may delete it after the
+        post-mortem. ``reason`` goes to the log and ``notes``.
+        """
+        self._existing_backup_dir(backup_id)  # a bad id is refused before the lock file is touched
+        with self._locked("quarantine"):
             self._recover()
-            path = self._get_backup_dir(backup_id)
-            if not path.is_dir():
-                raise BackupError(f"no backup {backup_id!r} in {self.backup_dir}")
-            self._remove_dir(path)
+            path = self._existing_backup_dir(backup_id)
+            target = self.backup_dir / f"{QUARANTINE_PREFIX}{backup_id}"
+            copies = 1
+            while target.exists() or target.is_symlink():  # quarantined once before: keep both, never replace
+                copies += 1
+                target = self.backup_dir / f"{QUARANTINE_PREFIX}{backup_id}-{copies}"
+            try:
+                os.rename(path, target)
+            except OSError as exc:
+                raise BackupError(
+                    f"cannot quarantine backup {backup_id}: {exc.filename or path}: {exc.strerror or exc}. "
+                    "It is unchanged; fix the cause (permissions on the backup directory) and retry."
+                ) from exc
+            try:
+                fsync_dir(self.backup_dir)
+            except OSError as exc:  # the rename is done and visible; only its durability is in doubt
+                unsynced = f"{self.backup_dir} could not be synced after quarantining {backup_id}: {exc.strerror}"
+                self.notes.append(unsynced)
+                log.warning(unsynced)
+        note = f"quarantined backup {backup_id} as {target.name}: {reason}"
+        self.notes.append(note)
+        log.warning(note)
+        return target.name
 
     def _remove_dir(self, path: Path) -> None:
         # Rename first so a crash mid-delete leaves a .tmp- directory (cleaned up), never half a backup.
@@ -334,12 +429,15 @@ class RecoveryManager:
                     self._remove_dir(self._get_backup_dir(decision.backup.backup_id))
         return plan
 
-    def cleanup_old_backups(self, keep_count: int) -> list[str]:
-        """Keep the ``keep_count`` newest backups (and the newest verified one); remove the rest."""
+    def cleanup_old_backups(self, keep_count: int) -> int:
+        """Keep the ``keep_count`` newest backups (and the newest verified one); remove the rest.
+
+        Returns how many were deleted, as the runbook's original API does (``prune`` gives the reasons).
+        """
         if keep_count < 1:
-            raise ValueError("keep_count must be at least 1")
+            raise ValueError(f"keep_count must be at least 1, got {keep_count}: keeping no backup is never a cleanup")
         plan = self.prune(RetentionPolicy(keep_last=keep_count), dry_run=False)
-        return [decision.backup.backup_id for decision in plan.remove]
+        return len(plan.remove)
 
     # --- restore ------------------------------------------------------------------------------
 
@@ -368,18 +466,19 @@ class RecoveryManager:
         if not categories:
             raise RestoreError("nothing to restore: choose at least one of config, state, data")
         self._recover_if_needed()
-        metadata = self.latest(tuple(categories)) if backup_id == "latest" else self.get_backup(backup_id)
-        if metadata.status is not BackupStatus.SUCCESS:
-            raise RestoreError(
-                f"backup {metadata.backup_id} is {metadata.status.value.upper()}, not SUCCESS; "
-                "it is never restored from. Choose another (recovery backup list)."
-            )
-        report = self.verify_backup(metadata.backup_id, read_data=False)
+        if backup_id == "latest":
+            metadata, report = self._latest(tuple(categories))  # it hashed every byte already
+        else:
+            metadata = self.get_backup(backup_id)
+            if metadata.status is not BackupStatus.SUCCESS:
+                raise RestoreError(
+                    f"backup {metadata.backup_id} is {metadata.status.value.upper()}, not SUCCESS; "
+                    "it is never restored from. Choose another (recovery backup list)."
+                )
+            # Every byte, as the real run will: a dry run must refuse whatever the real run refuses.
+            report = self.verify_backup(metadata.backup_id, read_data=True)
         if not report.ok or report.manifest is None:
-            raise RestoreError(
-                f"backup {metadata.backup_id} fails verification, restore refused and the site was "
-                f"not changed: {report.summary()}"
-            )
+            raise _refusal(metadata.backup_id, report)
         plan = make_plan(self.site, metadata, report.manifest, categories, self._blockers())
         plan = dataclasses.replace(plan, warnings=tuple(self._content_warnings(plan)))
         self.last_plan = plan
@@ -426,10 +525,7 @@ class RecoveryManager:
                 hash_only=lambda path: not is_within(path, restored),
             )
             if not report.ok or report.manifest is None:
-                raise RestoreError(
-                    f"backup {plan.backup_id} fails verification, restore refused and the site was not changed: "
-                    f"{report.summary()}"
-                )
+                raise _refusal(plan.backup_id, report)
             pre_id: list[str | None] = []
             files, written, problems, notes = execute_plan(
                 self.site,
@@ -464,9 +560,9 @@ class RecoveryManager:
                 f"restore refused, nothing was changed: the pre-recovery backup of the current state "
                 f"is incomplete ({exc}). Move the unreadable files aside and retry."
             ) from exc
+        except NothingToBackUp:
+            return None  # an empty site (total loss): there is no current state to keep
         except BackupError as exc:
-            if "has nothing to back up" in str(exc):
-                return None
             raise RestoreError(f"restore refused, nothing was changed: the pre-recovery backup failed: {exc}") from exc
         self.notes.append(f"pre-recovery backup {metadata.backup_id}")
         return metadata.backup_id

@@ -188,7 +188,7 @@ def test_verify_names_the_damaged_file(
     assert named_in(report.problems, report.summary(), named), report.summary()
     assert manager.verify_backup(older, read_data=True).ok  # the damage stayed in the damaged backup
     if newest not in listed_ids(manager):  # a damaged metadata.json may make it unreadable: still named
-        assert any(newest in entry for entry in manager.unreadable), manager.unreadable
+        assert [entry.backup_id for entry in manager.unreadable] == [newest], manager.unreadable
 
 
 # --- restore --------------------------------------------------------------------------------------
@@ -271,7 +271,10 @@ def test_latest_skips_the_damaged_newest_backup_and_says_so(
         notes = [note for note in manager.notes if newest in note]
         assert notes and "skipped" in notes[0] and named in notes[0], manager.notes
     else:  # unreadable metadata: not a candidate at all, and named as unreadable
-        assert any(newest in entry and "metadata.json" in entry for entry in manager.unreadable), manager.unreadable
+        assert any(entry.backup_id == newest and "metadata.json" in entry.problem for entry in manager.unreadable), (
+            manager.unreadable
+        )
+        assert any(newest in note and "unreadable" in note for note in manager.notes), manager.notes
     assert manager.get_backup("latest").backup_id == older
     assert RecoveryManager(site=site).verify_backup("latest", read_data=True).ok
 
