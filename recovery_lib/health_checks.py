@@ -6,19 +6,25 @@ the file at fault and, where there is one, the runbook procedure that fixes it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from .backup.manager import read_backups
-from .backup.model import CATEGORIES, BackupStatus
+from .backup.listing import list_quarantined, read_backups
+from .backup.model import CATEGORIES, PRE_RECOVERY_TAG, BackupStatus
+from .backup.sample import BackupsCheck, check_backups_sampled
 from .exchange import get_exchange_client
 from .health import HealthResult
 from .integrity import check_config_file, check_data
 from .process import process_status
 from .site import Site
+
+MIB = 1024 * 1024
+SHOWN_DAMAGED = 3  # the message names this many damaged backups; details list every one
 
 
 def check_config(site: Site) -> HealthResult:
@@ -54,7 +60,7 @@ def check_data_files(site: Site) -> HealthResult:
     )
 
 
-def _writable(directory: Path) -> str | None:
+def writable_problem(directory: Path) -> str | None:
     """None if the backup job can write here, else why not.
 
     root ignores permission bits, so the mode is checked as well as an actual write: the backup
@@ -71,35 +77,25 @@ def _writable(directory: Path) -> str | None:
     return None
 
 
-def check_backups(site: Site) -> HealthResult:
-    """The backup directory exists and is writable, and the newest successful backup is fresh."""
-    backup_dir = site.backup_dir
-    shown = site.relative(backup_dir).rstrip("/") + "/"
-    if not backup_dir.is_dir():
-        return HealthResult(
-            "backups", False, f"backup directory {shown} is missing (Procedure D)", {"backup_dir": shown}
-        )
-    problem = _writable(backup_dir)
-    if problem:
-        return HealthResult(
-            "backups", False, f"backup directory {shown} is {problem} (Procedure D)", {"backup_dir": shown}
-        )
-    backups, unreadable = read_backups(backup_dir)
+def _freshness(site: Site, shown: str) -> tuple[bool, str, dict[str, Any]]:
+    """The newest successful backup of every category is younger than ``max_age_hours``."""
+    backups, _ = read_backups(site.backup_dir)
     # A pre-recovery snapshot holds a broken state: it is evidence, not a fresh recovery point.
-    successful = [b for b in backups if b.status is BackupStatus.SUCCESS and "pre-recovery" not in b.tags]
+    successful = [b for b in backups if b.status is BackupStatus.SUCCESS and PRE_RECOVERY_TAG not in b.tags]
     if not successful:
-        message = f"no successful backups in {shown} (Procedure D: create one now)"
-        return HealthResult("backups", False, message, {"backup_dir": shown, "count": len(backups)})
+        return False, f"no successful backups in {shown} (Procedure D: create one now)", {"count": len(backups)}
     # Fresh means fresh for every category: a config-only backup says nothing about the data.
     newest = {c: next((b for b in successful if b.includes(c)), None) for c in CATEGORIES}
     missing = [c for c, b in newest.items() if b is None]
     if missing:
-        message = f"no successful backup of {', '.join(missing)} in {shown} (create a full backup now)"
-        return HealthResult("backups", False, message, {"backup_dir": shown, "missing": missing})
-    category, stalest = max(newest.items(), key=lambda item: item[1].age_hours())
+        return (
+            False,
+            f"no successful backup of {', '.join(missing)} in {shown} (create a full backup now)",
+            {"missing": missing},
+        )
+    category, stalest = max(((c, b) for c, b in newest.items() if b is not None), key=lambda item: item[1].age_hours())
     backup_id, age_hours = stalest.backup_id, stalest.age_hours()
     details = {
-        "backup_dir": shown,
         "newest": successful[0].backup_id,
         "stalest_category": category,
         "age_hours": round(age_hours, 2),
@@ -107,13 +103,55 @@ def check_backups(site: Site) -> HealthResult:
     }
     every = "" if stalest is successful[0] else f" (newest of {category})"
     if age_hours > site.max_backup_age_hours:
+        message = f"newest backup{every} {backup_id} is {age_hours:.1f} h old (max {site.max_backup_age_hours:g} h)"
+        return False, message, details
+    return True, f"newest backup{every} {backup_id} is {age_hours:.1f} h old", details
+
+
+def _damage(checked: BackupsCheck, shown: str) -> str:
+    """One line naming the damaged and unreadable backups and what to do."""
+    damaged = checked.damaged
+    listed = "; ".join(check.describe() for check in damaged[:SHOWN_DAMAGED])
+    more = f" (+{len(damaged) - SHOWN_DAMAGED} more)" if len(damaged) > SHOWN_DAMAGED else ""
+    return (
+        f"{len(damaged)} damaged or unreadable backup(s) in {shown}: {listed}{more} (Procedure D: verify them "
+        "with `recovery backup verify all --read-data`, quarantine the damaged ones, take a new backup)"
+    )
+
+
+def check_backups(site: Site) -> HealthResult:
+    """The backup directory exists and is writable, the newest successful backup of every category is
+    fresh, and no backup is damaged or unreadable (every backup's structure is verified and file
+    contents are re-hashed within ``[backups] health_read_mib``). Reads only."""
+    backup_dir = site.backup_dir
+    shown = site.relative(backup_dir).rstrip("/") + "/"
+    if not backup_dir.is_dir():
         return HealthResult(
-            "backups",
-            False,
-            f"newest backup{every} {backup_id} is {age_hours:.1f} h old (max {site.max_backup_age_hours:g} h)",
-            details,
+            "backups", False, f"backup directory {shown} is missing (Procedure D)", {"backup_dir": shown}
         )
-    return HealthResult("backups", True, f"newest backup{every} {backup_id} is {age_hours:.1f} h old", details)
+    problem = writable_problem(backup_dir)
+    if problem:
+        return HealthResult(
+            "backups", False, f"backup directory {shown} is {problem} (Procedure D)", {"backup_dir": shown}
+        )
+    fresh, message, details = _freshness(site, shown)
+    checked = check_backups_sampled(backup_dir, int(site.health_read_mib * MIB))
+    quarantined = list_quarantined(backup_dir)
+    details = {
+        "backup_dir": shown,
+        **details,
+        "checked": [dataclasses.asdict(check) for check in checked.backups],
+        "damaged": [check.backup_id for check in checked.damaged],
+        "bytes_hashed": checked.bytes_hashed,
+        "files_hashed": checked.files_hashed,
+        "files_over_budget": checked.files_over_budget,
+        "budget_bytes": checked.budget_bytes,
+        "quarantined": len(quarantined),
+    }
+    if checked.damaged:  # damage first: it is the fault a person must act on
+        return HealthResult("backups", False, f"{_damage(checked, shown)}; {message}", details)
+    aside = f"; {len(quarantined)} quarantined backup(s) await the post-mortem" if quarantined else ""
+    return HealthResult("backups", fresh, message + aside, details)
 
 
 def protected_bytes(site: Site) -> int:
