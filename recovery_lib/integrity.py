@@ -7,9 +7,10 @@ Trades are read in chunks so that a multi-GB ``trades.csv`` is checked in bounde
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .process import consistent_view
 from .site import Site
@@ -21,6 +22,7 @@ QUANTITY_TOLERANCE = 1e-6  # CSV quantities carry 4 decimals; float sums drift f
 PRICE_RELATIVE_TOLERANCE = 1e-6
 TRADE_CHUNK_ROWS = 1_000_000
 MAX_PROBLEMS = 20  # a report lists the first problems, then says how many more
+T = TypeVar("T")
 
 
 @dataclass
@@ -43,6 +45,14 @@ class Report:
             self.problems.append(problem)
         else:
             self.more_problems += 1
+
+    def add_each(self, items: Sequence[T], describe: Callable[[T], str]) -> None:
+        """Record one problem per item: the ones still listed are described, every other one is counted
+        (a million bad rows cost one subtraction, and the "+N more" stays exact)."""
+        room = max(MAX_PROBLEMS - len(self.problems), 0)
+        for item in items[:room]:
+            self.problems.append(describe(item))
+        self.more_problems += max(len(items) - room, 0)
 
     def summary(self) -> str:
         """One line for a person (each problem already names its file)."""
@@ -141,11 +151,19 @@ def _trade_totals(path: Path, shown: str, report: Report) -> Any:
                 return None
             quantity = pd.to_numeric(chunk["quantity"], errors="coerce")
             price = pd.to_numeric(chunk["price"], errors="coerce")
+            trade_id = pd.to_numeric(chunk["trade_id"], errors="coerce")
             bad = chunk[list(TRADE_COLUMNS)].isna().any(axis=1) | quantity.isna() | price.isna() | (quantity <= 0)
             bad |= ~chunk["side"].isin(["buy", "sell"])
-            for position in np.flatnonzero(bad.to_numpy())[:MAX_PROBLEMS]:
-                # +2: one for the header line, one because lines count from 1.
-                report.add(f"{shown} line {rows + int(position) + 2}: incomplete or invalid trade row")
+            # The same rows the ledger reader refuses: ids that are not whole numbers, infinite amounts.
+            bad |= trade_id.isna() | (trade_id < 0) | (trade_id % 1 != 0)
+            bad |= ~np.isfinite(quantity.fillna(0)) | ~np.isfinite(price.fillna(0))
+            first_line = rows + 2  # +2: one for the header line, one because lines count from 1
+            report.add_each(
+                np.flatnonzero(bad.to_numpy()),
+                lambda position, first_line=first_line: (
+                    f"{shown} line {first_line + int(position)}: incomplete or invalid trade row"
+                ),
+            )
             good = chunk[~bad]
             quantity, price = quantity[~bad], price[~bad]
             signed = quantity.where(good["side"] == "buy", -quantity)
@@ -169,8 +187,7 @@ def _trade_totals(path: Path, shown: str, report: Report) -> Any:
         return None
     all_ids = pd.Series(np.concatenate(ids) if ids else np.array([]))
     duplicated = all_ids[all_ids.duplicated()]
-    for trade_id in duplicated.unique()[:MAX_PROBLEMS]:
-        report.add(f"{shown}: duplicate trade_id {trade_id}")
+    report.add_each(duplicated.unique(), lambda trade_id: f"{shown}: duplicate trade_id {trade_id}")
     report.facts["trades"] = rows
     if not parts:
         return pd.DataFrame(columns=["net", "bought", "notional"])
@@ -191,8 +208,10 @@ def _read_positions(path: Path, shown: str, report: Report) -> Any:
         return None
     for column in ("quantity", "avg_price"):
         numeric = pd.to_numeric(positions[column], errors="coerce")
-        for position in numeric[numeric.isna()].index[:MAX_PROBLEMS]:
-            report.add(f"{shown} line {int(position) + 2}: {column} is not a number")
+        report.add_each(
+            numeric[numeric.isna()].index,
+            lambda position, column=column: f"{shown} line {int(position) + 2}: {column} is not a number",
+        )
         positions[column] = numeric
     if positions["symbol"].isna().any():
         report.add(f"{shown}: a row has no symbol")

@@ -19,6 +19,7 @@ from recovery_lib import HealthCheckRegistry, HealthResult, RecoveryManager, hea
 from recovery_lib.backup import BackupStatus
 from recovery_lib.backup.model import read_metadata
 from recovery_lib.errors import SiteError
+from recovery_lib.ledger import positions_csv, read_ledger
 from recovery_lib.site import Site, load_site
 
 BUILTIN = ["config", "data", "backups", "disk", "process", "exchange"]
@@ -146,6 +147,21 @@ def test_duplicate_trade_id(sandbox: Path) -> None:
     edit(sandbox / "data/trades.csv", "\n2,2026-", "\n1,2026-")
     result = expect_failure(sandbox, "data", "duplicate trade_id 1")
     assert result.details["problems"] == ["data/trades.csv: duplicate trade_id 1"]
+
+
+def test_every_problem_is_counted_beyond_the_listed_ones(sandbox: Path) -> None:
+    """70 duplicated ids and 30 bad rows: 20 are listed and the other 80 counted, none dropped on the floor."""
+    trades = sandbox / "data/trades.csv"
+    rows = trades.read_text().splitlines()[1:]
+    bad = [f"{600 + n},2026-11-20T12:00:00Z,BTC/USD,hold,1.0000,43000.0000" for n in range(30)]
+    with trades.open("a") as handle:
+        handle.write("\n".join(rows[:70] + bad) + "\n")
+    # Positions that agree with every valid row, copies included: only the 100 row problems remain.
+    (sandbox / "data/positions.csv").write_text(positions_csv(read_ledger(trades, "data/trades.csv").trades))
+    result = expect_failure(sandbox, "data", "data/trades.csv line 572: incomplete or invalid trade row")
+    assert len(result.details["problems"]) == 20 and result.details["more_problems"] == 80
+    assert "(+99 more problem(s))" in result.message
+    assert sum("invalid trade row" in p for p in result.details["problems"]) == 20  # bad rows are met first
 
 
 def test_trades_cut_inside_the_last_number(sandbox: Path) -> None:
