@@ -4,20 +4,33 @@
 exchange of a sandbox, or a real ccxt exchange configured in ``recovery.toml`` (``[exchange]
 client = "ccxt"``) whose API keys are read from the environment variables it names, never
 from files.
+
+The simulated exchange is the sandbox's second source of truth, independent of the site: its
+account (balances, last prices) and its fill log ``my_trades.csv`` live in ``exchange/``, outside
+the backed-up paths, so a restore of the site's data never touches them. The fill log has the
+ledger's columns and row text; it starts empty when the sandbox is created (the exchange's history
+through this API begins then) and the sandbox's trading process appends every fill to it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import clock
 from .errors import ExchangeError
+from .integrity import TRADE_COLUMNS
+from .ledger import Ledger, LedgerError, Trade, read_ledger
 from .site import Site, load_site
 
 SIMULATED_ACCOUNT_FILE = "account.json"
+SIMULATED_FILLS_FILE = "my_trades.csv"  # the exchange's fill log: the ledger's columns and row text
+SIMULATED_TICK = 0.0001  # amount and price precision of every simulated market (ccxt TICK_SIZE style)
+TICK_SIZE = 4  # ccxt's precisionMode constant: precision values are tick sizes, not decimal places
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SimulatedExchange:
@@ -27,9 +40,19 @@ class SimulatedExchange:
     """
 
     id = "simulated"
+    precisionMode = TICK_SIZE  # ccxt's attribute name
+    has = {
+        "fetchBalance": True,
+        "fetchTicker": True,
+        "fetchMyTrades": True,
+        "fetchMarkets": True,
+        "loadMarkets": True,
+    }
 
     def __init__(self, account_path: Path) -> None:
         self.account_path = account_path
+        self.fills_path = account_path.with_name(SIMULATED_FILLS_FILE)
+        self.markets: dict[str, dict[str, Any]] | None = None
 
     def _account(self) -> dict[str, Any]:
         try:
@@ -63,7 +86,7 @@ class SimulatedExchange:
             known = ", ".join(sorted(tickers)) or "none"
             raise ExchangeError(f"simulated exchange has no market {symbol!r}; markets: {known}")
         last = float(tickers[symbol])
-        now = datetime.now(UTC)
+        now = clock.now()
         return {
             "symbol": symbol,
             "last": last,
@@ -74,6 +97,79 @@ class SimulatedExchange:
             "datetime": now.isoformat().replace("+00:00", "Z"),
             "info": {"source": str(self.account_path.name)},
         }
+
+    def load_markets(self, reload: bool = False, params: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """Every market the account quotes, in ccxt's shape, with tick-size precision (``precisionMode``)."""
+        markets: dict[str, dict[str, Any]] = {}
+        for symbol in sorted(self._account().get("tickers", {})):
+            base, _, quote = symbol.partition("/")
+            markets[symbol] = {
+                "id": symbol.replace("/", ""),
+                "symbol": symbol,
+                "base": base,
+                "quote": quote,
+                "type": "spot",
+                "spot": True,
+                "active": True,
+                "precision": {"amount": SIMULATED_TICK, "price": SIMULATED_TICK},
+                "limits": {"amount": {"min": SIMULATED_TICK, "max": None}},
+            }
+        self.markets = markets
+        return markets
+
+    def _fill_log(self) -> Ledger:
+        try:
+            log = read_ledger(self.fills_path, str(self.fills_path))
+        except LedgerError as exc:
+            raise ExchangeError(f"simulated exchange unreachable: {exc}") from exc
+        if not log.exists:
+            raise ExchangeError(
+                f"simulated exchange unreachable: its fill log {self.fills_path} is missing "
+                "(a sandbox made before fill logs existed: recreate it with `recovery sandbox create --force`)"
+            )
+        if log.header_missing or log.invalid_lines or log.duplicates():
+            problems = "; ".join(log.problems())
+            raise ExchangeError(f"simulated exchange unreachable: its fill log is damaged: {problems}")
+        return log
+
+    def fetch_my_trades(
+        self,
+        symbol: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The account's fills in ccxt's unified trade structure, oldest first.
+
+        ``symbol`` filters one market; ``since`` (ms, inclusive) drops older fills; ``limit`` keeps the
+        oldest ``limit`` of the rest. ``info`` holds the row's exact field strings. A last line still
+        being written (no final newline yet) is not reported.
+        """
+        log = self._fill_log()
+        trades = log.trades
+        if log.unterminated_last_row:
+            trades = trades[: len(trades) - 1]
+        fills = []
+        for trade in trades:
+            if symbol is not None and trade.symbol != symbol:
+                continue
+            milliseconds = self._milliseconds(trade)
+            if since is not None and milliseconds < since:
+                continue
+            fills.append(_unified_trade(trade, milliseconds))
+        fills.sort(key=lambda fill: (fill["timestamp"], int(fill["id"])))
+        return fills if limit is None else fills[: max(limit, 0)]
+
+    def _milliseconds(self, trade: Trade) -> int:
+        try:
+            moment = clock.parse(trade.timestamp)
+        except ValueError as exc:
+            raise ExchangeError(
+                f"simulated exchange: fill {trade.trade_id} in {self.fills_path} has no valid timestamp "
+                f"({trade.timestamp!r})"
+            ) from exc
+        assert moment is not None  # a parsed row never has an empty timestamp
+        return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _ccxt_client(site: Site) -> Any:
@@ -115,3 +211,23 @@ def get_exchange_client(site: str | os.PathLike[str] | Site | None = None) -> An
         f"no exchange client is configured for site {resolved.root}; "
         'set [exchange] client = "ccxt" (or "simulated" in a sandbox) in recovery.toml'
     )
+
+
+def _unified_trade(trade: Trade, milliseconds: int) -> dict[str, Any]:
+    """ccxt's unified trade structure for one fill of the log."""
+    moment = _EPOCH + timedelta(milliseconds=milliseconds)
+    return {
+        "id": str(trade.trade_id),
+        "order": None,
+        "timestamp": milliseconds,
+        "datetime": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{milliseconds % 1000:03d}Z",
+        "symbol": trade.symbol,
+        "type": None,
+        "side": trade.side,
+        "takerOrMaker": None,
+        "price": float(trade.price),
+        "amount": float(trade.quantity),
+        "cost": float(trade.quantity * trade.price),
+        "fee": None,
+        "info": dict(zip(TRADE_COLUMNS, trade.line.split(","), strict=True)),
+    }

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import types
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +226,124 @@ def test_ccxt_not_installed(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "ccxt", None)  # makes `import ccxt` raise ImportError
     with pytest.raises(ExchangeError, match=r"ccxt is not installed.*pip install 'recovery_lib\[ccxt\]'"):
         get_exchange_client(sandbox)
+
+
+# --- the fill log: fetch_my_trades, load_markets ---------------------------------------------------
+
+FILL_KEYS = {
+    "id",
+    "order",
+    "timestamp",
+    "datetime",
+    "symbol",
+    "type",
+    "side",
+    "takerOrMaker",
+    "price",
+    "amount",
+    "cost",
+    "fee",
+    "info",
+}
+COLUMNS = ("trade_id", "timestamp", "symbol", "side", "quantity", "price")
+
+
+def trade_live(sandbox: Path, trades: int) -> None:
+    """Let the sandbox's real trading process make ``trades`` trades, then stop."""
+    done = subprocess.run(
+        [sys.executable, "-m", "recovery_lib.sandbox.live_ops", "--site", str(sandbox), "--interval", "0.01"]
+        + ["--max-trades", str(trades)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def ms(stamp: str) -> int:
+    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()) * 1000
+
+
+def test_a_new_sandbox_exchange_knows_no_fill_yet(sandbox: Path) -> None:
+    """The exchange's history through the API starts when the sandbox is created."""
+    client = get_exchange_client(sandbox)
+    assert client.has["fetchMyTrades"] is True
+    assert client.fills_path == sandbox.resolve() / "exchange/my_trades.csv"
+    assert client.fills_path.read_text() == ",".join(COLUMNS) + "\n"
+    assert client.fetch_my_trades() == []
+
+
+def test_fetch_my_trades_gives_ccxt_trades_with_the_rows_exact_text(sandbox: Path) -> None:
+    trade_live(sandbox, 6)
+    rows = (sandbox / "data/trades.csv").read_text().splitlines()[-6:]
+    fills = get_exchange_client(sandbox).fetch_my_trades()
+    assert len(fills) == 6
+    for fill, row in zip(fills, rows, strict=True):
+        trade_id, stamp, symbol, side, quantity, price = row.split(",")
+        assert set(fill) == FILL_KEYS
+        assert fill["info"] == dict(zip(COLUMNS, row.split(","), strict=True))
+        assert fill["id"] == trade_id and fill["symbol"] == symbol and fill["side"] == side
+        assert fill["timestamp"] == ms(stamp) and fill["datetime"] == stamp[:-1] + ".000Z"
+        assert fill["amount"] == float(quantity) and fill["price"] == float(price)
+        assert fill["cost"] == float(Decimal(quantity) * Decimal(price))
+        assert fill["order"] is fill["type"] is fill["takerOrMaker"] is fill["fee"] is None
+
+
+def write_fill_log(sandbox: Path, rows: list[str]) -> None:
+    (sandbox / "exchange/my_trades.csv").write_text("\n".join([",".join(COLUMNS), *rows]) + "\n")
+
+
+def test_fetch_my_trades_symbol_since_and_limit(sandbox: Path) -> None:
+    write_fill_log(
+        sandbox,
+        [
+            "501,2026-11-20T12:00:02Z,BTC/USD,buy,0.1000,43000.0000",
+            "502,2026-11-20T12:00:00Z,ETH/USD,sell,1.0000,2300.0000",  # logged late: still reported in time order
+            "503,2026-11-20T12:00:01Z,BTC/USD,sell,0.0500,43100.0000",
+            "504,2026-11-20T12:00:03Z,BTC/USD,buy,0.2000,42900.0000",
+        ],
+    )
+    client = get_exchange_client(sandbox)
+    assert [f["id"] for f in client.fetch_my_trades()] == ["502", "503", "501", "504"]
+    assert [f["id"] for f in client.fetch_my_trades("BTC/USD")] == ["503", "501", "504"]
+    since = ms("2026-11-20T12:00:01Z")
+    assert [f["id"] for f in client.fetch_my_trades(since=since)] == ["503", "501", "504"]  # inclusive
+    assert [f["id"] for f in client.fetch_my_trades(since=since, limit=2)] == ["503", "501"]  # the oldest two
+    assert [f["id"] for f in client.fetch_my_trades("ETH/USD", since=since)] == []
+    assert client.fetch_my_trades(limit=0) == []
+
+
+def test_a_fill_still_being_written_is_not_reported(sandbox: Path) -> None:
+    write_fill_log(sandbox, ["501,2026-11-20T12:00:00Z,BTC/USD,buy,0.1000,43000.0000"])
+    with (sandbox / "exchange/my_trades.csv").open("a") as handle:
+        handle.write("502,2026-11-20T12:00:01Z,BTC/USD,buy,0.1000,430")  # no newline yet
+    assert [f["id"] for f in get_exchange_client(sandbox).fetch_my_trades()] == ["501"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        ("missing", "its fill log .*exchange/my_trades.csv is missing"),
+        ("garbage", "its fill log is damaged: .*my_trades.csv: 1 row\\(s\\) do not parse \\(line 2\\)"),
+        ("duplicate", "its fill log is damaged: .*written more than once"),
+    ],
+)
+def test_a_missing_or_damaged_fill_log_is_an_error_naming_it(sandbox: Path, damage: str, says: str) -> None:
+    row = "501,2026-11-20T12:00:00Z,BTC/USD,buy,0.1000,43000.0000"
+    if damage == "missing":
+        (sandbox / "exchange/my_trades.csv").unlink()
+    else:
+        write_fill_log(sandbox, ["#garbage#", row] if damage == "garbage" else [row, row])
+    with pytest.raises(ExchangeError, match=f"simulated exchange unreachable: {says}"):
+        get_exchange_client(sandbox).fetch_my_trades()
+
+
+def test_load_markets_has_ccxt_shape_with_tick_size_precision(sandbox: Path) -> None:
+    client = get_exchange_client(sandbox)
+    markets = client.load_markets()
+    assert sorted(markets) == sorted(account(sandbox)["tickers"]) and client.markets == markets
+    btc = markets["BTC/USD"]
+    assert btc["symbol"] == "BTC/USD" and btc["base"] == "BTC" and btc["quote"] == "USD"
+    assert btc["precision"] == {"amount": 0.0001, "price": 0.0001}
+    assert client.precisionMode == 4  # ccxt.TICK_SIZE: precision values are tick sizes

@@ -199,3 +199,78 @@ def test_sigterm_mid_run_leaves_the_site_consistent(sandbox: Path) -> None:
     assert (sandbox / "data" / "trades.csv").read_bytes().endswith(b"\n")
     assert health_check.run("data", site).healthy
     assert reconcile_positions(site, get_exchange_client(site))["matches"].all()
+
+
+# --- the exchange's side: its fill log, its balances, and ids never reused ----------------------------
+
+FILL_LOG = Path("exchange") / "my_trades.csv"
+
+
+def make_trades(site_root: Path, count: int) -> None:
+    """live_ops makes exactly ``count`` trades and exits."""
+    done = subprocess.run(
+        [sys.executable, "-m", "recovery_lib.sandbox.live_ops", "--site", str(site_root), "--interval", "0.01"]
+        + ["--max-trades", str(count)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def exact_balances(site_root: Path) -> dict[str, Decimal]:
+    """The account's balances as the decimals their JSON text says."""
+    account = json.loads((site_root / "exchange" / "account.json").read_text(), parse_float=Decimal)
+    return {currency: Decimal(amount) for currency, amount in account["balances"].items()}
+
+
+def test_the_fill_log_holds_exactly_the_trades_live_ops_made(sandbox: Path) -> None:
+    header = (sandbox / "data" / "trades.csv").read_text().splitlines()[0]
+    assert (sandbox / FILL_LOG).read_text() == header + "\n"
+    before = (sandbox / "data" / "trades.csv").read_bytes()
+    make_trades(sandbox, 7)
+    after = (sandbox / "data" / "trades.csv").read_bytes()
+    assert after.startswith(before)
+    made = after[len(before) :].decode()
+    assert (sandbox / FILL_LOG).read_text() == header + "\n" + made  # the same rows, byte for byte
+    assert [int(row.split(",")[0]) for row in made.splitlines()] == list(range(501, 508))
+
+
+def test_exchange_balances_move_by_exactly_each_fill(sandbox: Path) -> None:
+    start = exact_balances(sandbox)
+    make_trades(sandbox, 25)
+    site = load_site(sandbox)
+    balances = exact_balances(sandbox)
+    positions = positions_table(pd.read_csv(sandbox / "data" / "positions.csv", dtype=str))
+    assert {symbol.split("/")[0]: balances[symbol.split("/")[0]] for symbol in positions} == {
+        symbol.split("/")[0]: quantity for symbol, quantity in positions.items()
+    }
+    fills = pd.read_csv(sandbox / FILL_LOG, dtype=str)
+    spent = sum(
+        (Decimal(q) * Decimal(p) * (1 if side == "buy" else -1))
+        for side, q, p in zip(fills["side"], fills["quantity"], fills["price"], strict=True)
+    )
+    assert balances["USD"] == start["USD"] - spent  # exact to 1e-8: no float drift
+    assert reconcile_positions(site, get_exchange_client(site))["matches"].all()
+
+
+def test_restarted_on_a_restored_ledger_it_never_reuses_an_id_the_exchange_knows(sandbox: Path) -> None:
+    """After a restore of an older trades.csv, a restarted live_ops trades above every id the exchange
+    knows; before the fix, trade_id 506 named two different trades."""
+    saved = {name: (sandbox / "data" / name).read_bytes() for name in ("trades.csv", "positions.csv")}
+    make_trades(sandbox, 5)  # ids 501..505: on the exchange, then lost by the restore below
+    for name, data in saved.items():
+        (sandbox / "data" / name).write_bytes(data)
+    make_trades(sandbox, 3)
+    trades = pd.read_csv(sandbox / "data" / "trades.csv", dtype=str)
+    fills = pd.read_csv(sandbox / FILL_LOG, dtype=str)
+    assert trades["trade_id"].astype(int).tolist()[-3:] == [506, 507, 508]
+    assert fills["trade_id"].astype(int).tolist() == list(range(501, 509))
+    assert trades["trade_id"].is_unique
+    # Every id the ledger and the exchange share names the same row.
+    shared = trades.merge(fills, on="trade_id", suffixes=("", "_exchange"))
+    for column in ("timestamp", "symbol", "side", "quantity", "price"):
+        assert (shared[column] == shared[f"{column}_exchange"]).all(), column
+    session = json.loads((sandbox / "state" / "session.json").read_text())
+    assert session["last_trade_id"] == 508 and session["trade_count"] == 503

@@ -49,6 +49,7 @@ def test_layout(sandbox: Path, sandbox_template: Path) -> None:
         "data/trades.csv",
         "data/positions.csv",
         "exchange/account.json",
+        "exchange/my_trades.csv",
         "recovery.toml",
         SANDBOX_MARKER,
     ):
@@ -129,6 +130,12 @@ def test_exchange_balances_equal_positions(sandbox: Path) -> None:
     # The exchange's last price of each market is the last trade's price.
     last_price = {row["symbol"]: float(row["price"]) for row in read_rows(sandbox / "data/trades.csv")}
     assert account["tickers"] == last_price
+
+
+def test_the_exchanges_fill_log_starts_empty(sandbox: Path) -> None:
+    """Its history through the API starts at creation: the generated trades are not copied into it."""
+    header = (sandbox / "data/trades.csv").read_text().splitlines()[0]
+    assert (sandbox / "exchange/my_trades.csv").read_text() == header + "\n"
 
 
 def test_trade_ids_unique_and_timestamps_ordered_up_to_now(sandbox: Path) -> None:

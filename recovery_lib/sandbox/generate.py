@@ -4,6 +4,12 @@ Trades are generated in chunks with numpy and written by :mod:`.csvfast`; positi
 net of the trades (quantities are integers of 1e-4 units until they are printed); report files,
 which carry the bulk of a large site, are written by two processes in parallel. The site is built
 in a hidden sibling directory and renamed into place, so a half-built sandbox never appears.
+
+The simulated exchange in ``exchange/`` starts with balances equal to the positions and an empty
+fill log (``my_trades.csv``, header only): its history through the API begins when the sandbox is
+created. Copying the generated trades into it would double the size of a 1 GB sandbox, and the
+trades that matter to a recovery are the ones made after the restore point, which ``live_ops``
+logs as it makes them.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SiteError
+from ..exchange import SIMULATED_ACCOUNT_FILE, SIMULATED_FILLS_FILE
+from ..ledger import positions_text, units_text
 from ..site import SANDBOX_MARKER
 from . import csvfast
 from .templates import CONFIG_TOML, RECOVERY_TOML
@@ -44,7 +52,9 @@ HISTORY = timedelta(days=30)  # trades span the last 30 days up to "now"
 CHUNK_ROWS = 100_000  # small enough to stay in cache, large enough to amortise numpy calls
 TRADES_HEADER = b"trade_id,timestamp,symbol,side,quantity,price\n"
 FILLS_HEADER = b"fill_id,timestamp,symbol,side,quantity,price,fee\n"
-EXCHANGE_FILE = "account.json"
+EXCHANGE_FILE = SIMULATED_ACCOUNT_FILE
+FILL_LOG_FILE = SIMULATED_FILLS_FILE
+DECIMALS = 4  # of quantities and prices: UNITS = 10**DECIMALS
 
 Progress = Callable[[int, int, str], None]
 
@@ -134,17 +144,7 @@ class _Book:
             self.last_price[name] = int(price[np.flatnonzero(mine)[-1]])
 
     def positions_csv(self) -> str:
-        lines = ["symbol,quantity,avg_price"]
-        for name in sorted(self.net):
-            avg = self.bought_notional[name] / self.bought[name] / UNITS if self.bought[name] else 0.0
-            lines.append(f"{name},{_units_text(self.net[name])},{avg:.6f}")
-        return "\n".join(lines) + "\n"
-
-
-def _units_text(units: int) -> str:
-    sign = "-" if units < 0 else ""
-    whole, frac = divmod(abs(units), UNITS)
-    return f"{sign}{whole}.{frac:04d}"
+        return positions_text(self.net, self.bought, self.bought_notional, DECIMALS, DECIMALS)
 
 
 def _write_trades(path: Path, spec: SandboxSpec, now: datetime, progress: Progress, total: int) -> tuple[_Book, int]:
@@ -352,6 +352,7 @@ def _write_small_files(root: Path, spec: SandboxSpec, now: datetime, book: _Book
             indent=2,
         ),
         f"exchange/{EXCHANGE_FILE}": json.dumps(_exchange_account(book, stamp), indent=2),
+        f"exchange/{FILL_LOG_FILE}": TRADES_HEADER.decode(),
         SANDBOX_MARKER: json.dumps(
             {
                 "kind": "recovery-sandbox",
@@ -372,7 +373,7 @@ def _write_small_files(root: Path, spec: SandboxSpec, now: datetime, book: _Book
 
 def _exchange_account(book: _Book, stamp: str) -> dict[str, object]:
     """The simulated exchange's view: balances per base currency equal the positions."""
-    balances = {name.split("/")[0]: _units_text(units) for name, units in book.net.items()}
+    balances = {name.split("/")[0]: units_text(units, DECIMALS) for name, units in book.net.items()}
     balances["USD"] = "250000.0000"
     return {
         "exchange": "simulated",

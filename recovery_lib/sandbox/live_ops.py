@@ -1,8 +1,14 @@
 """The sandbox's trading process: keeps trading while it runs, as the real live_ops would.
 
-Every ``interval`` seconds it appends a trade to ``trades.csv``, rewrites ``positions.csv`` (the
-net of the trades, atomically), moves the simulated exchange's balances the same way, and updates
-``state/session.json``. It writes its pid to ``run/live_ops.pid`` and stops cleanly on SIGTERM.
+Every ``interval`` seconds it makes a trade: the simulated exchange logs the fill in
+``exchange/my_trades.csv`` and moves its balances by the fill (exactly, in Decimal); the site
+appends the same row text to ``trades.csv``, rewrites ``positions.csv`` (the net of the trades,
+atomically) and updates ``state/session.json``. All of it happens under the site's write lock, so
+readers never see the exchange, the trades and the positions disagree. It writes its pid to
+``run/live_ops.pid`` and stops cleanly on SIGTERM.
+
+A new trade's id is one above the highest id in ``trades.csv`` or in the exchange's fill log: a
+process restarted on a restored (older) ledger never reuses an id the exchange already knows.
 
     python -m recovery_lib.sandbox.live_ops --site DIR [--interval 0.2]    # run (foreground)
     python -m recovery_lib.sandbox.live_ops --site DIR --stop              # stop a running one
@@ -18,13 +24,14 @@ import random
 import signal
 import sys
 import time
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from .. import clock
 from ..atomic import atomic_write_text
+from ..ledger import positions_text, read_ledger, units_text
 from ..site import load_site
-from .generate import EXCHANGE_FILE, SYMBOLS, UNITS
+from .generate import DECIMALS, EXCHANGE_FILE, FILL_LOG_FILE, SYMBOLS, TRADES_HEADER, UNITS
 
 PIDFILE = "run/live_ops.pid"
 
@@ -34,9 +41,7 @@ def _units(text: str) -> int:
 
 
 def _text(units: int) -> str:
-    sign = "-" if units < 0 else ""
-    whole, frac = divmod(abs(units), UNITS)
-    return f"{sign}{whole}.{frac:04d}"
+    return units_text(units, DECIMALS)
 
 
 class Book:
@@ -47,9 +52,11 @@ class Book:
         self.bought: dict[str, int] = {}
         self.notional: dict[str, int] = {}
         self.last_id = 0
+        self.count = 0
 
     def add(self, trade_id: int, symbol: str, side: str, qty: int, price: int) -> None:
         self.last_id = max(self.last_id, trade_id)
+        self.count += 1
         self.net[symbol] = self.net.get(symbol, 0) + (qty if side == "buy" else -qty)
         if side == "buy":
             self.bought[symbol] = self.bought.get(symbol, 0) + qty
@@ -66,12 +73,29 @@ class Book:
         return book
 
     def positions_csv(self) -> str:
-        lines = ["symbol,quantity,avg_price"]
-        for symbol in sorted(self.net):
-            bought = self.bought.get(symbol, 0)
-            avg = self.notional.get(symbol, 0) / bought / UNITS if bought else 0.0
-            lines.append(f"{symbol},{_text(self.net[symbol])},{avg:.6f}")
-        return "\n".join(lines) + "\n"
+        return positions_text(self.net, self.bought, self.notional, DECIMALS, DECIMALS)
+
+
+def _exchange_fill(account_path: Path, symbol: str, side: str, qty: int, price: int, stamp: str) -> None:
+    """The exchange's side of a fill: balances move by exactly the fill (base +-qty, quote -+qty*price)."""
+    account = json.loads(account_path.read_text(), parse_float=Decimal)  # exact: no float arithmetic
+    balances = account["balances"]
+    base, _, quote = symbol.partition("/")
+    signed = qty if side == "buy" else -qty
+    balances[base] = Decimal(balances.get(base, 0)) + Decimal(signed).scaleb(-DECIMALS)
+    balances[quote] = Decimal(balances.get(quote, 0)) - Decimal(signed * price).scaleb(-2 * DECIMALS)
+    account["tickers"][symbol] = Decimal(price).scaleb(-DECIMALS)
+    account["updated_at"] = stamp
+    # JSON numbers are written as the shortest float text, which is the exact decimal for these values.
+    atomic_write_text(account_path, json.dumps(account, indent=2, default=float) + "\n")
+
+
+def _highest_exchange_id(fill_log: Path) -> int:
+    """The highest trade id the exchange knows; an absent log (an older sandbox) is started empty."""
+    if not fill_log.exists():
+        atomic_write_text(fill_log, TRADES_HEADER.decode())
+        return 0
+    return read_ledger(fill_log, str(fill_log)).highest_id()
 
 
 def run(site_dir: Path, interval: float, max_trades: int | None = None) -> int:
@@ -79,6 +103,7 @@ def run(site_dir: Path, interval: float, max_trades: int | None = None) -> int:
     site = load_site(site_dir)
     trades, positions = site.path(site.trades_file), site.path(site.positions_file)
     account_path = site.path(site.exchange.path) / EXCHANGE_FILE
+    fill_log = site.path(site.exchange.path) / FILL_LOG_FILE
     session = site.path("state/session.json")
     pidfile = site.path(PIDFILE)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
@@ -95,32 +120,35 @@ def run(site_dir: Path, interval: float, max_trades: int | None = None) -> int:
     signal.signal(signal.SIGINT, on_term)
     made = 0
     try:
+        fcntl.flock(lock_fd, fcntl.LOCK_SH)  # read the ledger and the fill log as one consistent state
         book = Book.load(trades)
-        rng = random.Random(book.last_id)
+        exchange_last = _highest_exchange_id(fill_log)
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        rng = random.Random(max(book.last_id, exchange_last))
         while not stopping and (max_trades is None or made < max_trades):
             symbol = rng.choice(sorted(SYMBOLS))
             side = "buy" if rng.random() < 0.6 else "sell"
             price = round(SYMBOLS[symbol] * (1 + rng.uniform(-0.03, 0.03)) * UNITS)
             qty = max(1, round(rng.uniform(0.1, 1.0) * 1000 / SYMBOLS[symbol] * UNITS))
-            trade_id = book.last_id + 1
-            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)  # readers see trades and positions agree
+            # Above every id the exchange knows, even when trades.csv was restored to an older copy.
+            trade_id = max(book.last_id, exchange_last) + 1
+            stamp = clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")  # the ledger's format: whole seconds
+            row = f"{trade_id},{stamp},{symbol},{side},{_text(qty)},{_text(price)}\n"
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)  # readers see exchange, trades and positions agree
+            # The exchange first: it is where the trade happens. A crash before the ledger append
+            # leaves a fill the exchange knows and the ledger lacks, which a replay recovers.
+            with fill_log.open("a") as handle:
+                handle.write(row)
+            exchange_last = trade_id
+            _exchange_fill(account_path, symbol, side, qty, price, stamp)
             with trades.open("a") as handle:
-                handle.write(f"{trade_id},{stamp},{symbol},{side},{_text(qty)},{_text(price)}\n")
+                handle.write(row)
             book.add(trade_id, symbol, side, qty, price)
             atomic_write_text(positions, book.positions_csv())
-            account = json.loads(account_path.read_text())
-            base = symbol.split("/")[0]
-            account["balances"][base] = float(_text(book.net[symbol]))
-            account["balances"]["USD"] = round(
-                account["balances"].get("USD", 0.0) + (-1 if side == "buy" else 1) * qty * price / UNITS / UNITS, 4
-            )
-            account["tickers"][symbol] = price / UNITS
-            account["updated_at"] = stamp
-            atomic_write_text(account_path, json.dumps(account, indent=2) + "\n")
             atomic_write_text(
                 session,
-                json.dumps({"last_trade_id": trade_id, "trade_count": trade_id, "updated_at": stamp}, indent=2) + "\n",
+                json.dumps({"last_trade_id": trade_id, "trade_count": book.count, "updated_at": stamp}, indent=2)
+                + "\n",
             )
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             made += 1
