@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import recovery_lib.backup.create as create_module
+from recovery_lib import clock as real_clock
 from recovery_lib.backup import BackupMetadata, BackupStatus, BackupType, RecoveryManager, RetentionPolicy
 from recovery_lib.backup.model import PRE_RECOVERY_TAG
 from recovery_lib.backup.retention import plan_prune
@@ -335,19 +336,21 @@ def test_plan_matches_the_reference(
 
 
 class Clock:
-    """Stands in for ``datetime`` in the backup creator, so real backups get chosen timestamps."""
+    """Stands in for the clock module in the backup creator, so real backups get chosen timestamps."""
 
     def __init__(self) -> None:
         self.current = T0
 
-    def now(self, tz: object = None) -> datetime:
+    def now(self) -> datetime:
         return self.current
+
+    iso = staticmethod(real_clock.iso)
 
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(create_module, "datetime", fake)
+    monkeypatch.setattr(create_module, "clock", fake)
     monkeypatch.setattr(create_module, "RACY_WINDOW_NS", 0)  # unchanged files are hard-linked
     return fake
 

@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from .. import clock
 from ..atomic import fsync_dir
 from ..process import consistent_view
 from ..site import Site
@@ -261,7 +262,7 @@ def _build(
 ) -> BackupMetadata:
     """The body of :func:`build_backup`, with the site's write lock held."""
     began = time.monotonic()
-    now = datetime.now(UTC)
+    now = clock.now()
     started_ns = time.time_ns()
     backup_type = BackupType.for_categories(categories)
     backup_id = new_backup_id(backup_type, now)
@@ -332,7 +333,7 @@ def _build(
         metadata = BackupMetadata(
             backup_id=backup_id,
             backup_type=backup_type,
-            created_at=now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            created_at=clock.iso(now),
             status=BackupStatus.PARTIAL if scan.problems else BackupStatus.SUCCESS,
             files_count=len(entries),
             size_bytes=sum(entry.size for entry in entries),

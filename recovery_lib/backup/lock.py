@@ -12,11 +12,11 @@ import fcntl
 import json
 import os
 import socket
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from ..clock import now_iso
 from ..errors import RecoveryError
 from ..flock import flock_within
 
@@ -138,7 +138,7 @@ class BackupLock(_ReentrantFlock):
             "operation": self.operation,
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "since": now_iso(),
         }
         try:
             os.ftruncate(fd, 0)

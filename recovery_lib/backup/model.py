@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from .. import clock
 from ..errors import RecoveryError
 from .paths import UnsafePathError, is_within, safe_relative
 
@@ -134,7 +135,7 @@ class BackupMetadata:
 
     def age_hours(self, now: datetime | None = None) -> float:
         """Hours since the backup was taken."""
-        return ((now or datetime.now(UTC)) - self.created).total_seconds() / 3600
+        return ((now or clock.now()) - self.created).total_seconds() / 3600
 
     def includes(self, category: str) -> bool:
         """True when the backup captured ``category`` (config, state or data)."""

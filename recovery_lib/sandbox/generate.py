@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import clock
 from ..errors import SiteError
 from ..exchange import SIMULATED_ACCOUNT_FILE, SIMULATED_FILLS_FILE
 from ..ledger import positions_text, units_text
@@ -288,7 +289,7 @@ def create_sandbox(
     if spec.trades < 1 or spec.reports < 0 or spec.report_rows < 0:
         raise ValueError("trades must be >= 1, reports and report rows >= 0")
     began = time.monotonic()
-    now = (spec.now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    now = (spec.now or clock.now()).astimezone(UTC).replace(microsecond=0)
     dest = Path(dest).expanduser().absolute()
     _prepare_destination(dest, force)
     try:
