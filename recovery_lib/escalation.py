@@ -5,6 +5,9 @@ security breach confirmed. Level 3 (Senior Engineer): complete system failure, c
 corruption, external systems affected, security incident suspected. Level 2 (Team Lead): recovery
 procedures fail, backup not available, data loss over 24 hours, multiple systems affected.
 Level 1 (Self-Service) otherwise. The contact of each level comes from ``recovery.toml``.
+
+A procedure whose success criteria did not all pass has failed: that alone is level 2 at least,
+whatever else the run saw, so no record shows "Level 1" next to a failed criterion.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ class Facts:
     """What happened, as far as escalation cares."""
 
     restore_failed: bool = False
+    criteria_failed: list[str] = field(default_factory=list)  # success criteria that did not pass
+    trading_held: str | None = None  # why the restart step kept the trading system stopped
+    trades_missing: int = 0  # fills the exchange knows that the ledger still lacks after recovery
     no_backup: bool = False
     data_loss_s: float | None = None
     systems_affected: int = 0
@@ -42,10 +48,12 @@ class Escalation:
     name: str
     contact: str
     reasons: list[str] = field(default_factory=list)
+    next_steps: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         why = "; ".join(self.reasons) or "nothing calls for escalation"
-        return f"Level {self.level} ({self.name}): contact {self.contact}. Because: {why}"
+        then = "".join(f" Next: {step}" for step in self.next_steps)
+        return f"Level {self.level} ({self.name}): contact {self.contact}. Because: {why}.{then}"
 
     def __repr__(self) -> str:
         return self.summary()
@@ -55,9 +63,12 @@ class Escalation:
 
         color = {1: "#2e7d32", 2: "#f9a825", 3: "#ef6c00", 4: "#c62828"}[self.level]
         reasons = "".join(f"<li>{html.escape(r)}</li>" for r in self.reasons) or "<li>nothing calls for escalation</li>"
+        steps = "".join(f"<li>{html.escape(s)}</li>" for s in self.next_steps)
         return (
             f"<div style='border-left:6px solid {color};padding-left:8px'><b>Escalation level {self.level}: "
-            f"{html.escape(self.name)}</b><br>Contact: {html.escape(self.contact)}<ul>{reasons}</ul></div>"
+            f"{html.escape(self.name)}</b><br>Contact: {html.escape(self.contact)}<br>Because:<ul>{reasons}</ul>"
+            + (f"What to do next:<ul>{steps}</ul>" if steps else "")
+            + "</div>"
         )
 
 
@@ -72,7 +83,17 @@ def assess(facts: Facts, site: Site) -> Escalation:
         (3, facts.critical_data_corruption, "critical data corruption"),
         (3, facts.external_systems_affected, "external systems affected"),
         (3, facts.security_suspected, "security incident suspected"),
-        (2, facts.restore_failed, "recovery procedure failed"),
+        (2, facts.restore_failed and not facts.criteria_failed, "recovery procedure failed"),
+        (
+            2,
+            bool(facts.criteria_failed),
+            "recovery procedure failed: success criteria not met: " + ", ".join(facts.criteria_failed),
+        ),
+        (
+            2,
+            facts.trades_missing > 0,
+            f"{facts.trades_missing} trade(s) the exchange knows are missing from the ledger",
+        ),
         (2, facts.no_backup, "no usable backup available"),
         (
             2,
@@ -84,4 +105,22 @@ def assess(facts: Facts, site: Site) -> Escalation:
     fired = [(level, reason) for level, hit, reason in rules if hit]
     level = max((level for level, _ in fired), default=1)
     contact = site.contacts[f"level{level}"]
-    return Escalation(level, contact.name, contact.contact, [reason for _, reason in fired])
+    return Escalation(level, contact.name, contact.contact, [reason for _, reason in fired], next_steps(facts, site))
+
+
+def next_steps(facts: Facts, site: Site) -> list[str]:
+    """What the engineer does now, in the order they should do it."""
+    steps = []
+    if facts.trading_held:
+        steps.append(
+            f"Trading stays STOPPED: {facts.trading_held}. Do not start it by hand: fix the cause, then run "
+            "the procedure again (its restart step starts trading once config, data and reconciliation pass)."
+        )
+    if facts.criteria_failed or facts.restore_failed:
+        contact = site.contacts["level2"]
+        steps.append(f"Call {contact.name} ({contact.contact}) with this record: the recovery did not succeed.")
+    if facts.no_backup:
+        steps.append("Run Procedure D (backup system recovery) once trading is safe: no usable backup exists.")
+    if facts.trades_missing:
+        steps.append("Compare the ledger with the exchange's trade history by hand before trading resumes.")
+    return steps

@@ -18,6 +18,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from .clock import now_iso
+
 MIME_TYPE = "application/vnd.recovery-record+json"
 SECRET_KEY = re.compile(r"(secret|password|passwd|token|api_?key|credential|private)", re.IGNORECASE)
 REDACTED = "***"
@@ -72,22 +74,23 @@ class Recorder:
         """Record ``value`` under ``name`` (the last record of a name wins when read back)."""
         plain = to_plain(value, self.site_root)
         self.values[name] = plain
-        _display_record(name, plain)
+        _display_record(name, plain, now_iso())
         return plain
 
 
-def _display_record(name: str, plain: Any) -> None:
+def _display_record(name: str, plain: Any, at: str) -> None:
     try:
         from IPython.display import display
     except ImportError:  # plain Python: nothing to show the record in
         return
-    # People see a small "recorded" tag (JupyterLab and nbconvert HTML prefer text/html); the data
-    # itself travels in the custom MIME type for read_notebook.
+    # People see a small "recorded ... at" tag (JupyterLab and nbconvert HTML prefer text/html): in an
+    # archived record it is the UTC time of the step. The data travels in the custom MIME type.
+    shown = at.replace("T", " ")
     display(
         {
-            MIME_TYPE: {"name": name, "value": plain},
-            "text/html": f'<small style="color:#777">recorded: <code>{html.escape(name)}</code></small>',
-            "text/plain": f"[recorded: {name}]",
+            MIME_TYPE: {"name": name, "value": plain, "at": at},
+            "text/html": f'<small style="color:#777">recorded: <code>{html.escape(name)}</code> at {shown}</small>',
+            "text/plain": f"[recorded: {name} at {shown}]",
         },
         raw=True,
     )
@@ -121,6 +124,7 @@ class NotebookRecords:
     steps: list[Step]
     parameters: dict[str, Any]
     record_steps: dict[str, str] = dataclasses.field(default_factory=dict)  # record name -> step that wrote it
+    record_times: dict[str, str] = dataclasses.field(default_factory=dict)  # record name -> UTC time it was written
 
     def __getitem__(self, name: str) -> Any:
         return self.records[name]
@@ -142,26 +146,36 @@ def read_notebook(path: str | Path) -> NotebookRecords:
     notebook = json.loads(path.read_text(encoding="utf-8"))
     records: dict[str, Any] = {}
     record_steps: dict[str, str] = {}
+    record_times: dict[str, str] = {}
     steps: list[Step] = []
     for cell in notebook.get("cells", []):
         if cell.get("cell_type") != "code":
             continue
         tags = cell.get("metadata", {}).get("tags", [])
         step_names = [tag.split(":", 1)[1] for tag in tags if tag.startswith("step:")]
+        first_record_at = None
         for output in cell.get("outputs", []):
             payload = output.get("data", {}).get(MIME_TYPE)
             if isinstance(payload, dict) and "name" in payload:
                 records[payload["name"]] = payload.get("value")
                 record_steps[payload["name"]] = step_names[0] if step_names else (tags[0] if tags else "")
+                if payload.get("at"):
+                    record_times[payload["name"]] = payload["at"]
+                    first_record_at = first_record_at or payload["at"]
         if step_names:
             info = cell.get("metadata", {}).get("papermill", {})
             status = info.get("status") or ("completed" if cell.get("execution_count") else "not-run")
             if info.get("exception"):
                 status = "failed"
-            steps.append(
-                Step(step_names[0], status, info.get("duration"), info.get("start_time"), info.get("end_time"))
-            )
+            # Run by hand in JupyterLab there is no papermill timing: the step's first record says when it ran.
+            started = info.get("start_time") or first_record_at
+            steps.append(Step(step_names[0], status, info.get("duration"), started, info.get("end_time")))
     parameters = notebook.get("metadata", {}).get("papermill", {}).get("parameters", {})
     return NotebookRecords(
-        path=path, records=records, steps=steps, parameters=to_plain(parameters), record_steps=record_steps
+        path=path,
+        records=records,
+        steps=steps,
+        parameters=to_plain(parameters),
+        record_steps=record_steps,
+        record_times=record_times,
     )
