@@ -9,16 +9,17 @@ RecoveryManager the step cells use.
 from __future__ import annotations
 
 import getpass
+import json
 import secrets
 import types
 import typing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .approval import ApprovalGate
-from .backup import RecoveryManager
+from .backup import RecoveryManager, suggest_backup_ids
+from .clock import iso, now
 from .errors import RecoveryError
 from .escalation import Facts
 from .records import Recorder
@@ -28,7 +29,9 @@ from .site import Site, load_site
 # Names IPython and papermill put in a notebook's namespace that are not parameters.
 _NOT_PARAMETERS = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 # Every action the approval gate asks for (procedures.py); ``approve`` may name only these.
-APPROVAL_ACTIONS = ("restore", "backup", "stop_system", "start_system")
+APPROVAL_ACTIONS = ("restore", "repair", "backup", "stop_system", "start_system")
+# Procedure B's ``remedy``: the recommended option, or one insisted on.
+REMEDIES = ("least_loss", "repair", "restore")
 _FIX = "Nothing was read or changed; fix the parameters and rerun."
 
 
@@ -122,6 +125,8 @@ class Run:
     facts: Facts = field(default_factory=Facts)  # what escalation needs to know
     halted: str | None = None  # why the procedure stopped early, if it did
     summary: Any = None  # the incident summary (post-recovery notebook)
+    criteria: Any = None  # the success criteria checklist, once judged
+    known_trade_ids: set[int] = field(default_factory=set)  # trade ids known before a data remedy changed the ledger
 
     def __repr__(self) -> str:
         mode = "interactive: approve in the widgets" if self.gate.interactive else "headless: approvals by parameter"
@@ -156,16 +161,55 @@ def _check_approvals(approve: list[str]) -> None:
         )
 
 
+def _check_backup_id(site: Site, backup_id: str) -> None:
+    """An explicit backup id must name a backup of this site: a typo is refused here, before trading is
+    stopped or anything is written, with the nearest ids suggested. Read-only."""
+    well_formed = bool(backup_id) and "/" not in backup_id and not backup_id.startswith(".")
+    if backup_id == "latest" or (well_formed and (site.backup_dir / backup_id).is_dir()):
+        return
+    near = suggest_backup_ids(site.backup_dir, backup_id)
+    hint = f" Did you mean: {', '.join(near)}?" if near else " `recovery backup list` shows the backups."
+    raise ParameterError(
+        f"parameter 'backup_id': there is no backup {backup_id!r} in {site.relative(site.backup_dir)}.{hint} "
+        f'Use "latest" for the newest backup that verifies and fixes the fault. {_FIX}'
+    )
+
+
+def _check_records(records: list[str]) -> None:
+    """Every path in ``records`` must be an executed notebook; named when it is not."""
+    for path in records:
+        candidate = Path(path)
+        if not candidate.is_file():
+            what = "is a directory" if candidate.is_dir() else "does not exist"
+            raise ParameterError(
+                f"parameter 'records': {path} {what}; list the executed notebooks (.ipynb) of this incident "
+                f"(e.g. outputs/<run>/02_B_data_recovery.ipynb). {_FIX}"
+            )
+        try:
+            json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ParameterError(
+                f"parameter 'records': {path} is not a readable notebook ({type(exc).__name__}). {_FIX}"
+            ) from exc
+
+
 def start(namespace: dict[str, Any], procedure: str) -> Run:
     """Validate the parameters of a procedure notebook and set up its run (see module docstring)."""
     values = validate_parameters(namespace)
     if values.get("kind", "incident") not in ("incident", "drill"):
         raise ParameterError(f'parameter \'kind\' must be "incident" or "drill", got {values["kind"]!r}. {_FIX}')
+    if values.get("remedy", "least_loss") not in REMEDIES:
+        raise ParameterError(
+            f"parameter 'remedy' must be one of {', '.join(REMEDIES)}, got {values['remedy']!r}. {_FIX}"
+        )
     _check_approvals(values.get("approve", []))
+    _check_records(list(values.get("records", [])))
     site = load_site(values.get("site") or None)
+    if values.get("backup_id") is not None:
+        _check_backup_id(site, values["backup_id"])
     operator = values.get("operator") or getpass.getuser()
-    started = datetime.now(UTC)
-    incident_id = values.get("incident_id") or f"{started:%Y%m%dT%H%M%SZ}-{procedure}-{secrets.token_hex(2)}"
+    started = now()
+    incident_id = values.get("incident_id") or f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     recorder = Recorder(site.root)
     install_display_formatters()  # tables without index noise or truncated cells
     run = Run(
@@ -175,9 +219,11 @@ def start(namespace: dict[str, Any], procedure: str) -> Run:
         operator=operator,
         incident_id=incident_id,
         kind=values.get("kind", "incident"),
-        started_at=started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        started_at=iso(started),
         recorder=recorder,
-        gate=ApprovalGate(bool(values.get("interactive", True)), list(values.get("approve", [])), operator),
+        gate=ApprovalGate(
+            bool(values.get("interactive", True)), list(values.get("approve", [])), operator, recorder.record
+        ),
         manager=RecoveryManager(site=site),
     )
     run.record(

@@ -1,19 +1,22 @@
 """Post-recovery: the incident summary from the records of an incident's notebooks, and the
-stakeholder notification (runbook: Post-Recovery Actions, "Document incident", "Notify stakeholders")."""
+stakeholder notification (runbook: Post-Recovery Actions, "Document incident", "Notify stakeholders").
+
+The summary claims no more than the records show: the incident counts as recovered only when every
+procedure notebook's outcome was success (each of its success criteria passed) and the verification
+notebook passed; anything unknown is said to be unknown.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .clock import human_duration, seconds_between
 from .escalation import Facts
 from .records import read_notebook
 
-
-def _time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+PROCEDURE_LETTERS = ("A", "B", "C", "D")
 
 
 @dataclass
@@ -28,32 +31,64 @@ class IncidentSummary:
     time_to_recovery_s: float | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
     data_loss_window_s: float | None = None
-    backup_used: str | None = None
+    backup_used: str | None = None  # the backup a restore was applied from (None: no restore was applied)
     restored_ok: bool | None = None
-    verified_ok: bool | None = None
+    remedy: str | None = None  # "repair" or "restore", when a data remedy was applied
+    verified_ok: bool | None = None  # the verification notebook's verdict
+    verification_failed: list[str] = field(default_factory=list)  # its checks that failed
+    procedures: list[dict[str, Any]] = field(default_factory=list)  # each procedure notebook's outcome
+    trades_lost: int | None = None
+    trades_recovered: int | None = None
+    trades_missing: int | None = None
     notebooks: list[str] = field(default_factory=list)
     escalations: list[dict[str, Any]] = field(default_factory=list)  # what each procedure notebook escalated to
+
+    @property
+    def failed_criteria(self) -> list[str]:
+        """Every failed success criterion, as ``"B: Data reconciled with external systems"`` (``V:`` for
+        the verification notebook's checks)."""
+        failed = [f"{p['procedure']}: {c}" for p in self.procedures for c in p.get("failed_criteria", [])]
+        return failed + [f"V: {c}" for c in self.verification_failed]
+
+    @property
+    def recovered(self) -> bool | None:
+        """True only when every procedure succeeded and verification passed; None when the records do not say."""
+        if not self.procedures and self.verified_ok is None:
+            return None
+        if any(p.get("success") is not True for p in self.procedures) or self.verified_ok is False:
+            return False
+        if not self.procedures or self.verified_ok is None:
+            return None  # half the story: a procedure without verification, or the reverse
+        return True
 
     def facts(self) -> Facts:
         """Escalation facts implied by the summary."""
         return Facts(
             restore_failed=self.restored_ok is False,
-            no_backup=self.backup_used is None and self.restored_ok is not None,
+            criteria_failed=self.failed_criteria,
+            trades_missing=self.trades_missing or 0,
+            no_backup=any(p.get("no_backup") for p in self.procedures),
             data_loss_s=self.data_loss_window_s,
             systems_affected=len(self.what_failed),
             complete_failure=self.scenario == "Complete System Failure",
         )
 
 
+def _add(total: int | None, value: Any) -> int | None:
+    return (total or 0) + int(value) if isinstance(value, int | float) else total
+
+
 def summarize(paths: list[str | Path]) -> IncidentSummary:
     """Read each executed notebook's records and put the incident together."""
     summary = IncidentSummary()
     starts, ends = [], []
+    fault_at = None
     for path in paths:
         notebook = read_notebook(path)
         summary.notebooks.append(Path(path).name)
         run = notebook.get("run", {})
         summary.incident_id = summary.incident_id or run.get("incident_id")
+        fault_at = fault_at or (notebook.get("drill") or {}).get("fault_at")
         if run.get("started_at"):
             starts.append(run["started_at"])
         triage = notebook.get("triage")
@@ -61,65 +96,114 @@ def summarize(paths: list[str | Path]) -> IncidentSummary:
             summary.scenario = triage.get("scenario_name")
             summary.what_failed = triage.get("failed_checks", [])
             summary.detected_at = triage.get("detected_at")
-        if notebook.get("backup_selection"):
-            summary.backup_used = notebook["backup_selection"].get("backup_id")
-            restore_point = notebook["backup_selection"].get("created_at")
-            fault_at = (notebook.get("drill") or {}).get("fault_at") or run.get("started_at")
-            if restore_point and fault_at and summary.data_loss_window_s is None:
+        restore = notebook.get("restore_result")
+        if restore:
+            summary.restored_ok = bool(restore.get("ok")) and summary.restored_ok is not False
+            if restore.get("backup_id"):
+                summary.backup_used = restore["backup_id"]
+            point = restore.get("backup_created_at")
+            if point and summary.data_loss_window_s is None:
                 # What a restore gives up: everything between the restore point and the failure.
-                summary.data_loss_window_s = round((_time(fault_at) - _time(restore_point)).total_seconds(), 1)
-        if notebook.get("data_loss_window") and not (notebook.get("drill") or {}).get("fault_at"):
-            summary.data_loss_window_s = notebook["data_loss_window"].get("seconds")
-        if notebook.get("restore_result"):
-            summary.restored_ok = bool(notebook["restore_result"].get("ok"))
+                summary.data_loss_window_s = seconds_between(fault_at or run.get("started_at"), point)
+        remedy = notebook.get("remedy")
+        if remedy:
+            summary.remedy = remedy.get("action")
+            if remedy.get("action") == "repair":
+                summary.restored_ok = bool(remedy.get("ok")) and summary.restored_ok is not False
+        trades = notebook.get("trades")
+        if trades:
+            summary.trades_lost = _add(summary.trades_lost, trades.get("lost"))
+            summary.trades_recovered = _add(summary.trades_recovered, trades.get("recovered"))
+            summary.trades_missing = _add(summary.trades_missing, trades.get("still_missing"))
+        if run.get("procedure") in PROCEDURE_LETTERS:
+            outcome = notebook.get("outcome") or {}
+            summary.procedures.append(
+                {
+                    "procedure": run["procedure"],
+                    "notebook": Path(path).name,
+                    "success": outcome.get("success"),  # None: the notebook never reached its verdict
+                    "failed_criteria": outcome.get("failed_criteria", []),
+                    "halted": (notebook.get("halted") or {}).get("reason"),
+                    "trading_running": outcome.get("trading_running"),
+                    "no_backup": (notebook.get("backup_selection") or {}).get("backup_id", "") is None,
+                }
+            )
         if notebook.get("verification"):
             summary.verified_ok = bool(notebook["verification"].get("ok"))
-            summary.recovered_at = notebook.get("outcome", {}).get("finished_at") or summary.recovered_at
+            summary.verification_failed = list((notebook.get("outcome") or {}).get("failed_criteria", []))
+            summary.recovered_at = (notebook.get("outcome") or {}).get("finished_at") or summary.recovered_at
         if notebook.get("escalation"):
             summary.escalations.append(notebook["escalation"])
-        if notebook.get("outcome", {}).get("finished_at"):
+        if (notebook.get("outcome") or {}).get("finished_at"):
             ends.append(notebook["outcome"]["finished_at"])
         summary.steps += [
             {"notebook": Path(path).name, "step": s.name, "status": s.status, "duration_s": s.duration_s}
             for s in notebook.steps
         ]
-    began = _time(summary.detected_at) or (_time(min(starts)) if starts else None)
-    finished = _time(summary.recovered_at) or (_time(max(ends)) if ends else None)
-    if began and finished:
-        summary.time_to_recovery_s = round((finished - began).total_seconds(), 1)
+    if summary.restored_ok is None and summary.remedy is None and summary.procedures:
+        summary.data_loss_window_s = 0.0 if summary.recovered else None  # nothing was restored: no window
+    began = summary.detected_at or (min(starts) if starts else None)
+    finished = summary.recovered_at if summary.recovered else None
+    summary.time_to_recovery_s = seconds_between(finished, began)
     return summary
 
 
 def notification(summary: IncidentSummary, escalation_line: str) -> str:
-    """The stakeholder message: system restored or not, impact, data-loss window, next steps."""
-    state = "restored and verified" if summary.verified_ok else "NOT yet verified as restored"
-    if summary.data_loss_window_s is None:
-        loss = "no restore was needed, no data was lost" if summary.backup_used is None else "data-loss window unknown"
+    """The stakeholder message: recovered or not (and why), impact, trades, data-loss window, next steps."""
+    recovered = summary.recovered
+    if recovered:
+        state = "restored and verified"
+    elif recovered is False:
+        state = "NOT recovered"
     else:
-        loss = f"up to {duration_text(summary.data_loss_window_s)} of data before the failure may be lost"
+        state = "recovery NOT confirmed (the records are incomplete)"
+    failed = summary.failed_criteria
+    if summary.remedy == "repair":
+        done = "data repaired in place"
+    elif summary.backup_used:
+        done = f"restored from backup {summary.backup_used}"
+    elif summary.procedures:
+        done = "no restore was applied"
+    else:
+        done = "no procedure records were given"
+    if summary.trades_lost is None:
+        trades = "trades lost: not recorded"
+    else:
+        trades = (
+            f"trades lost {summary.trades_lost}, recovered from the exchange {summary.trades_recovered or 0}, "
+            f"still missing {summary.trades_missing or 0}"
+        )
+    window = (
+        f"data-loss window {human_duration(summary.data_loss_window_s)}"
+        if summary.data_loss_window_s is not None
+        else "data-loss window unknown"
+    )
     ttr = (
-        f"{duration_text(summary.time_to_recovery_s)} from detection to verified recovery"
+        f"{human_duration(summary.time_to_recovery_s)} from detection to verified recovery"
         if summary.time_to_recovery_s is not None
+        else "not recovered"
+        if recovered is False
         else "time to recovery unknown"
     )
-    restored = f"restored from backup {summary.backup_used}" if summary.backup_used else "no restore"
-    return "\n".join(
-        [
-            f"Subject: [{summary.incident_id or 'incident'}] {summary.scenario or 'Incident'}: system {state}",
-            "",
-            f"What failed: {', '.join(summary.what_failed) or 'not recorded'} (detected {summary.detected_at or '?'}).",
-            f"Recovery: {restored}; {ttr}.",
-            f"Impact: {loss}.",
-            f"Escalation: {escalation_line}",
-            "Next steps: monitor hourly for 24 h, reconcile with external systems, schedule the post-mortem.",
-        ]
-    )
-
-
-def duration_text(seconds: float) -> str:
-    """``42 s``, ``12.5 min`` or ``3.2 h``: a unit a stakeholder reads without arithmetic."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    lines = [
+        f"Subject: [{summary.incident_id or 'incident'}] {summary.scenario or 'Incident'}: system {state}",
+        "",
+        f"What failed: {', '.join(summary.what_failed) or 'not recorded'} (detected {summary.detected_at or '?'}).",
+        f"Recovery: {done}; {ttr}.",
+    ]
+    if failed:
+        lines.append(f"Failed success criteria: {'; '.join(failed)}.")
+    running = [p["trading_running"] for p in summary.procedures if p.get("trading_running") is not None]
+    if running:
+        lines.append(f"Trading: {'running' if running[-1] else 'STOPPED'}.")
+    lines += [
+        f"Impact: {trades}; {window}.",
+        f"Escalation: {escalation_line}",
+        "Next steps: "
+        + (
+            "monitor hourly for 24 h, reconcile with external systems, schedule the post-mortem."
+            if recovered
+            else "follow the escalation; trading resumes only when config, data and reconciliation pass."
+        ),
+    ]
+    return "\n".join(lines)

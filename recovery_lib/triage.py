@@ -3,7 +3,8 @@
 Scenario 1 (config corruption) -> Procedure A; 2 (data loss) -> B; 3 (complete system failure:
 config and data, or state gone too) -> C; 4 (backup system failure) -> D. When several hold, the
 widest wins (3 over 1 and 2); a backup failure next to a site failure is reported as evidence and
-raises the escalation, because the site's procedure comes first.
+raises the escalation, because the site's procedure comes first; Procedure D then follows it
+(``Triage.procedures``), so the incident ends with the backup system whole too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class Triage:
     failed_checks: list[str]
     missing_paths: list[str]
     evidence: dict[str, Any] = field(default_factory=dict)
+    procedures: list[str] = field(default_factory=list)  # in order: the scenario's, then D if backups fail too
+    incident_id: str | None = None  # issued by the triage notebook; every notebook of the incident takes it
 
     @property
     def name(self) -> str:
@@ -48,15 +51,20 @@ class Triage:
         return NOTEBOOKS.get(self.procedure or "")
 
     def summary(self) -> str:
-        """One line for a person."""
+        """A few lines for a person: what was detected and what to run next, with which incident id."""
         if self.scenario is None:
             return "No disaster detected" + (
                 f" (failing: {', '.join(self.failed_checks)})" if self.failed_checks else ""
             )
-        return (
+        then = [f"Procedure {p} ({NOTEBOOKS[p]})" for p in self.procedures]
+        lines = [
             f"Scenario {self.scenario}: {self.name} -> Procedure {self.procedure} ({self.notebook}); "
-            f"failing checks: {', '.join(self.failed_checks) or 'none'}"
-        )
+            f"failing checks: {', '.join(self.failed_checks) or 'none'}",
+            "Run next, in this order: " + ", then ".join(then) + ".",
+        ]
+        if self.incident_id:
+            lines.append(f"Incident id: {self.incident_id} (pass it as incident_id to each notebook of this incident).")
+        return "\n".join(lines)
 
 
 def missing_paths(site: Site) -> list[str]:
@@ -89,6 +97,8 @@ def triage(site: Site, results: dict[str, HealthResult] | None = None) -> Triage
         scenario = 4
     else:
         scenario = None
+    procedures = [PROCEDURES[scenario]] if scenario else []
     if scenario in (1, 2, 3) and backups_bad:
-        evidence["also"] = "the backup system is failing too (Scenario 4): escalate"
-    return Triage(scenario, PROCEDURES.get(scenario or 0), failed, missing, evidence)
+        evidence["also"] = "the backup system is failing too (Scenario 4): Procedure D follows; escalate"
+        procedures.append("D")
+    return Triage(scenario, PROCEDURES.get(scenario or 0), failed, missing, evidence, procedures)

@@ -233,10 +233,13 @@ def html_text(cell: nbformat.NotebookNode) -> str:
     return "\n".join(output.get("data", {}).get("text/html", "") for output in cell.outputs)
 
 
-def assert_all_steps_timed(records: NotebookRecords, notebook: str) -> None:
+def assert_all_steps_timed(records: NotebookRecords, notebook: str, failing: str | None = None) -> None:
+    """Every step ran and was timed; ``failing`` is the one step expected to fail (the outcome cell of a
+    procedure that did not recover)."""
     assert [step.name for step in records.steps] == source_steps(notebook)
-    not_done = [(step.name, step.status) for step in records.steps if step.status != "completed"]
-    assert not not_done, f"steps not completed in {notebook}: {not_done}"
+    expected = {step.name: "failed" if step.name == failing else "completed" for step in records.steps}
+    not_done = [(step.name, step.status) for step in records.steps if step.status != expected[step.name]]
+    assert not not_done, f"steps not as expected in {notebook}: {not_done}"
     untimed = [step.name for step in records.steps if step.duration_s is None or step.duration_s < 0]
     assert not untimed, f"steps without a duration in {notebook}: {untimed}"
     assert all(step.start_time and step.end_time for step in records.steps)
@@ -418,7 +421,8 @@ def _check_d(incident: Incident) -> None:
     records = incident.procedure
     directory = records["backup_dir"]
     assert directory["created"] is True and directory["writable"] is True and directory["backup_dir"] == "backups"
-    assert records["backup_verification"] == {"rows": [], "damaged": 0}
+    assert records["backup_verification"] == {"rows": [], "damaged": 0, "ids": []}
+    assert records["quarantine"] == {"ok": True, "quarantined": [], "failed": []}
     emergency = records["emergency_backup"]
     assert emergency["ok"] is True and "emergency" in emergency["tags"]
     assert RecoveryManager(site=incident.site).verify_backup(emergency["backup_id"]).ok
@@ -520,6 +524,7 @@ def test_verification_passes_on_the_recovered_site(post_recovery: PostRecovery) 
         "health_ok": True,
         "failing": [],
         "data_ok": True,
+        "reconciled": True,
         "config_ok": True,
         "exchange_ok": True,
     }
@@ -533,7 +538,9 @@ def test_verification_fails_on_a_broken_config(sandbox: Path, tmp_path: Path) ->
     corrupt_config(sandbox)
     before = snapshot(sandbox)
     out = tmp_path / "verification.ipynb"
-    execute("V_verification.ipynb", out, headless(sandbox))
+    with pytest.raises(papermill.PapermillExecutionError) as raised:  # a failed verification fails the run
+        execute("V_verification.ipynb", out, headless(sandbox))
+    assert raised.value.ename == "ProcedureFailed" and "Configuration validity" in raised.value.evalue
     records = read_notebook(out)
     verification = records["verification"]
     assert verification["ok"] is False and verification["config_ok"] is False
@@ -541,7 +548,7 @@ def test_verification_fails_on_a_broken_config(sandbox: Path, tmp_path: Path) ->
     assert verification["data_ok"] is True and verification["exchange_ok"] is True
     assert records["config_check"]["ok"] is False and records["config_check"]["problems"]
     assert records["outcome"]["success"] is False
-    assert_all_steps_timed(records, "V_verification.ipynb")
+    assert_all_steps_timed(records, "V_verification.ipynb", failing="outcome")
     assert changed(before, snapshot(sandbox)) == []  # verification only looks
 
 
@@ -643,8 +650,10 @@ def test_interactive_cells_run_past_the_gate_still_change_nothing(sandbox: Path,
         if output.output_type == "error"
     }
     assert errors[f"step:{GATED_STEP[letter]}"] == "ApprovalRequired"
-    # Later cells fail on the gate again, or on a value the refused cell never produced; nothing else.
-    assert set(errors.values()) <= {"ApprovalRequired", "NameError"}, errors
+    # Later cells fail on the gate again, or on a value the refused cell never produced; the outcome
+    # cell then says the procedure did not recover. Nothing else.
+    assert set(errors.values()) <= {"ApprovalRequired", "NameError", "ProcedureFailed"}, errors
+    assert errors["step:outcome"] == "ProcedureFailed"
     assert changed(before, snapshot(sandbox)) == []
 
 
@@ -723,7 +732,7 @@ def test_corrupted_newest_backup_is_skipped_and_named(sandbox: Path, tmp_path: P
     assert records["outcome"]["success"] is True
     # ... and says so where the engineer looks.
     shown = html_text(code_cell(nbformat.read(out, as_version=4), "step:select_backup"))
-    assert "Skipped" in shown and newer in shown and older in shown
+    assert "Passed over" in shown and newer in shown and older in shown
 
 
 # --- 7. no backups at all -----------------------------------------------------------------------
@@ -736,7 +745,9 @@ def test_no_backups_escalates_instead_of_crashing(sandbox: Path, tmp_path: Path)
     before = snapshot(sandbox)
 
     out = tmp_path / "A.ipynb"
-    execute(PROCEDURES["A"], out, headless(sandbox))  # completes: no PapermillExecutionError
+    with pytest.raises(papermill.PapermillExecutionError) as raised:  # every step runs; the outcome cell fails
+        execute(PROCEDURES["A"], out, headless(sandbox))
+    assert raised.value.ename == "ProcedureFailed" and "no usable backup" in raised.value.evalue
     records = read_notebook(out)
     assert "no usable backup" in records["halted"]["reason"]
     assert records["backup_selection"]["backup_id"] is None
@@ -749,7 +760,7 @@ def test_no_backups_escalates_instead_of_crashing(sandbox: Path, tmp_path: Path)
     assert escalation["level"] >= 2
     assert any("no usable backup" in reason for reason in escalation["reasons"])
     assert "approval_restore" not in records.records and "restore_result" not in records.records
-    assert_all_steps_timed(records, PROCEDURES["A"])
+    assert_all_steps_timed(records, PROCEDURES["A"], failing="outcome")
     assert (sandbox / "config" / "config.toml").read_text() == BROKEN_TOML
     assert changed(before, snapshot(sandbox)) == []
 

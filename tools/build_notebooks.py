@@ -20,13 +20,18 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 COMMON_PARAMETERS = """\
 site: str = ""  # site directory; empty means $RECOVERY_SITE or the current directory
 interactive: bool = True  # True: a person approves in widgets; False (papermill): approvals come from `approve`
-approve: list[str] = []  # headless approvals: restore, backup, stop_system, start_system; ignored when interactive
+approve: list[str] = []  # headless: any of restore, repair, backup, stop_system, start_system; ignored if interactive
 operator: str = ""  # who runs this; empty means the logged-in user
-incident_id: str = ""  # incident or drill id; empty means a generated one
+incident_id: str = ""  # the id triage issued for this incident (or a drill's); empty means a new one
 kind: str = "incident"  # incident or drill
 drill: dict = {}  # set by the drill runner: the injected fault, its time and the targets"""
 
-BACKUP_PARAMETER = '\nbackup_id: str = "latest"  # backup to restore from; latest means the newest that verifies'
+BACKUP_PARAMETER = (
+    '\nbackup_id: str = "latest"  # backup to restore from; latest: the newest that verifies and fixes the fault'
+)
+REMEDY_PARAMETER = (
+    '\nremedy: str = "least_loss"  # least_loss (the option that loses least), repair (in place) or restore'
+)
 
 VALIDATE = """\
 from IPython.display import display
@@ -69,13 +74,30 @@ def header(title: str, intro: str, procedure: str, with_backup: bool, extra: str
     ]
 
 
-def escalation_cells(arguments: str = "") -> list[nbformat.NotebookNode]:
-    return step(
-        "Escalation",
-        "The runbook's escalation level for what this run saw, and who to call.",
-        "escalation",
-        f"steps.escalation(run{arguments})",
-    )
+def closing_cells(criteria: str, title: str, escalation_arguments: str = "") -> list[nbformat.NotebookNode]:
+    """Success criteria, escalation, and the outcome: the one verdict every procedure ends with."""
+    return [
+        *step(
+            "Success criteria",
+            f"The runbook's criteria for {title}, each pass or fail with its evidence.",
+            "success_criteria",
+            f"steps.finish(run, {criteria})",
+        ),
+        *step(
+            "Escalation",
+            "The runbook's escalation level for what this run saw, who to call, and what to do next. A failed "
+            "criterion is level 2 at least.",
+            "escalation",
+            f"steps.escalation(run{escalation_arguments})",
+        ),
+        *step(
+            "Outcome",
+            "Recovered only if every success criterion passed. Otherwise this cell fails (papermill exits "
+            "non-zero) and says why; trading runs now exactly when the outcome is success.",
+            "outcome",
+            "steps.conclude(run)",
+        ),
+    ]
 
 
 def triage_notebook() -> list[nbformat.NotebookNode]:
@@ -157,17 +179,13 @@ def procedure_a() -> list[nbformat.NotebookNode]:
         ),
         *step(
             "8. Restart system",
-            "Starts the trading process (the `[process] start` command).",
+            "Starts the trading process (the `[process] start` command), only if the config check, the data "
+            "check and reconciliation with the exchange pass, and every criterion so far passed. Otherwise "
+            "trading stays stopped and this says why.",
             "restart",
-            "restart_action = steps.restart(run)\nrestart_action",
+            "restart_action = steps.restart(run, before=steps.criteria_a(run, result, config_check))\nrestart_action",
         ),
-        *step(
-            "Success criteria",
-            "The runbook's criteria for Procedure A, each pass or fail.",
-            "success_criteria",
-            "steps.finish(run, steps.criteria_a(run, result, config_check, restart_action))",
-        ),
-        *escalation_cells(),
+        *closing_cells("steps.criteria_a(run, result, config_check, restart_action)", "Procedure A"),
     ]
 
 
@@ -178,29 +196,31 @@ def procedure_b() -> list[nbformat.NotebookNode]:
             "**Time estimate:** 10-30 minutes. **Impact:** High, trading operations affected.",
             "B",
             with_backup=True,
+            extra=REMEDY_PARAMETER,
         ),
         *step(
             "1. Assess data loss extent",
-            "Which critical files and directories are missing.",
+            "What is missing and what is corrupt (duplicated trade ids, a torn row, a missing header, positions "
+            "that disagree with the trades), and the trades the exchange has that the ledger lacks.",
             "assess",
             "steps.assess_data_loss(run)",
         ),
         *step(
             "2. Identify suitable backup",
-            "The newest successful backup with data that verifies.",
+            "The newest successful backup that verifies and whose data passes the data check.",
             "select_backup",
-            'choice = steps.choose_backup(run, backup_id, needs=("data",))\ndisplay(choice)\nchoice.widget',
+            'choice = steps.choose_backup(run, backup_id, needs=("data",), required=False)\n'
+            "display(choice)\nchoice.widget",
         ),
         *step(
             "3. Calculate data loss window",
-            "Everything after the restore point will be lost.",
+            "What a restore from that backup would give up, and how much of it the exchange can give back.",
             "data_loss_window",
-            "window_s = steps.data_loss_window(run, choice)\n"
-            'print(f"⚠️  Data loss window: {window_s / 3600:.2f} hours" if window_s is not None else "No window")',
+            "steps.data_loss_window(run, choice)",
         ),
         *step(
             "4. Stop trading operations",
-            "Stops the trading process so nothing writes during the restore.",
+            "Stops the trading process so nothing writes while the data is repaired or restored.",
             "stop_system",
             "steps.stop(run)",
         ),
@@ -211,16 +231,26 @@ def procedure_b() -> list[nbformat.NotebookNode]:
             "steps.pre_recovery_backup(run)",
         ),
         *step(
-            "6a. Dry-run the data restore",
-            "Shows exactly what the restore would change, then asks for approval.",
+            "6a. Repair or restore: the dry run",
+            "Both options worked out without changing anything: repairing the ledger in place, and restoring "
+            "the data from the backup; each says what it loses. The option that loses least is recommended; "
+            "approve one (in JupyterLab pick it; headless, the `remedy` parameter and `approve`).",
             "dry_run",
-            "plan = steps.plan(run, choice, data=True)\ndisplay(plan)\nsteps.approval(run, plan)",
+            "remedies = steps.plan_remedies(run, choice)\ndisplay(remedies)\n"
+            "steps.remedy_approval(run, remedies, remedy)",
         ),
         *step(
-            "6b. Restore data",
-            "Applies the approved plan and verifies it. Refused without approval.",
+            "6b. Apply the approved remedy",
+            "Applies exactly the approved option. Refused without approval.",
             "restore",
-            "result = steps.restore(run, plan)\nresult",
+            "result = steps.apply_remedy(run, remedies)\nresult",
+        ),
+        *step(
+            "6c. Recover trades from the exchange",
+            "Every fill the exchange knows that the ledger lacks is written back with its original id, and "
+            "positions are recomputed: trades lost, recovered and still missing.",
+            "replay",
+            "steps.replay_trades(run)",
         ),
         *step(
             "7. Verify data integrity",
@@ -230,23 +260,18 @@ def procedure_b() -> list[nbformat.NotebookNode]:
         ),
         *step(
             "8. Reconcile with external systems",
-            "Restored positions against the exchange's balances.",
+            "Positions against the exchange's balances, exact to each instrument's precision.",
             "reconcile",
             "reconciliation = steps.reconcile(run)\nreconciliation",
         ),
         *step(
-            "Restart trading",
-            "Starts the trading process again.",
+            "9. Restart trading",
+            "Starts the trading process only if config, data and reconciliation pass and every criterion so far "
+            "passed. Otherwise trading stays stopped and this says why.",
             "restart",
-            "restart_action = steps.restart(run)\nrestart_action",
+            "restart_action = steps.restart(run, before=steps.criteria_b(run, result, reconciliation))\nrestart_action",
         ),
-        *step(
-            "Success criteria",
-            "The runbook's criteria for Procedure B.",
-            "success_criteria",
-            "steps.finish(run, steps.criteria_b(run, result, reconciliation, restart_action))",
-        ),
-        *escalation_cells(),
+        *closing_cells("steps.criteria_b(run, result, reconciliation, restart_action)", "Procedure B"),
     ]
 
 
@@ -271,8 +296,15 @@ def procedure_c() -> list[nbformat.NotebookNode]:
             'display(steps.health_table(steps.check_health(run, "before")))\nsteps.backups_overview(run)',
         ),
         *step(
+            "2b. Stop services",
+            "A system this broken must not trade, and a restore is refused while it runs: stop it if it still "
+            "does. (The runbook's step 7 restarts services; stopping them comes first.)",
+            "stop_system",
+            "steps.stop(run)",
+        ),
+        *step(
             "3. Select recovery point",
-            "The newest FULL backup that verifies.",
+            "The newest FULL backup that verifies and whose config and data pass their checks.",
             "select_backup",
             'choice = steps.choose_backup(run, backup_id, needs=("config", "state", "data"))\n'
             "display(choice)\nchoice.widget",
@@ -282,7 +314,7 @@ def procedure_c() -> list[nbformat.NotebookNode]:
             "The pre-recovery listing, kept in the record for the post-mortem "
             "(the broken files themselves are kept in the pre-recovery backup).",
             "document_state",
-            "listing = steps.site_listing(run)\n{category: len(entries) for category, entries in listing.items()}",
+            "steps.site_listing(run)",
         ),
         *step(
             "5a. Dry-run the complete restore",
@@ -298,31 +330,36 @@ def procedure_c() -> list[nbformat.NotebookNode]:
             "result = steps.restore(run, plan)\nresult",
         ),
         *step(
+            "5c. Recover trades from the exchange",
+            "Every fill the exchange knows that the restored ledger lacks is written back with its original id.",
+            "replay",
+            "steps.replay_trades(run)",
+        ),
+        *step(
             "6. Verify system integrity",
             "Every health check again.",
             "health",
             'steps.health_table(steps.check_health(run, "after"), restart_pending=True)',
         ),
         *step(
-            "7. Restart services",
-            "Starts the trading process.",
-            "restart",
-            "restart_action = steps.restart(run)\nrestart_action",
-        ),
-        *step(
-            "8. Create post-recovery backup",
-            "A verified backup of the recovered state.",
+            "7. Create post-recovery backup",
+            "A backup tagged verified, taken before the restart so it holds exactly the state that was "
+            "checked, and only if that state passes config, data and reconciliation. (The runbook lists it "
+            "after the restart.)",
             "post_recovery_backup",
-            'post_backup = steps.create_backup(run, "post_recovery_backup", "Post-recovery verification backup", '
-            '["recovery", "verified", "post-incident"])\npost_backup',
+            'post_backup = steps.verified_backup(run, "post_recovery_backup", "Post-recovery verification backup", '
+            '["recovery", "post-incident"], before=steps.criteria_c(run, result))\npost_backup',
         ),
         *step(
-            "Success criteria",
-            "The runbook's criteria for Procedure C.",
-            "success_criteria",
-            "steps.finish(run, steps.criteria_c(run, result, post_backup, restart_action))",
+            "8. Restart services",
+            "Starts the trading process only if config, data and reconciliation pass and every criterion so far "
+            "passed. Otherwise trading stays stopped and this says why.",
+            "restart",
+            "restart_action = steps.restart(run, before=steps.criteria_c(run, result, post_backup))\nrestart_action",
         ),
-        *escalation_cells(", complete_failure=True"),
+        *closing_cells(
+            "steps.criteria_c(run, result, post_backup, restart_action)", "Procedure C", ", complete_failure=True"
+        ),
     ]
 
 
@@ -343,9 +380,16 @@ def procedure_d() -> list[nbformat.NotebookNode]:
         ),
         *step(
             "2. Verify backup integrity",
-            "Every backup, every byte hashed.",
+            "Every backup, every byte hashed; unreadable ones listed too.",
             "verify_backups",
             "verification = steps.verify_all_backups(run)\nverification",
+        ),
+        *step(
+            "2b. Quarantine damaged backups",
+            "Damaged or unreadable backups are moved out of use (`.quarantine-<id>` in the backup directory): "
+            "never restored from, never the parent of a new backup, kept as evidence. Nothing is deleted.",
+            "quarantine",
+            "steps.quarantine_damaged(run, verification)",
         ),
         *step(
             "3. Create new backup immediately",
@@ -360,13 +404,7 @@ def procedure_d() -> list[nbformat.NotebookNode]:
             "schedule",
             "print(steps.backup_schedule(run))",
         ),
-        *step(
-            "Success criteria",
-            "The runbook's criteria for Procedure D.",
-            "success_criteria",
-            "steps.finish(run, steps.criteria_d(run, directory, verification, emergency))",
-        ),
-        *escalation_cells(),
+        *closing_cells("steps.criteria_d(run, directory, verification, emergency)", "Procedure D"),
     ]
 
 
@@ -386,9 +424,9 @@ def verification_notebook() -> list[nbformat.NotebookNode]:
         ),
         *step(
             "2. Data integrity",
-            "The critical CSVs read with pandas, and their consistency.",
+            "The critical CSVs read with pandas, their consistency, and positions against the exchange.",
             "data_integrity",
-            "steps.verify_data(run)",
+            "display(steps.verify_data(run))\nreconciliation = steps.reconcile(run)\nreconciliation",
         ),
         *step(
             "3. Configuration validity",
@@ -404,9 +442,15 @@ def verification_notebook() -> list[nbformat.NotebookNode]:
         ),
         *step(
             "Verdict",
-            "Recovered when all four pass.",
+            "Recovered when every check passes.",
             "verdict",
-            "steps.verdict(run, health, config_check, exchange_check)",
+            "steps.verdict(run, health, config_check, exchange_check, reconciliation)",
+        ),
+        *step(
+            "Outcome",
+            "Verified only if every check passed. Otherwise this cell fails (papermill exits non-zero).",
+            "outcome",
+            "steps.conclude(run)",
         ),
     ]
 

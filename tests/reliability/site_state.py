@@ -35,13 +35,15 @@ TALLY: Counter[str] = Counter()
 CATEGORIES = ("config", "state", "data")
 RESERVED = {"metadata.json", "manifest.json", "SHA256SUMS"}
 
-# A small site in the runbook's default layout (no recovery.toml): fast to back up thousands of times.
+# A small site in the runbook's default layout (no recovery.toml): fast to back up thousands of times,
+# and whole (its config and data pass their checks), so "latest" may restore from its backups.
 TINY_SITE = {
-    "config/config.toml": b'[exchange]\nname = "sim"\n[risk]\nmax_position = 10\n',
+    "config/config.toml": b'[trading]\nsymbols = ["BTC/USD"]\n[risk]\nmax_position = 10\n[live]\nenabled = false\n',
     "state/session.json": b'{"session": 7, "open": true}\n',
     "state/strategy_state.json": b'{"signal": 0.25}\n',
-    "data/positions.csv": b"symbol,qty,avg_price\nBTC/USD,2,41000.0\nETH/USD,-1,2500.5\n",
-    "data/trades.csv": b"id,symbol,side,qty,price\n1,BTC/USD,buy,2,41000.0\n2,ETH/USD,sell,1,2500.5\n",
+    "data/positions.csv": b"symbol,quantity,avg_price\nBTC/USD,2.0000,41000.000000\nETH/USD,-1.0000,0.000000\n",
+    "data/trades.csv": b"trade_id,timestamp,symbol,side,quantity,price\n"
+    b"1,2026-11-24T10:00:00Z,BTC/USD,buy,2.0000,41000.0000\n2,2026-11-25T10:00:00Z,ETH/USD,sell,1.0000,2500.5000\n",
     "data/reports/fills_2026-11-24.csv": b"id,qty\n1,2\n",
     "data/reports/fills_2026-11-25.csv": b"id,qty\n2,1\n",
 }

@@ -35,7 +35,7 @@ from recovery_lib import procedures as steps
 from recovery_lib.backup import RecoveryManager
 from recovery_lib.cli import build_parser, main
 from recovery_lib.errors import RecoveryError
-from recovery_lib.notebook import validate_parameters
+from recovery_lib.notebook import ParameterError, validate_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -752,26 +752,37 @@ def test_start_refuses_bad_values(
 BACKUP_ID_NOTEBOOKS = [name for name in PROCEDURE_NOTEBOOKS if "backup_id" in NOTEBOOKS[name].annotations]
 
 
-@pytest.mark.parametrize("backup_id", [*BAD_IDS.values(), "latest"], ids=[*BAD_IDS, "latest-without-backups"])
+@pytest.mark.parametrize("backup_id", BAD_IDS.values(), ids=BAD_IDS)
 @pytest.mark.parametrize("notebook", BACKUP_ID_NOTEBOOKS)
-def test_backup_id_parameter_halts_with_its_name(world: World, notebook: str, backup_id: str) -> None:
-    """Promise: a backup_id parameter that is unknown, climbs out ('..', '/') or is 'latest' with no
-    backups halts the procedure at the backup choice (the cell that uses it) with a reason naming the id
-    and what to do, and nothing on disk changed."""
-    assert backup_id != "latest" or not (world.bare / "backups").exists()
-    site = world.bare if backup_id == "latest" else world.site
+def test_backup_id_parameter_is_refused_by_the_validation_cell(world: World, notebook: str, backup_id: str) -> None:
+    """Promise: a backup_id parameter that is unknown or climbs out ('..', '/') is refused by the
+    validation cell, naming the parameter and the id and saying where the backups are listed, before
+    any step runs (a typo must never stop trading), and nothing on disk changed."""
     world.with_backup()
     nb = NOTEBOOKS[notebook]
-    namespace = nb.namespace(site=str(site), interactive=False, kind="drill", backup_id=backup_id)
+    namespace = nb.namespace(site=str(world.site), interactive=False, kind="drill", backup_id=backup_id)
+    before = world.snapshot()
+    with pytest.raises(ParameterError) as raised:
+        run_validate_cell(nb, namespace)
+    assert_words(str(raised.value), ("'backup_id'", repr(backup_id), "backup list"))
+    assert "run" not in namespace
+    assert world.snapshot() == before
+
+
+@pytest.mark.parametrize("notebook", BACKUP_ID_NOTEBOOKS)
+def test_latest_without_backups_halts_with_what_to_do(world: World, notebook: str) -> None:
+    """Promise: "latest" with no backups halts the procedure at the backup choice with a reason saying
+    what to do (Procedure D), and nothing on disk changed."""
+    assert not (world.bare / "backups").exists()
+    nb = NOTEBOOKS[notebook]
+    namespace = nb.namespace(site=str(world.bare), interactive=False, kind="drill", backup_id="latest")
     before = world.snapshot()
     run_validate_cell(nb, namespace)
     choice = steps.choose_backup(namespace["run"], namespace["backup_id"])
     assert choice.metadata is None
     halted = namespace["run"].halted
-    assert halted and backup_id in halted
+    assert halted and "latest" in halted
     assert_words(" ".join(choice.skipped), (("backup list", "Procedure D"),))
-    if backup_id != "latest":
-        assert_words(" ".join(choice.skipped), (repr(backup_id),))
     assert world.snapshot() == before
 
 
