@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .drills.history import SCHEDULE, due_scenario, load_records, week_of_month
-from .drills.injectors import SCENARIOS
+from .drills.injectors import ESCALATION_VARIANTS, SCENARIOS, VARIANTS
 from .errors import RecoveryError
 from .site import load_site, require_sandbox
 
@@ -40,6 +40,14 @@ def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser],
         "--site", help="drill on this sandbox site (from `recovery sandbox create`) instead of a fresh one"
     )
     run.add_argument("--seed", type=int, default=0, help="chooses each scenario's fault variant")
+    run.add_argument(
+        "--variant",
+        help="the fault to inject (needs one --scenario), e.g. duplicated_rows; default: chosen by --seed. "
+        + "; ".join(
+            f"{scenario}: {', '.join((*VARIANTS[scenario], *ESCALATION_VARIANTS.get(scenario, ())))}"
+            for scenario in VARIANTS
+        ),
+    )
     run.add_argument(
         "--jobs",
         type=int,
@@ -103,6 +111,7 @@ def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
                     site_dir=site_dir,
                     seed=args.seed,
                     say=lambda line: (out.write(line + "\n"), out.flush()),
+                    variant=args.variant,
                 )
             )
     records = load_records(args.outputs)
@@ -121,6 +130,14 @@ def _check_drill_args(args: argparse.Namespace) -> Path | None:
     """Every ``drill run`` argument, checked before anything is created; returns the --site root."""
     if args.jobs < 1:
         raise RecoveryError(f"--jobs must be at least 1 (drills at once), got {args.jobs}.")
+    if args.variant is not None:
+        if args.scenario == "all" or args.due:
+            raise RecoveryError("--variant names one scenario's fault: pass --scenario too (not all, not --due).")
+        known = (*VARIANTS[args.scenario], *ESCALATION_VARIANTS.get(args.scenario, ()))
+        if args.variant not in known:
+            raise RecoveryError(
+                f"--variant {args.variant!r} is not a {args.scenario} fault; choose from {', '.join(known)}."
+            )
     if args.site is not None and args.jobs > 1:
         raise RecoveryError("--site drills one sandbox, which parallel drills cannot share; drop --jobs.")
     _check_outputs(args.outputs, must_exist=False)
@@ -152,7 +169,10 @@ def _make_outputs(outputs: Path) -> None:
 
 
 def _summary(records: Any) -> str:
-    header = f"{'scenario':<8} {'proc':<4} {'outcome':<14} {'recover s':>9} {'data lost s':>11} {'trades lost':>11} esc"
+    header = (
+        f"{'scenario':<8} {'variant':<24} {'proc':<4} {'outcome':<14} {'recover s':>9} {'data lost s':>11} "
+        f"{'trades lost':>11} {'replayed':>8} esc"
+    )
     lines = [header, "-" * len(header)]
     for _, row in records.iterrows():
 
@@ -160,18 +180,18 @@ def _summary(records: Any) -> str:
             return "-" if value is None or value != value else f"{float(value):.{digits}f}"
 
         lines.append(
-            f"{row['scenario']:<8} {row['procedure'] or '-':<4} {row['outcome']:<14} "
+            f"{row['scenario']:<8} {row['variant'] or '-':<24} {row['procedure'] or '-':<4} {row['outcome']:<14} "
             f"{num(row['time_to_recover_s']):>9} {num(row['data_loss_window_s']):>11} "
-            f"{num(row['trades_lost'], 0):>11} {num(row['escalation_level'], 0)}"
+            f"{num(row['trades_lost'], 0):>11} {num(row['trades_replayed'], 0):>8} {num(row['escalation_level'], 0)}"
         )
     return "\n".join(lines)
 
 
 def cmd_drill_due(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery drill due``."""
-    from datetime import UTC, datetime
+    from .clock import now
 
-    today = datetime.now(UTC).date()
+    today = now().date()
     week = week_of_month(today)
     out.write(f"Week {week} of the month: the {SCHEDULE[week]} drill is due (run it with: recovery drill run --due)\n")
     return EXIT_OK

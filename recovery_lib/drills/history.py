@@ -3,16 +3,19 @@ and the monthly drill schedule (week 1 config, 2 data, 3 full, 4 backup)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..records import read_notebook
+from ..clock import now as clock_now
+from ..clock import parse, seconds_between
+from ..records import NotebookRecords, read_notebook
 
 COLUMNS = [
     "run_id",
     "kind",
     "scenario",
+    "variant",
     "procedure",
     "started_at",
     "fault_at",
@@ -22,6 +25,8 @@ COLUMNS = [
     "time_to_recover_s",
     "data_loss_window_s",
     "trades_lost",
+    "trades_replayed",
+    "remedy",
     "rto_target_s",
     "rpo_target_s",
     "rto_met",
@@ -33,75 +38,104 @@ COLUMNS = [
     "notebooks",
 ]
 SCHEDULE = {1: "config", 2: "data", 3: "full", 4: "backup"}  # week of the month -> scenario
+PROCEDURES = ("A", "B", "C", "D")
 
 
-def _time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-
-
-def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
-    return round((later - earlier).total_seconds(), 3) if later and earlier else None
+def _failed_step(name: str, archived: NotebookRecords) -> str | None:
+    """Why one notebook did not succeed: its first failed criterion, its halt, or the step that failed."""
+    outcome = archived.get("outcome") or {}
+    if outcome.get("failed_criteria"):
+        return f"{name}: criterion failed: {outcome['failed_criteria'][0]}"
+    halted = archived.get("halted")
+    if halted:
+        return f"{name}: {archived.record_steps.get('halted', '?')}: halted: {halted.get('reason')}"
+    if archived.failed_step:
+        return f"{name}: {archived.failed_step.name}"
+    return None
 
 
 def drill_row(run_dir: Path) -> dict[str, Any] | None:
-    """The record of one drill directory, or None if it holds no drill notebook."""
+    """The record of one drill directory, or None if it holds no drill notebook.
+
+    The drill recovered only when every procedure notebook's outcome was success (each of its success
+    criteria passed) and the verification notebook passed; ``failed_step`` says what did not.
+    """
     notebooks = sorted(run_dir.glob("*.ipynb"))
     if not notebooks:
         return None
-    merged: dict[str, Any] = {}
-    failed_step = None
-    procedure = None
+    drill: dict[str, Any] = {}
+    run: dict[str, Any] = {}
+    triage: dict[str, Any] = {}
+    verification: dict[str, Any] = {}
+    verification_failed: list[str] = []
+    verified_at = None
+    procedures: list[tuple[str, NotebookRecords]] = []
+    levels: list[int] = []
+    other_failures: list[str] = []
     for path in notebooks:
         archived = read_notebook(path)
-        for name, value in archived.records.items():
-            if name == "drill" and isinstance(value, dict):
-                merged.setdefault("drill", {}).update(value)
-            elif name == "run" and "run" in merged:
-                continue  # the first notebook's run record starts the incident
-            else:
-                merged.setdefault(name, value)
-                if name in ("verification", "escalation", "outcome"):
-                    merged[name] = value  # the last notebook to say it wins
-        run = archived.records.get("run", {})
-        if run.get("procedure") in ("A", "B", "C", "D"):
-            procedure = run["procedure"]
-        if archived.failed_step and failed_step is None:
-            failed_step = f"{path.name}: {archived.failed_step.name}"
-        halted = archived.records.get("halted")
-        if halted and failed_step is None:
-            step = archived.record_steps.get("halted", "?")
-            failed_step = f"{path.name}: {step}: halted: {halted.get('reason')}"
-    drill = merged.get("drill", {})
-    run = merged.get("run", {})
-    triage = merged.get("triage", {})
-    fault_at, detected_at = _time(drill.get("fault_at")), _time(triage.get("detected_at"))
-    verification = merged.get("verification", {})
-    recovered_at = _time(merged.get("outcome", {}).get("finished_at")) if verification.get("ok") else None
-    restore_point = _time((merged.get("backup_selection") or {}).get("created_at"))
-    ttr = _seconds(recovered_at, fault_at)
-    loss = _seconds(fault_at, restore_point) if restore_point else (0.0 if verification.get("ok") else None)
+        records = archived.records
+        if isinstance(records.get("drill"), dict):
+            drill.update(records["drill"])
+        run = run or records.get("run", {})  # the first notebook's run record starts the incident
+        triage = triage or records.get("triage", {})
+        letter = records.get("run", {}).get("procedure")
+        if letter in PROCEDURES:
+            procedures.append((path.name, archived))
+        elif letter == "V":
+            verification = records.get("verification", {})
+            verified_at = (records.get("outcome") or {}).get("finished_at")
+            verification_failed = (records.get("outcome") or {}).get("failed_criteria", [])
+        elif archived.failed_step:
+            other_failures.append(f"{path.name}: {archived.failed_step.name}")
+        if (records.get("escalation") or {}).get("level"):
+            levels.append(int(records["escalation"]["level"]))
+    succeeded = bool(procedures) and all((a.get("outcome") or {}).get("success") is True for _, a in procedures)
+    recovered = succeeded and bool(verification.get("ok"))
+    failed_step = None
+    for name, archived in procedures:
+        if (archived.get("outcome") or {}).get("success") is not True:
+            failed_step = _failed_step(name, archived) or f"{name}: did not reach its outcome"
+            break
+    if failed_step is None and not recovered:
+        if not procedures:
+            failed_step = other_failures[0] if other_failures else "no procedure notebook ran"
+        else:
+            failed = verification_failed or verification.get("failing") or []
+            failed_step = f"verification failed: {', '.join(failed)}" if verification else "verification did not run"
+    restores = [a.get("restore_result") for _, a in procedures if (a.get("restore_result") or {}).get("ok")]
+    restore_point = restores[0].get("backup_created_at") if restores else None
+    remedies = [a.get("remedy", {}).get("action") for _, a in procedures if a.get("remedy")]
+    replayed = [(a.get("trades") or {}).get("recovered") for _, a in procedures]
+    fault_at = drill.get("fault_at")
+    ttr = seconds_between(verified_at, fault_at) if recovered else None
+    loss = seconds_between(fault_at, restore_point) if restore_point else (0.0 if recovered else None)
     rto, rpo = drill.get("rto_target_s"), drill.get("rpo_target_s")
     return {
         "run_id": drill.get("run_id") or run.get("incident_id") or run_dir.name,
         "kind": run.get("kind"),
         "scenario": drill.get("scenario") or triage.get("scenario_name"),
-        "procedure": procedure or triage.get("procedure"),
+        "variant": drill.get("variant"),
+        "procedure": "+".join(letter for letter in (a.get("run", {}).get("procedure") for _, a in procedures))
+        or triage.get("procedure"),
         "started_at": run.get("started_at"),
-        "fault_at": drill.get("fault_at"),
+        "fault_at": fault_at,
         "detected_at": triage.get("detected_at"),
-        "recovered_at": recovered_at.isoformat().replace("+00:00", "Z") if recovered_at else None,
-        "time_to_detect_s": _seconds(detected_at, fault_at),
+        "recovered_at": verified_at if recovered else None,
+        "time_to_detect_s": seconds_between(triage.get("detected_at"), fault_at),
         "time_to_recover_s": ttr,
         "data_loss_window_s": loss,
         "trades_lost": drill.get("trades_lost"),
+        "trades_replayed": drill.get("trades_replayed", sum(r for r in replayed if isinstance(r, int))),
+        "remedy": remedies[0] if remedies else None,
         "rto_target_s": rto,
         "rpo_target_s": rpo,
         "rto_met": None if ttr is None or rto is None else ttr <= rto,
         "rpo_met": None if loss is None or rpo is None else loss <= rpo,
-        "backup_id": (merged.get("backup_selection") or {}).get("backup_id"),
-        "escalation_level": (merged.get("escalation") or {}).get("level"),
-        "outcome": "recovered" if verification.get("ok") else "not_recovered",
-        "failed_step": failed_step,
+        "backup_id": restores[0].get("backup_id") if restores else None,
+        "escalation_level": max(levels) if levels else None,
+        "outcome": "recovered" if recovered else "not_recovered",
+        "failed_step": None if recovered else failed_step,
         "notebooks": [path.name for path in notebooks],
     }
 
@@ -126,7 +160,7 @@ def week_of_month(day: date) -> int:
 
 def due_scenario(day: date | None = None) -> str:
     """The scenario the monthly schedule drills this week."""
-    return SCHEDULE[week_of_month(day or datetime.now(UTC).date())]
+    return SCHEDULE[week_of_month(day or clock_now().date())]
 
 
 def last_drilled(records: Any, now: datetime | None = None) -> Any:
@@ -134,11 +168,11 @@ def last_drilled(records: Any, now: datetime | None = None) -> Any:
     (more than 31 days ago, or never)."""
     import pandas as pd
 
-    now = now or datetime.now(UTC)
+    now = now or clock_now()
     rows = []
     for week, scenario in SCHEDULE.items():
         mine = records[records["scenario"] == scenario] if len(records) else records
-        last = max((_time(t) for t in mine["fault_at"] if t), default=None) if len(mine) else None
+        last = max((parse(t) for t in mine["fault_at"] if t), default=None) if len(mine) else None
         recovered = bool(len(mine) and (mine["outcome"] == "recovered").iloc[-1])
         overdue = last is None or now - last > timedelta(days=31)
         rows.append(

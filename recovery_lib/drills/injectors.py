@@ -6,25 +6,56 @@ time), which the drill records.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
 import random
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from pathlib import Path
 
-from ..backup.manager import read_backups
+from ..backup.manager import RecoveryManager, read_backups
+from ..clock import now_iso
 from ..errors import SiteError
 from ..process import stop_system
 from ..site import SANDBOX_MARKER, Site
 
 SCENARIOS = {"config": 1, "data": 2, "full": 3, "backup": 4}
 PROCEDURE_OF = {"config": "A", "data": "B", "full": "C", "backup": "D"}
+# Each scenario's faults. Besides the runbook's plain ones: a config that parses but fails its checks
+# (section_renamed), corruption rather than loss (duplicated_rows, edited_position), the nightly backup
+# taken of the broken state (broken_in_newest_backup) and a damaged newest backup (newest_backup_damaged):
+# the faults where a careless procedure restores the wrong thing or reports success it did not have.
 VARIANTS = {
-    "config": ("unparseable", "missing_section", "truncated"),
-    "data": ("files_deleted", "dir_deleted", "truncated_csv"),
-    "full": ("everything",),
-    "backup": ("dir_deleted", "unwritable", "newest_corrupted"),
+    "config": (
+        "unparseable",
+        "missing_section",
+        "truncated",
+        "section_renamed",
+        "broken_in_newest_backup",
+        "newest_backup_damaged",
+    ),
+    "data": (
+        "files_deleted",
+        "dir_deleted",
+        "truncated_csv",
+        "duplicated_rows",
+        "edited_position",
+        "broken_in_newest_backup",
+        "newest_backup_damaged",
+    ),
+    "full": ("everything", "newest_backup_damaged"),
+    "backup": ("dir_deleted", "unwritable", "newest_corrupted", "metadata_deleted"),
 }
+# Faults no procedure can recover from here, chosen only by name (never by seed): they drill the
+# failure path, proving that the procedure keeps trading stopped, escalates and records a failure.
+ESCALATION_VARIANTS = {
+    "config": ("every_backup_broken",),
+    "data": ("exchange_disagrees",),
+}
+DUPLICATED_ROWS = 50
 
 
 @dataclass
@@ -53,8 +84,45 @@ def _require_sandbox(site: Site) -> None:
         )
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+@contextlib.contextmanager
+def _trading_paused(site: Site) -> Iterator[None]:
+    """Hold the trading process's write lock: an injected edit never interleaves with one of its writes."""
+    if not site.process.write_lock:
+        yield
+        return
+    path = site.path(site.process.write_lock)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _flip_byte(folder: Path, victim: Path, rng: random.Random) -> None:
+    """Flip one byte of a backup file. Replace, never edit in place: it may be a hard link shared with
+    older backups."""
+    data = bytearray(victim.read_bytes())
+    if data:
+        data[rng.randrange(len(data))] ^= 0xFF
+    os.chmod(folder / victim.parent.relative_to(folder), 0o755)
+    victim.unlink()
+    victim.write_bytes(bytes(data))
+
+
+def _newest_backup(site: Site, description: str, actions: list[str]) -> str:
+    backup_id = RecoveryManager(site=site).create_backup(description=description, tags=["daily", "scheduled"])
+    actions.append(f"backup {backup_id} taken ({description})")
+    return backup_id
+
+
+def _damage_newest(site: Site, relative: str, rng: random.Random, actions: list[str]) -> None:
+    """A fresh backup of the (still good) site, then one byte flipped in its copy of ``relative``."""
+    backup_id = _newest_backup(site, "Scheduled backup", actions)
+    folder = site.backup_dir / backup_id
+    _flip_byte(folder, folder / relative, rng)
+    actions.append(f"backup {backup_id}: flipped a byte in {relative}")
 
 
 def _corrupt_config(site: Site, variant: str, rng: random.Random, actions: list[str]) -> None:
@@ -76,6 +144,11 @@ def _corrupt_config(site: Site, variant: str, rng: random.Random, actions: list[
                 kept.append(line)
         path.write_text("\n".join(kept) + "\n")
         actions.append(f"{site.config_file}: removed the [{section}] section")
+    elif variant == "section_renamed":
+        section = rng.choice(list(site.required_sections))
+        renamed = text.replace(f"[{section}]", f"[{section}_old]", 1)
+        path.write_text(renamed)
+        actions.append(f"{site.config_file}: renamed [{section}] to [{section}_old] (still valid TOML)")
     else:
         cut = rng.randrange(1, max(2, len(text) // 2))
         path.write_bytes(text.encode()[:cut])
@@ -91,6 +164,26 @@ def _lose_data(site: Site, variant: str, rng: random.Random, actions: list[str])
         for top in site.data_paths:
             shutil.rmtree(site.path(top), ignore_errors=True)
             actions.append(f"{top}/: deleted")
+    elif variant == "duplicated_rows":
+        path = site.path(site.trades_file)
+        with _trading_paused(site):
+            rows = path.read_bytes().rstrip(b"\n").split(b"\n")[1:]
+            copies = [rng.choice(rows) for _ in range(DUPLICATED_ROWS)]
+            with path.open("ab") as handle:
+                handle.write(b"\n".join(copies) + b"\n")
+        actions.append(f"{site.trades_file}: appended {len(copies)} duplicated rows (copies of existing trades)")
+    elif variant == "edited_position":
+        stopped = stop_system(site)  # the process rewrites positions on every trade: edit behind its back
+        actions.append(f"trading process stopped ({stopped.message})")
+        path = site.path(site.positions_file)
+        lines = path.read_text().splitlines()
+        at = rng.randrange(1, len(lines))
+        symbol, quantity, avg = lines[at].split(",")
+        lines[at] = f"{symbol},{float(quantity) + 1.5:.4f},{avg}"
+        path.write_text("\n".join(lines) + "\n")
+        actions.append(
+            f"{site.positions_file}: {symbol} quantity edited by hand from {quantity} to {float(quantity) + 1.5:.4f}"
+        )
     else:
         path = site.path(site.trades_file)
         data = path.read_bytes()
@@ -111,6 +204,14 @@ def _break_backups(site: Site, variant: str, rng: random.Random, actions: list[s
     elif variant == "unwritable":
         os.chmod(backup_dir, 0o555)
         actions.append(f"{site.relative(backup_dir)}/: made unwritable (mode 0555)")
+    elif variant == "metadata_deleted":
+        backups, _ = read_backups(backup_dir)
+        if not backups:
+            raise ValueError(f"no backups in {site.relative(backup_dir)} to damage; take one first")
+        folder = backup_dir / backups[0].backup_id
+        os.chmod(folder, 0o755)
+        (folder / "metadata.json").unlink()
+        actions.append(f"backup {backups[0].backup_id}: metadata.json deleted")
     else:
         backups, _ = read_backups(backup_dir)
         if not backups:
@@ -121,13 +222,7 @@ def _break_backups(site: Site, variant: str, rng: random.Random, actions: list[s
             if not victims:
                 continue
             victim = rng.choice(victims)
-            data = bytearray(victim.read_bytes())
-            if data:
-                data[rng.randrange(len(data))] ^= 0xFF
-            # Replace, never edit in place: the file may be a hard link shared with older backups.
-            os.chmod(folder / victim.parent.relative_to(folder), 0o755)
-            victim.unlink()
-            victim.write_bytes(bytes(data))
+            _flip_byte(folder, victim, rng)
             actions.append(f"backup {metadata.backup_id}: flipped a byte in {victim.relative_to(folder)}")
 
 
@@ -138,14 +233,30 @@ def inject(site: Site, scenario: str, variant: str | None = None, seed: int = 0)
         raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(VARIANTS)}")
     rng = random.Random(seed)
     variant = variant or rng.choice(VARIANTS[scenario])
-    if variant not in VARIANTS[scenario]:
-        raise ValueError(f"unknown {scenario} fault {variant!r}; choose from {', '.join(VARIANTS[scenario])}")
+    known = (*VARIANTS[scenario], *ESCALATION_VARIANTS.get(scenario, ()))
+    if variant not in known:
+        raise ValueError(f"unknown {scenario} fault {variant!r}; choose from {', '.join(known)}")
     actions: list[str] = []
-    fault_at = _now()
+    fault_at = now_iso()
+    if variant == "newest_backup_damaged":
+        target = {"config": site.config_file, "data": site.trades_file, "full": site.trades_file}[scenario]
+        _damage_newest(site, target, rng, actions)
     if scenario == "config":
-        _corrupt_config(site, variant, rng, actions)
+        _corrupt_config(site, _plain(variant, "unparseable"), rng, actions)
+        if variant == "every_backup_broken":
+            manager = RecoveryManager(site=site)
+            for metadata in manager.list_backups():
+                if not manager.delete_backup(metadata.backup_id):
+                    raise ValueError(f"could not delete backup {metadata.backup_id}: {manager.last_error}")
+                actions.append(f"backup {metadata.backup_id} deleted")
+        if variant in ("broken_in_newest_backup", "every_backup_broken"):
+            _newest_backup(site, "Nightly backup, taken after the config broke", actions)
     elif scenario == "data":
-        _lose_data(site, variant, rng, actions)
+        _lose_data(site, _plain(variant, "files_deleted", "edited_position"), rng, actions)
+        if variant == "broken_in_newest_backup":
+            _newest_backup(site, "Nightly backup, taken after the data broke", actions)
+        if variant == "exchange_disagrees":
+            _move_exchange_balance(site, rng, actions)
     elif scenario == "full":
         stopped = stop_system(site)
         actions.append(f"trading process killed ({stopped.message})")
@@ -157,3 +268,24 @@ def inject(site: Site, scenario: str, variant: str | None = None, seed: int = 0)
     else:
         _break_backups(site, variant, rng, actions)
     return Fault(scenario=scenario, variant=variant, fault_at=fault_at, actions=actions)
+
+
+def _plain(variant: str, damaged: str, broken: str | None = None) -> str:
+    """The plain fault a backup-state or escalation variant injects into the site itself."""
+    if variant in ("newest_backup_damaged", "every_backup_broken", "exchange_disagrees"):
+        return damaged
+    if variant == "broken_in_newest_backup":
+        return broken or damaged
+    return variant
+
+
+def _move_exchange_balance(site: Site, rng: random.Random, actions: list[str]) -> None:
+    """A balance on the exchange that no trade explains (a transfer nobody booked): no restore or replay
+    can make the positions agree with it."""
+    path = site.path(site.exchange.path) / "account.json"
+    with _trading_paused(site):
+        account = json.loads(path.read_text())
+        currency = rng.choice(sorted(c for c in account["balances"] if c != "USD"))
+        account["balances"][currency] = round(float(account["balances"][currency]) + 1.5, 4)
+        path.write_text(json.dumps(account, indent=2) + "\n")
+    actions.append(f"exchange: {currency} balance moved by +1.5 with no trade behind it")

@@ -1,6 +1,11 @@
 """The drill runner: a fresh sandbox, scheduled backups, some trading, a fault, then the
-notebooks headless with papermill (triage, the procedure triage names, verification,
+notebooks headless with papermill (triage, the procedures triage names, verification,
 post-recovery), each kept with its HTML as the drill's incident record.
+
+A procedure or the verification that fails its criteria ends its notebook with an error: that is
+the drill's finding, not a crash of the drill, so the remaining notebooks still run and the
+post-recovery notebook documents the failure. The drill recovered only when every procedure
+succeeded and verification passed; trades lost are counted against the exchange's own history.
 
 Everything a drill starts (the sandbox's trading process, notebook kernels) is stopped when it
 ends, whether it recovered, failed or was interrupted.
@@ -15,20 +20,23 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..backup import RecoveryManager
+from ..clock import now
 from ..errors import RecoveryError
+from ..exchange import get_exchange_client
 from ..kernels import quiet_kernels
 from ..notebook import APPROVAL_ACTIONS
-from ..process import process_status, start_system, stop_system
+from ..process import consistent_view, process_status, start_system, stop_system
 from ..records import read_notebook
+from ..replay import plan_replay
 from ..sandbox import SandboxSpec, create_sandbox
 from ..site import Site, load_site, require_sandbox
 from ..triage import NOTEBOOKS
-from .injectors import PROCEDURE_OF, SCENARIOS, Fault, inject
+from .history import drill_row
+from .injectors import ESCALATION_VARIANTS, PROCEDURE_OF, SCENARIOS, VARIANTS, Fault, inject
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 TRIAGE = "00_detect_and_triage.ipynb"
@@ -49,6 +57,9 @@ class DrillResult:
     run_dir: Path
     notebooks: list[Path] = field(default_factory=list)
     triage_procedure: str | None = None
+    procedures: list[str] = field(default_factory=list)
+    trades_lost: int | None = None
+    trades_replayed: int = 0
     outcome: str = "not_recovered"
     failure: str | None = None
     seconds: float = 0.0
@@ -65,7 +76,8 @@ def _notebooks_dir() -> Path:
 
 
 def _execute(name: str, out: Path, parameters: dict[str, Any], cwd: Path) -> tuple[Path, str | None]:
-    """Run one notebook with papermill; returns the executed path and the error, if any."""
+    """Run one notebook with papermill; returns the executed path and the error, if any (a notebook
+    that raised, e.g. its outcome cell on a failed criterion); a kernel that died raises."""
     import papermill
 
     with quiet_kernels() as kernel_log:
@@ -101,20 +113,15 @@ def _last_trade_id(site: Site) -> int:
         return 0
 
 
-def _restored_trade_id(site: Site, procedure_notebook: Path) -> int:
-    """The last trade id of the restore point (the backup the procedure restored from)."""
-    backup_id = (read_notebook(procedure_notebook).get("backup_selection") or {}).get("backup_id")
-    if not backup_id:
-        return 0
-    path = site.backup_dir / backup_id / site.trades_file
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, 2)
-            handle.seek(max(0, handle.tell() - 4096))
-            last = handle.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        return int(last.split(b",", 1)[0])
-    except (OSError, ValueError):
-        return 0
+def _trades_lost(site: Site) -> int | None:
+    """Trades the exchange knows that the site's ledger lacks, now: what the drill lost for good
+    (None when the site has no exchange to ask)."""
+    if site.exchange.client == "none":
+        return None
+    # The restarted trading process writes ledger and exchange together: hold its lock (shared) across
+    # both reads, or a fill made between them would count as lost.
+    with consistent_view(site):
+        return plan_replay(site, get_exchange_client(site)).missing_before
 
 
 def run_drill(
@@ -124,18 +131,23 @@ def run_drill(
     seed: int = 0,
     trading_s: float = 1.0,
     say: Say = print,
+    variant: str | None = None,
 ) -> DrillResult:
-    """One drill of ``scenario`` (config, data, full, backup); see the module docstring.
+    """One drill of ``scenario`` (config, data, full, backup); see the module docstring. ``variant``
+    picks the fault (see ``injectors.VARIANTS``); by default ``seed`` chooses one.
 
     A ``site_dir`` that is missing, malformed or not a sandbox raises :class:`SiteError` before
     anything is started or written.
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)} or all")
+    known = (*VARIANTS[scenario], *ESCALATION_VARIANTS.get(scenario, ()))
+    if variant is not None and variant not in known:
+        raise ValueError(f"unknown {scenario} fault {variant!r}; choose from {', '.join(known)}")
     if site_dir is not None:  # before anything is started, written or backed up
         require_sandbox(load_site(site_dir))
     began = time.monotonic()
-    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{scenario}-{secrets.token_hex(2)}"
+    run_id = f"{now():%Y%m%dT%H%M%SZ}-{scenario}-{secrets.token_hex(2)}"
     run_dir = Path(outputs).resolve() / run_id
     run_dir.mkdir(parents=True)
     workdir = Path(tempfile.mkdtemp(prefix="drill-")) if site_dir is None else None
@@ -152,7 +164,7 @@ def run_drill(
         manager.create_backup(description="Scheduled daily backup", tags=["daily", "scheduled"])
         time.sleep(trading_s)  # trades made after the restore point are what a restore loses
         trades_at_fault = _last_trade_id(site)
-        result.fault = inject(site, scenario, seed=seed)
+        result.fault = inject(site, scenario, variant=variant, seed=seed)
         say(f"[{run_id}] injected {scenario}/{result.fault.variant}: {'; '.join(result.fault.actions)}")
         target = site.targets[PROCEDURE_OF[scenario]]
         drill = {
@@ -181,35 +193,44 @@ def run_drill(
             raise _DrillFailure(error)
         triage = read_notebook(path).get("triage", {})
         result.triage_procedure = triage.get("procedure")
-        say(f"[{run_id}] triage: scenario {triage.get('scenario')} -> procedure {result.triage_procedure}")
+        result.procedures = list(triage.get("procedures") or [result.triage_procedure])
+        say(f"[{run_id}] triage: scenario {triage.get('scenario')} -> procedures {', '.join(result.procedures)}")
         if result.triage_procedure != PROCEDURE_OF[scenario]:
             raise _DrillFailure(
                 f"triage named procedure {result.triage_procedure}, expected "
                 f"{PROCEDURE_OF[scenario]} for the {scenario} scenario"
             )
-        steps = [("02", PROCEDURE_NOTEBOOKS[result.triage_procedure]), ("03", VERIFY)]
-        for number, name in steps:
-            parameters = dict(common)
-            if name == VERIFY:
-                restored = _restored_trade_id(site, result.notebooks[-1]) if scenario in ("data", "full") else 0
-                drill["trades_lost"] = max(0, trades_at_fault - restored) if restored else 0
-            path, error = _execute(name, run_dir / f"{number}_{name}", parameters, root)
+        failures = []
+        for number, letter in enumerate(result.procedures, start=2):
+            name = PROCEDURE_NOTEBOOKS[letter]
+            path, error = _execute(name, run_dir / f"{number:02d}_{name}", common, root)
             result.notebooks.append(path)
-            if error:
-                raise _DrillFailure(error)
-            say(f"[{run_id}] ran {name}")
-        path, error = _execute(
-            POST, run_dir / f"04_{POST}", {**common, "records": [str(p) for p in result.notebooks]}, root
+            if error and not read_notebook(path).get("outcome"):
+                raise _DrillFailure(error)  # it crashed before its verdict: not a finding of the procedure
+            failures += [error] if error else []
+            say(f"[{run_id}] ran {name}: {'FAILED: ' + error if error else 'recovered'}")
+        result.trades_lost = _trades_lost(site)
+        result.trades_replayed = sum(
+            int((read_notebook(p).get("trades") or {}).get("recovered") or 0) for p in result.notebooks[1:]
         )
+        drill["trades_lost"] = result.trades_lost
+        drill["trades_replayed"] = result.trades_replayed
+        number = len(result.notebooks) + 1
+        path, error = _execute(VERIFY, run_dir / f"{number:02d}_{VERIFY}", common, root)
+        result.notebooks.append(path)
+        if error and not read_notebook(path).get("verification"):
+            raise _DrillFailure(error)
+        failures += [error] if error else []
+        say(f"[{run_id}] ran {VERIFY}")
+        records = {**common, "records": [str(p) for p in result.notebooks]}
+        path, error = _execute(POST, run_dir / f"{number + 1:02d}_{POST}", records, root)
         result.notebooks.append(path)
         if error:
             raise _DrillFailure(error)
-        verification = read_notebook(result.notebooks[2]).get("verification", {})
-        result.outcome = "recovered" if verification.get("ok") else "not_recovered"
-        if not verification.get("ok"):
-            halted = read_notebook(result.notebooks[1]).get("halted")
-            where = f"{result.notebooks[1].name} halted: {halted['reason']}; " if halted else ""
-            result.failure = f"{where}verification failed: {verification.get('failing') or verification}"
+        row = drill_row(run_dir)
+        result.outcome = row["outcome"] if row else "not_recovered"
+        if result.outcome != "recovered":
+            result.failure = (row or {}).get("failed_step") or "; ".join(failures) or "not recovered"
     except _DrillFailure as exc:
         result.failure = str(exc)
         say(f"[{run_id}] FAILED: {exc}")
