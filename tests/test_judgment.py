@@ -429,3 +429,19 @@ def test_records_hold_no_raw_reprs(matrix: dict[tuple[str, str], dict[str, Any]]
                     assert "<th></th>" not in html, (path.name, "a pandas index column")
                     assert "{'" not in text, (path.name, text[:200])
                     assert case["site"] not in text + html, (path.name, "a host path")
+
+
+def test_every_record_written_is_specified_in_docs(matrix: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """docs/records.md is the spec of the records: every record name a drill writes is in its table."""
+    spec = (ROOT / "docs" / "records.md").read_text()
+    documented = set(re.findall(r"`([a-z_<>]+)`", spec.split("## Records by notebook", 1)[1]))
+    written = set()
+    for case in matrix.values():
+        for path in Path(case["run_dir"]).glob("*.ipynb"):
+            written |= set(read_notebook(path).records)
+    shown = {re.sub(r"^(approval|health)_.*", r"\1_<\1>", name) for name in written}
+    shown = {
+        name.replace("approval_<approval>", "approval_<action>").replace("health_<health>", "health_<label>")
+        for name in shown
+    }
+    assert not shown - documented, f"records missing from docs/records.md: {sorted(shown - documented)}"
