@@ -281,7 +281,7 @@ def test_backup_overview_lists_backups_with_age_and_verification(walkthrough: Wa
     good = [row for row in rows if row["backup"] == walkthrough.site.backup_id]
     assert good, f"backup {walkthrough.site.backup_id} not listed: {rows}"
     assert good[0]["status"] == "success"
-    assert good[0]["verification"].endswith("verifies")
+    assert good[0]["verification"].startswith("✅ verifies"), good[0]["verification"]
     assert re.fullmatch(r"\d+ min", good[0]["age"]), good[0]["age"]  # taken minutes ago, said in words
 
 

@@ -61,7 +61,7 @@ def table_header(table: Locator) -> list[str]:
 
 def test_the_drill_recovered(config_drill: DrillRecords) -> None:
     assert config_drill.returncode == 0, config_drill.stdout
-    assert re.search(r"^config\s+A\s+recovered", config_drill.stdout, re.MULTILINE), config_drill.stdout
+    assert re.search(r"^config\s+\S+\s+A\s+recovered", config_drill.stdout, re.MULTILINE), config_drill.stdout
     assert config_drill.seconds < 90
 
 
@@ -150,8 +150,11 @@ def test_procedure_a_record_shows_the_approval_decision(
     dry_run.scroll_into_view_if_needed()
     screenshots.take(page, "a-record-dry-run")
     text = dry_run.inner_text()
-    assert re.search(r"Approval for restore: approved by parameter", text, re.IGNORECASE), text
-    assert "drill-runner" in text
+    # Who, when (UTC) and what: the approval as the post-mortem reader sees it.
+    assert re.search(
+        r"Approval for restore: APPROVED by drill-runner at \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ \(by parameter\)", text
+    ), text
+    assert "What: Restore config from backup" in text
     assert not DEAD_WIDGET.search(page.locator("body").inner_text())
     restore = section(page, "restore").inner_text()
     assert "Restored config from" in restore, restore
