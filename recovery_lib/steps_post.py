@@ -10,6 +10,7 @@ from .escalation import Escalation, assess
 from .notebook import Run
 from .postmortem import IncidentSummary, notification, summarize
 from .steps_restore import NotTaken, verified_backup
+from .steps_system import record_escalation
 
 
 def verification_backup(run: Run, records: list[str]) -> str | NotTaken:
@@ -86,17 +87,7 @@ def escalation_from(run: Run, _summary_table: Any = None) -> Escalation:
         contact = run.site.contacts[f"level{prior['level']}"]
         reasons = list(dict.fromkeys([*prior.get("reasons", []), *result.reasons]))
         result = Escalation(prior["level"], contact.name, contact.contact, reasons, result.next_steps)
-    run.record(
-        "escalation",
-        {
-            "level": result.level,
-            "name": result.name,
-            "contact": result.contact,
-            "reasons": result.reasons,
-            "next_steps": result.next_steps,
-        },
-    )
-    return result
+    return record_escalation(run, result)
 
 
 def notify_text(run: Run, _summary_table: Any, level: Escalation) -> str:

@@ -202,7 +202,11 @@ def escalation(run: Run, complete_failure: bool = False, systems_affected: int =
     facts = run.facts
     facts.complete_failure = facts.complete_failure or complete_failure
     facts.systems_affected = max(facts.systems_affected, systems_affected)
-    result = assess(facts, run.site)
+    return record_escalation(run, assess(facts, run.site))
+
+
+def record_escalation(run: Run, result: Escalation) -> Escalation:
+    """Record ``result`` as ``escalation`` and return it for display."""
     run.record(
         "escalation",
         {
