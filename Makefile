@@ -29,8 +29,8 @@ drill: $(INSTALLED)
 	$(BIN)/recovery drill run --scenario all --outputs outputs --jobs 2
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check recovery_lib tests benchmarks tools
-	$(BIN)/ruff format --check recovery_lib tests benchmarks tools
+	$(BIN)/ruff check recovery_lib tests benchmarks tools notebooks
+	$(BIN)/ruff format --check recovery_lib tests benchmarks tools notebooks
 
 test: lint
 	$(BIN)/python -m pytest

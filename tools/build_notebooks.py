@@ -347,8 +347,13 @@ def procedure_c() -> list[nbformat.NotebookNode]:
             "checked, and only if that state passes config, data and reconciliation. (The runbook lists it "
             "after the restart.)",
             "post_recovery_backup",
-            'post_backup = steps.verified_backup(run, "post_recovery_backup", "Post-recovery verification backup", '
-            '["recovery", "post-incident"], before=steps.criteria_c(run, result))\npost_backup',
+            "post_backup = steps.verified_backup(\n"
+            "    run,\n"
+            '    "post_recovery_backup",\n'
+            '    "Post-recovery verification backup",\n'
+            '    ["recovery", "post-incident"],\n'
+            "    before=steps.criteria_c(run, result),\n"
+            ")\npost_backup",
         ),
         *step(
             "8. Restart services",
@@ -395,8 +400,9 @@ def procedure_d() -> list[nbformat.NotebookNode]:
             "3. Create new backup immediately",
             "An emergency backup of the current state.",
             "emergency_backup",
-            'emergency = steps.create_backup(run, "emergency_backup", "Emergency backup after system recovery", '
-            '["emergency", "manual"])\nemergency',
+            "emergency = steps.create_backup(\n"
+            '    run, "emergency_backup", "Emergency backup after system recovery", ["emergency", "manual"]\n'
+            ")\nemergency",
         ),
         *step(
             "4. Set up automated backups",
@@ -543,6 +549,10 @@ BUILDERS = {
 def build(name: str) -> nbformat.NotebookNode:
     notebook = nbformat.v4.new_notebook()
     notebook.cells = BUILDERS[name]()
+    if not any("display(" in cell.source for cell in notebook.cells if cell.cell_type == "code"):
+        # the validation cell imports display for the cells that show widgets; not every notebook has one
+        validate = next(cell for cell in notebook.cells if "validate" in cell.metadata.get("tags", []))
+        validate.source = validate.source.replace("from IPython.display import display\n\n", "")
     for index, cell in enumerate(notebook.cells):
         cell["id"] = f"{Path(name).stem.lower()}-{index:02d}"
     notebook.metadata = {
