@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from .backup import BackupIncomplete, RecoveryManager, RetentionPolicy, UnreadableBackup, VerifyReport
 from .backup.listing import UNREADABLE_ADVICE
 from .backup.retention import plan_prune
+from .errors import RecoveryError
 from .rendering import human_age, human_size
 from .restore_journal import RestoreError
 
@@ -192,6 +193,11 @@ def cmd_backup_create(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_backup_list(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery backup list``."""
     manager, _ = _manager(args, "list")
+    if manager.backup_dir.exists() and not manager.backup_dir.is_dir():
+        raise RecoveryError(
+            f"the backup directory {manager.backup_dir} is a file, not a directory: there are no backups "
+            "to list. Move the file aside (Procedure D does it) or set [backups] dir in recovery.toml."
+        )
     backups = manager.list_backups(tags=args.tag, backup_type=args.type)
     if args.json:
         out.write(

@@ -26,6 +26,7 @@ class Facts:
     restore_failed: bool = False
     criteria_failed: list[str] = field(default_factory=list)  # success criteria that did not pass
     trading_held: str | None = None  # why the restart step kept the trading system stopped
+    trading_running: bool | None = None  # whether it runs now (someone may have started it by hand)
     trades_missing: int = 0  # fills the exchange knows that the ledger still lacks after recovery
     no_backup: bool = False
     data_loss_s: float | None = None
@@ -111,7 +112,13 @@ def assess(facts: Facts, site: Site) -> Escalation:
 def next_steps(facts: Facts, site: Site) -> list[str]:
     """What the engineer does now, in the order they should do it."""
     steps = []
-    if facts.trading_held:
+    if facts.trading_held and facts.trading_running:
+        how = f" ({site.process.stop})" if site.process.stop else ""
+        steps.append(
+            f"Trading is RUNNING although it must not ({facts.trading_held}): stop it now{how}, then fix the "
+            "cause and run the procedure again."
+        )
+    elif facts.trading_held:
         steps.append(
             f"Trading stays STOPPED: {facts.trading_held}. Do not start it by hand: fix the cause, then run "
             "the procedure again (its restart step starts trading once config, data and reconciliation pass)."

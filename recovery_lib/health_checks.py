@@ -126,9 +126,8 @@ def check_backups(site: Site) -> HealthResult:
     backup_dir = site.backup_dir
     shown = site.relative(backup_dir).rstrip("/") + "/"
     if not backup_dir.is_dir():
-        return HealthResult(
-            "backups", False, f"backup directory {shown} is missing (Procedure D)", {"backup_dir": shown}
-        )
+        what = "is a file, not a directory" if backup_dir.exists() else "is missing"
+        return HealthResult("backups", False, f"backup directory {shown} {what} (Procedure D)", {"backup_dir": shown})
     problem = writable_problem(backup_dir)
     if problem:
         return HealthResult(
@@ -222,6 +221,23 @@ def _human(size: float) -> str:
     return f"{size:.1f} TiB"
 
 
+def check_reconciliation(site: Site) -> HealthResult:
+    """Positions equal the exchange's balances, exact to each instrument's precision: a ledger that
+    looks whole but disagrees with the exchange (a trade the exchange never had) is a data fault."""
+    from .gate import reconciliation_check
+
+    if site.exchange.client == "none":
+        return HealthResult(
+            "reconciliation", True, "not monitored: no [exchange] client in recovery.toml", {"configured": False}
+        )
+    check, result = reconciliation_check(site)
+    details: dict[str, object] = {"configured": True}
+    if result is not None:
+        details |= {"discrepancies": result.discrepancies, "error": result.error}
+    message = check.detail if check.ok else f"{check.detail} (Procedure B)"
+    return HealthResult("reconciliation", bool(check.ok), message, details)
+
+
 BUILTIN_CHECKS = {
     "config": check_config,
     "data": check_data_files,
@@ -229,4 +245,5 @@ BUILTIN_CHECKS = {
     "disk": check_disk,
     "process": check_process,
     "exchange": check_exchange,
+    "reconciliation": check_reconciliation,
 }

@@ -87,6 +87,8 @@ def check_config_file(path: Path, required_sections: tuple[str, ...], shown_as: 
     for section in required_sections:
         if not isinstance(config.get(section), dict):
             report.add(f"{name} has no [{section}] section")
+        elif not config[section]:  # a header with nothing under it: no risk limits is not a config
+            report.add(f"{name} has an empty [{section}] section")
     return report
 
 

@@ -9,7 +9,6 @@ RecoveryManager the step cells use.
 from __future__ import annotations
 
 import getpass
-import json
 import secrets
 import types
 import typing
@@ -126,6 +125,8 @@ class Run:
     halted: str | None = None  # why the procedure stopped early, if it did
     summary: Any = None  # the incident summary (post-recovery notebook)
     criteria: Any = None  # the success criteria checklist, once judged
+    remedy_action: str | None = None  # the remedy put up for approval (Procedure B)
+    nothing_to_do: str | None = None  # the assessment found no fault: writing steps leave the site alone
     known_trade_ids: set[int] = field(default_factory=set)  # trade ids known before a data remedy changed the ledger
 
     def __repr__(self) -> str:
@@ -175,8 +176,13 @@ def _check_backup_id(site: Site, backup_id: str) -> None:
     )
 
 
-def _check_records(records: list[str]) -> None:
-    """Every path in ``records`` must be an executed notebook; named when it is not."""
+def _check_records(records: list[str], site: Site, incident_id: str) -> str:
+    """Every path in ``records`` must be an executed notebook of one incident, on this site: a summary
+    built from another incident's records would report its outcome as this one's. Returns that
+    incident's id ("" when the records name none)."""
+    from .records import read_notebook
+
+    incidents: dict[str, list[str]] = {}
     for path in records:
         candidate = Path(path)
         if not candidate.is_file():
@@ -186,11 +192,25 @@ def _check_records(records: list[str]) -> None:
                 f"(e.g. outputs/<run>/02_B_data_recovery.ipynb). {_FIX}"
             )
         try:
-            json.loads(candidate.read_text(encoding="utf-8"))
+            run = read_notebook(candidate).get("run") or {}
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise ParameterError(
                 f"parameter 'records': {path} is not a readable notebook ({type(exc).__name__}). {_FIX}"
             ) from exc
+        if run.get("site") not in (None, site.name):
+            raise ParameterError(
+                f"parameter 'records': {path} is a record of site {run['site']!r}, not of {site.name!r}. {_FIX}"
+            )
+        incidents.setdefault(str(run.get("incident_id")), []).append(candidate.name)
+    known = set(incidents) - {"None"}
+    if len(known) > 1 or (incident_id and known and known != {incident_id}):
+        listed = "; ".join(f"{i}: {', '.join(names)}" for i, names in incidents.items())
+        raise ParameterError(
+            f"parameter 'records' mixes incidents ({listed})"
+            + (f" or is not incident {incident_id!r}" if incident_id else "")
+            + f"; give the notebooks of one incident. {_FIX}"
+        )
+    return next(iter(known), "")
 
 
 def start(namespace: dict[str, Any], procedure: str) -> Run:
@@ -203,13 +223,13 @@ def start(namespace: dict[str, Any], procedure: str) -> Run:
             f"parameter 'remedy' must be one of {', '.join(REMEDIES)}, got {values['remedy']!r}. {_FIX}"
         )
     _check_approvals(values.get("approve", []))
-    _check_records(list(values.get("records", [])))
     site = load_site(values.get("site") or None)
+    recorded_incident = _check_records(list(values.get("records", [])), site, values.get("incident_id") or "")
     if values.get("backup_id") is not None:
         _check_backup_id(site, values["backup_id"])
     operator = values.get("operator") or getpass.getuser()
     started = now()
-    incident_id = values.get("incident_id") or f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    incident_id = values.get("incident_id") or recorded_incident or f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     recorder = Recorder(site.root)
     install_display_formatters()  # tables without index noise or truncated cells
     run = Run(

@@ -41,6 +41,8 @@ class IncidentSummary:
     trades_recovered: int | None = None
     trades_missing: int | None = None
     notebooks: list[str] = field(default_factory=list)
+    gate_failing: str | None = None  # the site fails the trading gate now (set by the post-recovery notebook)
+    trading_now: bool | None = None  # whether the trading process runs now (idem)
     escalations: list[dict[str, Any]] = field(default_factory=list)  # what each procedure notebook escalated to
 
     @property
@@ -48,11 +50,17 @@ class IncidentSummary:
         """Every failed success criterion, as ``"B: Data reconciled with external systems"`` (``V:`` for
         the verification notebook's checks)."""
         failed = [f"{p['procedure']}: {c}" for p in self.procedures for c in p.get("failed_criteria", [])]
-        return failed + [f"V: {c}" for c in self.verification_failed]
+        failed += [f"{p['procedure']}: did not reach its outcome" for p in self.procedures if p.get("success") is None]
+        failed += [f"V: {c}" for c in self.verification_failed]
+        if self.gate_failing:
+            failed.append(f"P: the site fails the trading gate now ({self.gate_failing})")
+        return failed
 
     @property
     def recovered(self) -> bool | None:
         """True only when every procedure succeeded and verification passed; None when the records do not say."""
+        if self.gate_failing:
+            return False
         if not self.procedures and self.verified_ok is None:
             return None
         if any(p.get("success") is not True for p in self.procedures) or self.verified_ok is False:
@@ -194,8 +202,9 @@ def notification(summary: IncidentSummary, escalation_line: str) -> str:
     if failed:
         lines.append(f"Failed success criteria: {'; '.join(failed)}.")
     running = [p["trading_running"] for p in summary.procedures if p.get("trading_running") is not None]
-    if running:
-        lines.append(f"Trading: {'running' if running[-1] else 'STOPPED'}.")
+    trading = summary.trading_now if summary.trading_now is not None else (running[-1] if running else None)
+    if trading is not None:
+        lines.append(f"Trading: {'running' if trading else 'STOPPED'} now.")
     lines += [
         f"Impact: {trades}; {window}.",
         f"Escalation: {escalation_line}",

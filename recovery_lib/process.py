@@ -157,8 +157,12 @@ def stop_system(site: Site, timeout_s: float = 30.0) -> ProcessAction:
     )
 
 
-def start_system(site: Site, timeout_s: float = 30.0) -> ProcessAction:
-    """Run ``[process] start`` in the background and wait until the system runs (runbook: restart)."""
+STAY_UP_S = 1.0  # a system that dies right after it starts has not started
+
+
+def start_system(site: Site, timeout_s: float = 30.0, stay_up_s: float = STAY_UP_S) -> ProcessAction:
+    """Run ``[process] start`` in the background, wait until the system runs, then check that it is
+    still running ``stay_up_s`` later (one that crashes on its first write has not started)."""
     before = process_status(site)
     if before.running:
         return ProcessAction("start", True, True, f"already running ({before.detail})")
@@ -180,12 +184,16 @@ def start_system(site: Site, timeout_s: float = 30.0) -> ProcessAction:
         start_new_session=True,
     )
     after = _wait_for(site, True, timeout_s)
-    return ProcessAction(
-        "start",
-        after is True,
-        after,
-        "system running" if after else f"not running {timeout_s:g} s after the start command",
-    )
+    if after is not True:
+        return ProcessAction("start", False, after, f"not running {timeout_s:g} s after the start command")
+    first = process_status(site).pid
+    time.sleep(stay_up_s)
+    now = process_status(site)
+    if not now.running or (first is not None and now.pid != first):
+        return ProcessAction(
+            "start", False, now.running, f"started, then exited within {stay_up_s:g} s ({now.detail}): see its logs"
+        )
+    return ProcessAction("start", True, True, "system running")
 
 
 @contextlib.contextmanager

@@ -178,6 +178,16 @@ def _outcome(
     option.reconciliation = reconciled.summary()
 
 
+def state_missing(site: Site) -> list[str]:
+    """State paths that are gone or empty: only a restore brings them back (with the data)."""
+    missing = []
+    for top in site.state_paths:
+        path = site.path(top)
+        if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+            missing.append(top + "/")
+    return missing
+
+
 def _repair_option(site: Site, ledger: Ledger, fills: dict[int, Trade], known: set[int], exchange: Any) -> RemedyOption:
     option = RemedyOption(REPAIR, viable=True)
     if not ledger.exists:
@@ -185,7 +195,7 @@ def _repair_option(site: Site, ledger: Ledger, fills: dict[int, Trade], known: s
         option.why_not.append(f"{site.trades_file} is missing: there is no ledger to repair")
         return option
     others = [p for p in site.critical if p.rstrip("/") not in (site.trades_file, site.positions_file)]
-    gone = [p for p in others if not site.path(p.rstrip("/")).exists()]
+    gone = [p for p in others if not site.path(p.rstrip("/")).exists()] + state_missing(site)
     if gone:
         option.viable = False
         option.why_not.append(f"{', '.join(gone)} missing: only a restore brings it back")
@@ -217,7 +227,11 @@ def _restore_option(
         option.why_not.append("no backup verifies and holds data that passes the data check")
         return option
     try:
-        option.restore_plan = manager.plan_restore(backup_id, restore_config=False, restore_data=True)
+        # Lost state comes back with the data: the trading process cannot run without it.
+        state = bool(state_missing(site))
+        option.restore_plan = manager.plan_restore(
+            backup_id, restore_config=False, restore_state=state, restore_data=True
+        )
     except (BackupError, RestoreError) as exc:
         option.viable = False
         option.why_not.append(f"the dry run refuses: {exc}")
@@ -239,12 +253,22 @@ def plan_remedy(
     no exchange to reconcile with."""
     ledger = read_ledger(site.path(site.trades_file), site.trades_file)
     restored = _backup_ledger(site, manager, backup_id)
-    known = ledger.ids | set(fills) | (restored.ids if restored else set())
+    phantoms = phantom_ids(ledger.ids, fills)
+    known = (ledger.ids - phantoms) | set(fills) | ((restored.ids - phantoms) if restored else set())
     options = [
         _repair_option(site, ledger, fills, known, exchange),
         _restore_option(site, manager, backup_id, restored, fills, known, exchange),
     ]
     return RemedyPlan(options, known, data_fingerprint(site))
+
+
+def phantom_ids(ids: set[int], fills: dict[int, Trade]) -> set[int]:
+    """Ledger ids inside the exchange's history (above its first fill) that the exchange never had:
+    rows nobody traded. They are not trades a remedy could lose."""
+    if not fills:
+        return set()
+    first = min(fills)
+    return {i for i in ids if i > first and i not in fills}
 
 
 def positions_in_file(path: Path) -> dict[str, Decimal] | None:

@@ -71,6 +71,9 @@ def frame_text(frame: Any) -> str:
     """The plain-text form, for terminals and text/plain readers."""
     import pandas as pd
 
+    if frame.empty:
+        return "(none)"  # not pandas' "Empty DataFrame / Columns: [...] / Index: []"
+
     with pd.option_context("display.max_colwidth", None):
         return frame.to_string(index=False)
 

@@ -8,23 +8,36 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .backup import BackupError, BackupStatus
+from .clock import now
 from .health import health_check
 from .health_checks import writable_problem
 from .notebook import Run
 from .rendering import Findings, frame_html, frame_text
+from .steps_base import Halted, refused
 
 
-def backup_dir_status(run: Run) -> Findings:
-    """Runbook D step 1: the backup directory exists (created if not) and is writable."""
+def backup_dir_status(run: Run) -> Findings | Halted:
+    """Runbook D step 1: the backup directory exists (created if not; a file in its place is moved
+    aside, never deleted) and is writable."""
     directory = run.manager.backup_dir
     created = False
     fixed_mode = False
+    moved_aside = None
+    if directory.exists() and not directory.is_dir():
+        aside = directory.with_name(f"{directory.name}.not-a-directory-{now():%Y%m%dT%H%M%SZ}")
+        summary = f"Move the file {run.relative(directory)} (where the backup directory belongs) aside to {aside.name}"
+        if skipped := refused(run, "backup", summary):
+            return skipped
+        directory.rename(aside)
+        moved_aside = run.relative(aside)
     if not directory.exists():
-        run.gate.confirm("backup", f"Create the missing backup directory {run.relative(directory)}")
+        if skipped := refused(run, "backup", f"Create the missing backup directory {run.relative(directory)}"):
+            return skipped
         directory.mkdir(parents=True)
         created = True
     elif not directory.stat().st_mode & stat.S_IWUSR:
-        run.gate.confirm("backup", f"Give the owner write permission on {run.relative(directory)}")
+        if skipped := refused(run, "backup", f"Give the owner write permission on {run.relative(directory)}"):
+            return skipped
         directory.chmod(stat.S_IMODE(directory.stat().st_mode) | stat.S_IWUSR)
         fixed_mode = True
     writable = health_check.run("backups", run.site)
@@ -35,6 +48,7 @@ def backup_dir_status(run: Run) -> Findings:
         "backup_dir": run.relative(directory),
         "created": created,
         "permissions_fixed": fixed_mode,
+        "moved_aside": moved_aside,
         "writable": writable_problem(directory) is None,
         "backups": len(backups),
         "message": writable.message,
@@ -90,14 +104,16 @@ def verify_all_backups(run: Run) -> BackupVerification:
     return result
 
 
-def quarantine_damaged(run: Run, verification: BackupVerification) -> Findings:
+def quarantine_damaged(run: Run, verification: BackupVerification) -> Findings | Halted:
     """Move every damaged or unreadable backup out of use (``.quarantine-<id>`` in the backup directory):
     never restored from, never a parent of a new backup, kept as evidence for the post-mortem."""
     if not verification.damaged:
         run.record("quarantine", {"ok": True, "quarantined": [], "failed": []})
         return Findings("Quarantine", {"ok": True, "quarantined": "none: every backup verifies"})
     names = ", ".join(verification.damaged)
-    run.gate.confirm("backup", f"Move the damaged backups out of use (kept as evidence, never deleted): {names}")
+    summary = f"Move the damaged backups out of use (kept as evidence, never deleted): {names}"
+    if skipped := refused(run, "backup", summary):
+        return skipped
     moved, failed = [], []
     for backup_id in verification.damaged:
         try:

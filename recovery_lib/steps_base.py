@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .approval import ApprovalRequired
 from .clock import now_iso
 from .errors import RecoveryError
 from .health import health_check
@@ -49,6 +50,25 @@ class Halted:
         )
 
 
+class NothingToDo:
+    """What a writing step returns when the assessment found no fault: nothing is stopped or changed."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def summary(self) -> str:
+        """One line for a person."""
+        return f"Nothing to do: {self.reason}. Nothing was stopped or changed."
+
+    def __repr__(self) -> str:
+        return "✅ " + self.summary()
+
+
+def idle(run: Run) -> NothingToDo | None:
+    """The :class:`NothingToDo` to return when the assessment found no fault, else None."""
+    return NothingToDo(run.nothing_to_do) if run.nothing_to_do else None
+
+
 def halt(run: Run, reason: str) -> Halted:
     """Stop the procedure here: record why; later steps skip."""
     reason = to_plain(reason, run.site.root)  # messages name files by their site path, never the host's
@@ -56,6 +76,25 @@ def halt(run: Run, reason: str) -> Halted:
         run.halted = reason
         run.record("halted", {"reason": reason, "at": now_iso()})
     return Halted(reason)
+
+
+def refused(run: Run, action: str, summary: str | None = None) -> Halted | None:
+    """The approval of ``action`` (``summary``: what it does; None: the one already requested).
+
+    Interactive, a missing approval raises :class:`ApprovalRequired`: the person clicks and reruns the
+    cell. Headless, nobody can click: the run halts, so the record still ends with its criteria,
+    escalation and outcome. Returns None when approved.
+    """
+    try:
+        if summary is None:
+            run.gate.require(action)
+        else:
+            run.gate.confirm(action, summary)
+    except ApprovalRequired as exc:
+        if run.gate.interactive:
+            raise
+        return halt(run, f"not approved: {exc}")
+    return None
 
 
 def halted(run: Run) -> Halted | None:

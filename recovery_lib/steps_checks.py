@@ -92,4 +92,4 @@ def reconcile(run: Run) -> ReconciliationShown | Halted:
     )
     if result.error:
         run.facts.external_systems_affected = True
-    return ReconciliationShown(result.ok, result.summary(), result.frame())
+    return ReconciliationShown(result.ok, result.summary(), result.frame().reset_index() if result.rows else None)

@@ -14,10 +14,19 @@ from .clock import human_duration, now
 from .exchange import get_exchange_client
 from .ledger import Trade, plan_repair, positions_of, read_ledger, write_ledger
 from .notebook import Run
-from .remedy import REPAIR, RESTORE, RemedyPlan, data_fingerprint, plan_remedy, positions_in_file
+from .remedy import (
+    REPAIR,
+    RESTORE,
+    RemedyPlan,
+    data_fingerprint,
+    phantom_ids,
+    plan_remedy,
+    positions_in_file,
+    state_missing,
+)
 from .rendering import Findings
 from .replay import exchange_fills, replay_fills, replay_symbols
-from .steps_base import Halted, halt, halted
+from .steps_base import Halted, NothingToDo, halt, halted, idle, refused
 from .steps_restore import BackupChoice
 
 
@@ -48,6 +57,9 @@ def assess_data_loss(run: Run) -> Any:
         rows.append({"": "✅ present" if there else "❌ MISSING", "what": path, "finding": ""})
         if not there:
             missing.append(path)
+    for path in state_missing(site):  # the trading process cannot run without its state
+        rows.append({"": "❌ MISSING", "what": path, "finding": "state: only a restore brings it back"})
+        missing.append(path)
     ledger = read_ledger(site.path(site.trades_file), site.trades_file)
     corruption = []
     if ledger.exists:
@@ -74,6 +86,10 @@ def assess_data_loss(run: Run) -> Any:
             corruption.append(f"{site.positions_file} disagrees with the trades for {', '.join(wrong[:8])}")
     _, fills, unreachable = _exchange(run)
     not_in_ledger = sorted(set(fills) - ledger.ids)
+    phantoms = sorted(phantom_ids(ledger.ids, fills))
+    if phantoms:
+        shown = ", ".join(map(str, phantoms[:5]))
+        corruption.append(f"{site.trades_file}: {len(phantoms)} trade(s) the exchange never had: {shown}")
     for finding in corruption:
         rows.append({"": "❌ CORRUPT", "what": finding.split(" ", 1)[0].rstrip(":"), "finding": finding})
     if unreachable:
@@ -88,9 +104,15 @@ def assess_data_loss(run: Run) -> Any:
                 + (f" (ids {not_in_ledger[0]}..{not_in_ledger[-1]})" if not_in_ledger else ""),
             }
         )
+    if not (missing or corruption or unreachable or not_in_ledger) and _whole(run):
+        run.nothing_to_do = (
+            "nothing is missing or corrupt, the ledger holds every trade the exchange has and reconciles"
+        )
+        rows.append({"": "✅ no fault", "what": "data", "finding": run.nothing_to_do + ": nothing to recover"})
     run.record(
         "data_loss_extent",
         {
+            "nothing_to_do": run.nothing_to_do,
             "missing": missing,
             "checked": list(site.critical),
             "corruption": corruption,
@@ -99,6 +121,14 @@ def assess_data_loss(run: Run) -> Any:
         },
     )
     return pd.DataFrame(rows, columns=["", "what", "finding"])
+
+
+def _whole(run: Run) -> bool:
+    """The data check and reconciliation both pass now."""
+    from .gate import trading_gate
+
+    gate = trading_gate(run.site)
+    return all(check.ok is not False for check in gate.checks if check.name != "config check")
 
 
 def data_loss_window(run: Run, choice: BackupChoice) -> Findings | None:
@@ -136,7 +166,7 @@ def data_loss_window(run: Run, choice: BackupChoice) -> Findings | None:
 def plan_remedies(run: Run, choice: BackupChoice) -> RemedyPlan | Halted:
     """Runbook B step 6, dry run: repair in place and restore, each worked out with what it loses.
     Nothing is changed."""
-    if skipped := halted(run):
+    if skipped := halted(run) or idle(run):
         return skipped
     client, fills, unreachable = _exchange(run)
     if unreachable:
@@ -152,27 +182,39 @@ def plan_remedies(run: Run, choice: BackupChoice) -> RemedyPlan | Halted:
 def remedy_approval(run: Run, options: RemedyPlan | Halted, remedy: str = "least_loss") -> Any:
     """The approval of one remedy. ``remedy`` (the notebook parameter): "least_loss" takes the
     recommended option; "repair" or "restore" insists on one (halts if it is not possible). In
-    JupyterLab the person picks among the possible ones."""
-    if isinstance(options, Halted):
+    JupyterLab the person picks among the possible ones. Headless, "least_loss" takes the least loss
+    among the options the ``approve`` parameter allows, and the record says when that is not the
+    overall least loss."""
+    if isinstance(options, Halted | NothingToDo):
         return options
     wanted = options.recommended if remedy == "least_loss" else options.option(remedy)
     if wanted is None or not wanted.viable:
         run.facts.restore_failed = True
         why = "; ".join(wanted.why_not if wanted else [w for o in options.options for w in o.why_not])
         return halt(run, f"{'no remedy' if remedy == 'least_loss' else remedy} possible: {why}")
+    if remedy == "least_loss" and not run.gate.interactive and wanted.action not in run.gate.approvals:
+        allowed = [o for o in options.options if o.viable and o.action in run.gate.approvals]
+        if allowed:
+            chosen = min(allowed, key=lambda o: (o.trades_lost, o.reconciles is False, len(o.files_changed)))
+            run.record(
+                "remedy_choice",
+                {"recommended": wanted.action, "chosen": chosen.action, "why": "the recommended one is not approved"},
+            )
+            wanted = chosen
+    run.remedy_action = wanted.action
     viable = {o.action: o.describe() for o in options.options if o.viable}
     return run.gate.request_choice(viable, default=wanted.action, step="6b. Apply the remedy")
 
 
 def apply_remedy(run: Run, options: RemedyPlan | Halted) -> Any:
     """Runbook B step 6: apply the approved option exactly as planned. Fails closed without approval."""
-    if isinstance(options, Halted):
+    if isinstance(options, Halted | NothingToDo):
         return options
     if skipped := halted(run):
         return skipped
-    recommended = options.recommended
-    action = run.gate.chosen([REPAIR, RESTORE], default=recommended.action if recommended else RESTORE)
-    run.gate.require(action)
+    action = run.gate.chosen([REPAIR, RESTORE], default=run.remedy_action or RESTORE)
+    if skipped := refused(run, action):
+        return skipped
     option = options.option(action)
     if option is None or not option.viable:  # never reached through the gate; kept as a hard stop
         return halt(run, f"{action} is not possible: {'; '.join(option.why_not) if option else 'not offered'}")
@@ -229,7 +271,7 @@ class Repaired:
 def replay_trades(run: Run) -> Any:
     """Write back every fill the exchange knows that the ledger lacks (original ids), recompute positions,
     and count trades lost, recovered from the exchange, and still missing (recorded as ``trades``)."""
-    if skipped := halted(run):
+    if skipped := halted(run) or idle(run):
         return skipped
     client, fills, unreachable = _exchange(run)
     if client is None:

@@ -7,8 +7,10 @@ from typing import Any
 
 from .clock import human_duration
 from .escalation import Escalation, assess
+from .gate import trading_gate
 from .notebook import Run
 from .postmortem import IncidentSummary, notification, summarize
+from .process import process_status
 from .steps_restore import NotTaken, verified_backup
 from .steps_system import record_escalation
 
@@ -29,6 +31,9 @@ def incident_summary(run: Run, records: list[str]) -> Any:
     import pandas as pd
 
     summary = summarize(records)
+    gate = trading_gate(run.site)  # the site as it is now, not only as the records left it
+    summary.gate_failing = gate.reason() or None
+    summary.trading_now = process_status(run.site).running
     run.summary = summary
     run.record("incident_summary", summary)
     verdict = {True: "✅ yes: every success criterion passed and verification passed", None: "❓ not recorded"}

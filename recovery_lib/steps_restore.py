@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backup import BackupError, BackupMetadata, BackupStatus
+from .backup import BackupError, BackupMetadata, BackupStatus, fitness_problems
 from .checklist import Checklist
+from .errors import RecoveryError
 from .gate import trading_gate
 from .notebook import Run
 from .records import to_plain
 from .rendering import LiveWidget, human_age, human_size, human_time
 from .restore import RestorePlan, RestoreResult
 from .restore_journal import RestoreError
-from .steps_base import Halted, halt, halted
+from .steps_base import Halted, NothingToDo, halt, halted, idle, refused
 
 VERIFIED_TAG = "verified"
 
@@ -157,6 +158,11 @@ def choose_backup(run: Run, backup_id: str, needs: tuple[str, ...] = (), require
         metadata = run.manager.latest(needs) if backup_id == "latest" else run.manager.get_backup(backup_id)
     except BackupError as exc:
         passed_over.append(str(exc))
+    if metadata is not None and backup_id != "latest":  # the rule "latest" follows holds for a named one too
+        unfit = fitness_problems(run.site, run.manager.backup_dir / metadata.backup_id, needs)
+        if unfit:
+            passed_over += [f"{problem}: it cannot fix the fault; choose another backup or latest" for problem in unfit]
+            metadata = None
     passed_over = run.manager.notes[notes_before:] + passed_over
     run.record(
         "backup_selection",
@@ -228,9 +234,8 @@ def restore(run: Run, restore_plan: RestorePlan | Halted) -> RestoreResult | Hal
     """Apply exactly the approved plan. Fails closed (raises) without approval."""
     if isinstance(restore_plan, Halted):
         return restore_plan
-    if skipped := halted(run):
+    if skipped := halted(run) or refused(run, "restore"):
         return skipped
-    run.gate.require("restore")
     try:
         result = run.manager.apply_restore(restore_plan)
     except (BackupError, RestoreError) as exc:
@@ -263,10 +268,12 @@ def create_backup(run: Run, name: str, description: str, tags: list[str]) -> str
     that is :func:`verified_backup`'s to give."""
     if VERIFIED_TAG in tags:
         raise ValueError(f"{name}: a backup tagged {VERIFIED_TAG!r} is taken with verified_backup(), behind the gate")
-    run.gate.confirm("backup", f"Create a backup of the site: {description} (tags: {', '.join(tags)})")
+    if skipped := refused(run, "backup", f"Create a backup of the site: {description} (tags: {', '.join(tags)})"):
+        run.record(name, {"ok": False, "error": skipped.reason})
+        return skipped
     try:
         backup_id = run.manager.create_backup(description=description, tags=tags)
-    except BackupError as exc:
+    except RecoveryError as exc:  # a backup error, or a lock that cannot be taken: named, never a traceback
         run.record(name, {"ok": False, "error": str(exc)})
         return halt(run, f"{name} failed: {exc}")
     run.record(name, {"ok": True, "backup_id": backup_id, "tags": tags})
@@ -305,32 +312,34 @@ def verified_backup(
         run.record(name, {"ok": False, "skipped": True, "reasons": reasons})
         return NotTaken("; ".join(reasons))
     tags = list(dict.fromkeys([*tags, VERIFIED_TAG]))
-    run.gate.confirm("backup", f"Create a backup of the site: {description} (tags: {', '.join(tags)})")
+    if skipped := refused(run, "backup", f"Create a backup of the site: {description} (tags: {', '.join(tags)})"):
+        run.record(name, {"ok": False, "error": skipped.reason})
+        return NotTaken(skipped.reason)
     try:
         backup_id = run.manager.create_backup(description=description, tags=tags)
-    except BackupError as exc:
+    except RecoveryError as exc:
         run.record(name, {"ok": False, "error": str(exc)})
         return NotTaken(f"the backup failed: {exc}")
     run.record(name, {"ok": True, "backup_id": backup_id, "tags": tags})
     return backup_id
 
 
-def pre_recovery_backup(run: Run) -> str | Halted:
+def pre_recovery_backup(run: Run) -> str | Halted | NothingToDo:
     """Back up the current state before restoring (runbook B step 5); nothing left to save is not an error."""
-    if skipped := halted(run):
+    if skipped := halted(run) or idle(run):
         return skipped
     tops = [run.site.path(top) for paths in run.site.categories.values() for top in paths]
     if not any(top.exists() for top in tops):
         run.record("pre_recovery_backup", {"ok": True, "backup_id": None, "note": "nothing left to save"})
         return "Nothing left in the site to save."
-    run.gate.confirm(
-        "backup", "Create a backup of the site: Pre-recovery current state (tags: pre-recovery, emergency)"
-    )
+    summary = "Create a backup of the site: Pre-recovery current state (tags: pre-recovery, emergency)"
+    if skipped := refused(run, "backup", summary):
+        return skipped
     try:
         backup_id = run.manager.create_backup(
             description="Pre-recovery current state", tags=["pre-recovery", "emergency"]
         )
-    except BackupError as exc:
+    except RecoveryError as exc:
         run.record("pre_recovery_backup", {"ok": False, "error": str(exc)})
         return halt(run, f"pre-recovery backup failed: {exc}")
     run.record("pre_recovery_backup", {"ok": True, "backup_id": backup_id})

@@ -21,7 +21,7 @@ from .health import HealthResult, health_check
 from .notebook import Run
 from .process import ProcessAction, process_status, start_system, stop_system
 from .rendering import Findings
-from .steps_base import Halted, halted
+from .steps_base import Halted, NothingToDo, halted, idle, refused
 from .triage import Triage, triage
 
 
@@ -79,15 +79,15 @@ def detect(run: Run, results: dict[str, HealthResult]) -> Triage:
     return found
 
 
-def stop(run: Run) -> ProcessAction | Halted:
+def stop(run: Run) -> ProcessAction | Halted | NothingToDo:
     """Procedure step "Stop the system"."""
-    if skipped := halted(run):
+    if skipped := halted(run) or idle(run):
         return skipped
     status = process_status(run.site)
     if status.running and run.site.process.stop:
-        run.gate.confirm(
-            "stop_system", f"Stop the trading system, which is {status.detail}. Command: {run.site.process.stop}"
-        )
+        summary = f"Stop the trading system, which is {status.detail}. Command: {run.site.process.stop}"
+        if skipped := refused(run, "stop_system", summary):
+            return skipped
     action = stop_system(run.site)
     run.record("stop_system", action)
     return action
@@ -128,6 +128,7 @@ def restart(run: Run, before: Checklist | None = None) -> ProcessAction | Restar
     """
     if skipped := halted(run):
         run.facts.trading_held = run.facts.trading_held or f"the procedure halted ({skipped.reason})"
+        _keep_stopped(run, run.facts.trading_held)
         return skipped
     gate = trading_gate(run.site)
     reasons = [f"{check.name}: {check.detail}" for check in gate.failing]
@@ -135,20 +136,37 @@ def restart(run: Run, before: Checklist | None = None) -> ProcessAction | Restar
     reasons += [f"criterion '{row['criterion']}' failed ({row['evidence']})" for row in failed]
     run.record("trading_gate", {**gate.to_dict(), "criteria_failed": [row["criterion"] for row in failed]})
     if reasons:
-        running = process_status(run.site).running
         run.facts.trading_held = "; ".join(reasons)
+        running = _keep_stopped(run, reasons[0])
         run.record(
             "restart_system",
             {"action": "start", "ok": False, "refused": True, "running_after": running, "reasons": reasons},
         )
         return RestartRefused(reasons, running)
     if run.site.process.start and not process_status(run.site).running:
-        run.gate.confirm("start_system", f"Start the trading system. Command: {run.site.process.start}")
+        summary = f"Start the trading system. Command: {run.site.process.start}"
+        if skipped := refused(run, "start_system", summary):
+            run.facts.trading_held = f"the start was not approved ({skipped.reason})"
+            return skipped
     action = start_system(run.site)
     run.record("restart_system", action)
     if not action.ok:
         run.facts.trading_held = f"the start command did not bring it up: {action.message}"
     return action
+
+
+def _keep_stopped(run: Run, why: str) -> bool | None:
+    """Trading must not run on a state that failed the gate: if someone started it meanwhile, stop it
+    again (with approval). Returns whether it runs now."""
+    status = process_status(run.site)
+    if status.running and run.site.process.stop:
+        summary = (
+            f"Stop the trading system again: it is {status.detail} on a state that did not pass the gate "
+            f"({why}). Command: {run.site.process.stop}"
+        )
+        if not refused(run, "stop_system", summary):
+            run.record("stop_system", stop_system(run.site))
+    return process_status(run.site).running
 
 
 def declare_incident(run: Run) -> Findings:
@@ -202,6 +220,7 @@ def escalation(run: Run, complete_failure: bool = False, systems_affected: int =
     facts = run.facts
     facts.complete_failure = facts.complete_failure or complete_failure
     facts.systems_affected = max(facts.systems_affected, systems_affected)
+    facts.trading_running = process_status(run.site).running
     return record_escalation(run, assess(facts, run.site))
 
 

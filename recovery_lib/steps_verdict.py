@@ -21,15 +21,18 @@ from .health import HealthResult
 from .integrity import check_data
 from .notebook import Run
 from .process import process_status
-from .steps_base import Halted, ProcedureFailed, health, succeeded
+from .steps_base import Halted, NothingToDo, ProcedureFailed, health, succeeded
 from .steps_system import RestartRefused
 
 PENDING: Any = object()  # a criterion the restart step has not judged yet
 
 
 def _summary(value: Any) -> str:
+    """One line of evidence: a result's summary, never a repr with a table in it."""
     summary = getattr(value, "summary", None)
-    return summary() if callable(summary) else str(value)
+    if callable(summary):
+        return summary()
+    return summary if isinstance(summary, str) else repr(value)
 
 
 def _started(run: Run, action: Any) -> tuple[bool | None, str]:
@@ -67,7 +70,7 @@ def criteria_b(run: Run, result: Any, reconciliation: Any, restart_action: Any =
     started, start_why = _started(run, restart_action)
     return (
         Checklist("Procedure B: Data Recovery")
-        .check("Data files restored", succeeded(result), _summary(result))
+        .check("Data files restored", None if isinstance(result, NothingToDo) else succeeded(result), _summary(result))
         .check("Data integrity verified", data.ok, data.summary())
         .check("Data reconciled with external systems", reconciled, _summary(reconciliation))
         .check("Health checks pass", healthy, why)
@@ -77,7 +80,7 @@ def criteria_b(run: Run, result: Any, reconciliation: Any, restart_action: Any =
 
 # The trading system's checks; the `backups` check is Procedure D's, which triage schedules next
 # when it fails, and the verification notebook checks everything.
-SYSTEM_CHECKS = ("config", "data", "disk", "exchange")
+SYSTEM_CHECKS = ("config", "data", "disk", "exchange", "reconciliation")
 
 
 def criteria_c(run: Run, result: Any, post_backup: Any = PENDING, restart_action: Any = PENDING) -> Checklist:
@@ -117,7 +120,11 @@ def criteria_d(run: Run, directory: dict[str, Any], verification: Any, emergency
         verified_why = "every backup verifies (every byte hashed)"
     return (
         Checklist("Procedure D: Backup System Recovery")
-        .check("Backup directory accessible", bool(directory.get("writable")), directory.get("message", ""))
+        .check(
+            "Backup directory accessible",
+            bool(directory.get("writable")) if isinstance(directory, dict) else False,
+            directory.get("message", "") if isinstance(directory, dict) else _summary(directory),
+        )
         .check("Can create new backups", isinstance(emergency, str), _summary(emergency))
         .check("Existing backups verified", not left, verified_why)
         .check(

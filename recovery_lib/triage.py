@@ -83,7 +83,9 @@ def triage(site: Site, results: dict[str, HealthResult] | None = None) -> Triage
     failed = [name for name, result in results.items() if not result.healthy]
     missing = missing_paths(site)
     config_bad = "config" in failed
-    data_bad = "data" in failed or any(p in site.critical for p in missing)
+    # Positions that disagree with a reachable exchange are a data fault too (a row nobody traded).
+    disagrees = "reconciliation" in failed and "exchange" not in failed
+    data_bad = "data" in failed or disagrees or any(p in site.critical for p in missing)
     state_gone = any(p.rstrip("/") in site.state_paths for p in missing)
     backups_bad = "backups" in failed
     evidence = {name: {"healthy": r.healthy, "message": r.message} for name, r in results.items()}

@@ -388,6 +388,16 @@ def _check_newest_backup(site: Site, fault: Fault, relative: str) -> None:
 
 def _check_data_fault(site: Site, fault: Fault, original_trades: bytes, original_positions: bytes) -> None:
     trades, positions = site.path(site.trades_file), site.path(site.positions_file)
+    if fault.variant == "state_deleted":
+        assert all(not site.path(top).exists() for top in site.state_paths)
+        assert trades.read_bytes() == original_trades and healthy(site, "data")
+        return
+    if fault.variant == "phantom_trade":
+        # The ledger and positions agree with each other, but not with the exchange.
+        added = trades.read_bytes()[len(original_trades) :].splitlines()
+        assert trades.read_bytes().startswith(original_trades) and len(added) == 1
+        assert healthy(site, "data") and not healthy(site, "reconciliation")
+        return
     assert not healthy(site, "data")
     if fault.variant in ("files_deleted", "newest_backup_damaged"):
         assert not trades.exists() and not positions.exists()
@@ -435,6 +445,9 @@ def _check_backup_fault(site: Site, fault: Fault, facts: dict[str, Any]) -> None
         assert stat.S_IMODE(site.backup_dir.stat().st_mode) & 0o222 == 0
         assert not healthy(site, "backups")
         assert manager.verify_backup(facts["older"]).ok, "existing backups stay readable"
+    elif fault.variant == "dir_replaced_by_file":
+        assert site.backup_dir.is_file()
+        assert "is a file, not a directory" in health_check.run("backups", site).message
     elif fault.variant == "metadata_deleted":
         assert manager.list_backups() == []
         assert [u.backup_id for u in manager.unreadable] == [facts["older"]]

@@ -22,7 +22,7 @@ from recovery_lib.errors import SiteError
 from recovery_lib.ledger import positions_csv, read_ledger
 from recovery_lib.site import Site, load_site
 
-BUILTIN = ["config", "data", "backups", "disk", "process", "exchange"]
+BUILTIN = ["config", "data", "backups", "disk", "process", "exchange", "reconciliation"]
 FRESH_UNHEALTHY = {"backups", "process"}  # a fresh sandbox has no backup and no running process
 
 
@@ -43,14 +43,14 @@ def unhealthy(results: dict[str, HealthResult]) -> set[str]:
     return {name for name, result in results.items() if not result.healthy}
 
 
-def expect_failure(sandbox: Path, name: str, *fragments: str) -> HealthResult:
-    """``name`` is unhealthy with a message containing every fragment; no other check changed."""
+def expect_failure(sandbox: Path, name: str, *fragments: str, also: frozenset[str] = frozenset()) -> HealthResult:
+    """``name`` is unhealthy with a message containing every fragment; no other check but ``also`` changed."""
     results = run_all(sandbox)
     result = results[name]
     assert not result.healthy, result.message
     for fragment in fragments:
         assert fragment in result.message, result.message
-    assert unhealthy(results) == FRESH_UNHEALTHY | {name}
+    assert unhealthy(results) == FRESH_UNHEALTHY | {name} | also
     return result
 
 
@@ -158,7 +158,10 @@ def test_every_problem_is_counted_beyond_the_listed_ones(sandbox: Path) -> None:
         handle.write("\n".join(rows[:70] + bad) + "\n")
     # Positions that agree with every valid row, copies included: only the 100 row problems remain.
     (sandbox / "data/positions.csv").write_text(positions_csv(read_ledger(trades, "data/trades.csv").trades))
-    result = expect_failure(sandbox, "data", "data/trades.csv line 572: incomplete or invalid trade row")
+    # The positions now hold the copies too, so they disagree with the exchange as well.
+    result = expect_failure(
+        sandbox, "data", "data/trades.csv line 572: incomplete or invalid trade row", also=frozenset({"reconciliation"})
+    )
     assert len(result.details["problems"]) == 20 and result.details["more_problems"] == 80
     assert "(+99 more problem(s))" in result.message
     assert sum("invalid trade row" in p for p in result.details["problems"]) == 20  # bad rows are met first
@@ -183,7 +186,13 @@ def test_duplicate_position_is_reported_not_crashed(sandbox: Path) -> None:
 
 def test_position_quantity_disagrees_with_trades(sandbox: Path) -> None:
     edit(sandbox / "data/positions.csv", "BTC/USD,2.5669,", "BTC/USD,2.5670,")
-    expect_failure(sandbox, "data", "BTC/USD quantity 2.5670 differs from the net of trades 2.5669")
+    # the position disagrees with the exchange's balance too
+    expect_failure(
+        sandbox,
+        "data",
+        "BTC/USD quantity 2.5670 differs from the net of trades 2.5669",
+        also=frozenset({"reconciliation"}),
+    )
 
 
 def test_position_avg_price_disagrees_with_trades(sandbox: Path) -> None:
@@ -197,7 +206,7 @@ def test_position_avg_price_disagrees_with_trades(sandbox: Path) -> None:
 def test_position_missing_for_traded_symbol(sandbox: Path) -> None:
     positions = sandbox / "data/positions.csv"
     positions.write_text("".join(line for line in positions.read_text().splitlines(True) if "SOL/USD" not in line))
-    expect_failure(sandbox, "data", "no position for SOL/USD, but trades net to")
+    expect_failure(sandbox, "data", "no position for SOL/USD, but trades net to", also=frozenset({"reconciliation"}))
 
 
 def test_positions_missing_column(sandbox: Path) -> None:
@@ -403,7 +412,10 @@ def test_process_not_configured(sandbox: Path) -> None:
 
 def test_exchange_account_missing(sandbox: Path) -> None:
     (sandbox / "exchange/account.json").unlink()
-    result = expect_failure(sandbox, "exchange", "ExchangeError", "exchange/account.json is missing")
+    # without balances nothing can be reconciled either
+    result = expect_failure(
+        sandbox, "exchange", "ExchangeError", "exchange/account.json is missing", also=frozenset({"reconciliation"})
+    )
     assert result.details == {"exception": "ExchangeError"}
 
 
@@ -620,3 +632,27 @@ def test_a_stale_and_damaged_backup_reports_both(sandbox: Path) -> None:
     assert not result.healthy
     assert f"backup {backup_id}: config/config.toml: hash:" in result.message
     assert f"newest backup {backup_id} is 30.0 h old (max 24 h)" in result.message
+
+
+# --- reconciliation ---------------------------------------------------------------------------
+
+
+def test_a_whole_ledger_the_exchange_disagrees_with_fails_only_reconciliation(sandbox: Path) -> None:
+    """A trade the exchange never had, with positions recomputed: the files are consistent, so the
+    data check passes, and only reconciliation sees the fault."""
+    trades = sandbox / "data/trades.csv"
+    ledger = read_ledger(trades, "data/trades.csv")
+    last = ledger.trades[-1]
+    with trades.open("a") as handle:
+        handle.write(f"{ledger.highest_id() + 1},{last.timestamp},{last.symbol},buy,2.5000,{last.price}\n")
+    (sandbox / "data/positions.csv").write_text(positions_csv(read_ledger(trades, "data/trades.csv").trades))
+    result = expect_failure(sandbox, "reconciliation", last.symbol, "(Procedure B)")
+    assert [d["symbol"] for d in result.details["discrepancies"]] == [last.symbol]
+
+
+def test_reconciliation_not_configured(sandbox: Path) -> None:
+    edit(sandbox / "recovery.toml", 'client = "simulated"', 'client = "none"')
+    result = health_check.run("reconciliation", sandbox)
+    assert result.healthy
+    assert result.message.startswith("not monitored")
+    assert result.details == {"configured": False}

@@ -228,23 +228,45 @@ def _files(site: Path) -> dict[str, bytes]:
 # --- finding 2: trading restarts only on a whole system --------------------------------------------
 
 
-def test_procedure_a_never_restarts_trading_on_a_config_that_fails_its_check(trading: Path, tmp_path: Path) -> None:
-    """An explicit backup of the broken config is restored (with its warning); the config check fails,
-    so the restart refuses and trading stays stopped."""
+def test_procedure_a_never_restarts_trading_on_a_site_that_fails_the_gate(trading: Path, tmp_path: Path) -> None:
+    """A restores the config and its own checks pass, but the data does not: the restart refuses and
+    trading stays stopped (the gate is config, data AND reconciliation, not only A's own criteria)."""
+    site = load_site(trading)
+    assert stop_system(site).ok
+    positions = site.path(site.positions_file)
+    lines = positions.read_text().splitlines()
+    symbol, quantity, avg = lines[1].split(",")
+    lines[1] = f"{symbol},{float(quantity) + 1:.4f},{avg}"
+    positions.write_text("\n".join(lines) + "\n")
+    config = site.path(site.config_file)
+    config.write_text(config.read_text() + "\n[trading = broken\n")
+    error = execute("A_config_recovery.ipynb", tmp_path / "A.ipynb", trading)
+    records = read_notebook(tmp_path / "A.ipynb")
+    assert error and error.startswith("ProcedureFailed"), error
+    assert records["restore_result"]["ok"] is True and records["config_check"]["ok"] is True
+    assert records["restart_system"]["refused"] is True
+    assert any(reason.startswith("data check") for reason in records["restart_system"]["reasons"])
+    assert process_status(site).running is False
+    assert records["outcome"]["success"] is False and records["outcome"]["trading_running"] is False
+    assert records["outcome"]["failed_criteria"] == ["System starts successfully"]
+    assert records["escalation"]["level"] >= 2
+    assert any("Trading stays STOPPED" in step for step in records["escalation"]["next_steps"])
+
+
+def test_a_named_backup_that_cannot_fix_the_fault_is_not_restored(trading: Path, tmp_path: Path) -> None:
+    """The rule "latest" follows holds for a named backup: the nightly backup of the broken config is refused."""
     site = load_site(trading)
     config = site.path(site.config_file)
     config.write_text(config.read_text() + "\n[trading = broken\n")
+    broken_text = config.read_bytes()
     broken = RecoveryManager(site=site).create_backup(description="nightly, of the broken config")
     error = execute("A_config_recovery.ipynb", tmp_path / "A.ipynb", trading, backup_id=broken)
     records = read_notebook(tmp_path / "A.ipynb")
     assert error and error.startswith("ProcedureFailed"), error
-    assert records["restart_system"]["refused"] is True
-    assert any("config check" in reason for reason in records["restart_system"]["reasons"])
-    assert process_status(site).running is False
-    assert records["outcome"]["success"] is False and records["outcome"]["trading_running"] is False
-    assert "Config file is valid" in records["outcome"]["failed_criteria"]
-    assert records["escalation"]["level"] >= 2
-    assert any("Trading stays STOPPED" in step for step in records["escalation"]["next_steps"])
+    assert records["backup_selection"]["backup_id"] is None
+    assert any("cannot fix the fault" in reason for reason in records["backup_selection"]["skipped"])
+    assert "restore_result" not in records.records and config.read_bytes() == broken_text
+    assert process_status(site).running is False and records["outcome"]["trading_running"] is False
 
 
 # --- finding 3: "latest" is a backup that can fix the fault ----------------------------------------
@@ -354,7 +376,73 @@ def test_post_recovery_refuses_a_records_path_that_does_not_exist(sandbox: Path,
     assert _files(sandbox) == before
 
 
+def test_post_recovery_refuses_records_of_another_incident(trading: Path, tmp_path: Path) -> None:
+    """A summary built from another incident's records would report its outcome as this one's."""
+    for incident in ("INC-1", "INC-2"):
+        assert (
+            execute("00_detect_and_triage.ipynb", tmp_path / f"{incident}.ipynb", trading, incident_id=incident) is None
+        )
+    records = [str(tmp_path / "INC-1.ipynb"), str(tmp_path / "INC-2.ipynb")]
+    error = execute("P_post_recovery.ipynb", tmp_path / "P.ipynb", trading, records=records)
+    assert error and error.startswith("ParameterError") and "mixes incidents" in error, error
+    error = execute("P_post_recovery.ipynb", tmp_path / "P2.ipynb", trading, records=records[:1], incident_id="INC-9")
+    assert error and error.startswith("ParameterError") and "'INC-9'" in error, error
+
+
+def test_an_empty_required_section_fails_the_config_check(sandbox: Path) -> None:
+    (sandbox / "config" / "config.toml").write_text("[trading]\n[risk]\n[live]\nenabled = true\n")
+    result = health_check.run("config", sandbox)
+    assert not result.healthy and "empty [trading] section" in result.message
+
+
 # --- finding 7: least loss first, and no trade lost ------------------------------------------------
+
+
+def test_procedure_b_on_a_healthy_site_changes_nothing_and_keeps_trading(trading: Path, tmp_path: Path) -> None:
+    site = load_site(trading)
+    pid = process_status(site).pid
+    backups = len(RecoveryManager(site=site).list_backups())
+    error = execute("B_data_recovery.ipynb", tmp_path / "B.ipynb", trading)
+    records = read_notebook(tmp_path / "B.ipynb")
+    assert error is None, error
+    assert records["data_loss_extent"]["nothing_to_do"]
+    assert "stop_system" not in records.records and "remedy" not in records.records
+    assert process_status(site).pid == pid, "trading was stopped although nothing was wrong"
+    assert len(RecoveryManager(site=site).list_backups()) == backups
+    assert records["outcome"]["success"] is True
+
+
+def test_without_repair_approved_the_least_loss_among_the_approved_is_taken(trading: Path, tmp_path: Path) -> None:
+    site = load_site(trading)
+    trades = site.path(site.trades_file)
+    assert stop_system(site).ok
+    rows = trades.read_text().splitlines()
+    trades.write_text("\n".join([*rows, rows[-1]]) + "\n")  # one duplicated row: a repair would do
+    approve = ["restore", "backup", "stop_system", "start_system"]
+    error = execute("B_data_recovery.ipynb", tmp_path / "B.ipynb", trading, approve=approve)
+    records = read_notebook(tmp_path / "B.ipynb")
+    assert error is None, error
+    assert records["remedy_plan"]["recommended"] == "repair"
+    assert records["remedy_choice"] == {
+        "recommended": "repair",
+        "chosen": "restore",
+        "why": "the recommended one is not approved",
+    }
+    assert records["remedy"]["action"] == "restore" and records["trades"]["still_missing"] == 0
+    assert records["outcome"]["success"] is True and process_status(site).running
+
+
+def test_a_missing_approval_headless_halts_and_escalates(trading: Path, tmp_path: Path) -> None:
+    """Headless nobody can click: a step without its approval halts the run, so the record still ends
+    with criteria, escalation (level 2 or more) and outcome."""
+    site = load_site(trading)
+    site.path(site.config_file).write_text("[trading\n")
+    error = execute("A_config_recovery.ipynb", tmp_path / "A.ipynb", trading, approve=["stop_system", "backup"])
+    records = read_notebook(tmp_path / "A.ipynb")
+    assert error and error.startswith("ProcedureFailed"), error
+    assert records["halted"]["reason"].startswith("not approved: restore")
+    assert records["escalation"]["level"] >= 2 and records["outcome"]["success"] is False
+    assert "restore_result" not in records.records
 
 
 def test_duplicated_rows_are_repaired_in_place_and_no_trade_is_lost(

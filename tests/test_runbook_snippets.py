@@ -123,7 +123,7 @@ def test_verification_1_on_a_fully_healthy_sandbox(sandbox: Path, run) -> None:
     make_fully_healthy(sandbox)
     lines = run(VERIFICATION_1).splitlines()
     assert lines[:4] == HEADER
-    body = lines[4:10]
+    body = lines[4:11]
     assert [line.split(":")[0] for line in body] == [
         "✅ CONFIG",
         "✅ DATA",
@@ -131,20 +131,22 @@ def test_verification_1_on_a_fully_healthy_sandbox(sandbox: Path, run) -> None:
         "✅ DISK",
         "✅ PROCESS",
         "✅ EXCHANGE",
+        "✅ RECONCILIATION",
     ]
     assert body[0] == "✅ CONFIG: config/config.toml is valid TOML with sections trading, risk, live"
     assert body[1] == "✅ DATA: 500 trades and 8 positions agree"
     assert re.fullmatch(r"✅ BACKUPS: newest backup \d{8}T\d{6}Z-full-[0-9a-f]{6} is 0\.0 h old", body[2])
     assert body[4] == "✅ PROCESS: trading process running (detect command 'true' exited 0)"
     assert body[5].startswith("✅ EXCHANGE: simulated: BTC/USD last ")
-    assert lines[10:] == ["", "🟢 System Healthy"]
+    assert body[6] == "✅ RECONCILIATION: all 8 position(s) equal the exchange's balances"
+    assert lines[11:] == ["", "🟢 System Healthy"]
 
 
 def test_verification_1_on_a_corrupted_config(sandbox: Path, run) -> None:
     corrupt_config(sandbox)
     lines = run(VERIFICATION_1).splitlines()
     assert lines[:4] == HEADER
-    body = lines[4:10]
+    body = lines[4:11]
     assert [line.split(":")[0] for line in body] == [
         "❌ CONFIG",
         "✅ DATA",
@@ -152,12 +154,13 @@ def test_verification_1_on_a_corrupted_config(sandbox: Path, run) -> None:
         "✅ DISK",
         "❌ PROCESS",
         "✅ EXCHANGE",
+        "✅ RECONCILIATION",
     ]
     assert body[0].startswith("❌ CONFIG: config/config.toml")
     assert f"config/config.toml is not valid TOML at line {CORRUPT_LINE}: " in body[0]
     assert body[0].endswith("(Procedure A restores it)")
     assert body[1] == "✅ DATA: 500 trades and 8 positions agree"  # the data is untouched
-    assert lines[10:] == ["", "🔴 System Unhealthy"]
+    assert lines[11:] == ["", "🔴 System Unhealthy"]
 
 
 def test_verification_2_counts_rows(sandbox: Path, run) -> None:

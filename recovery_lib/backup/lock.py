@@ -119,6 +119,11 @@ class BackupLock(_ReentrantFlock):
             return {}
 
     def _open(self) -> int:
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise LockFileError(
+                f"the backup directory {self.path.parent} is a file, not a directory: nothing can be backed up "
+                "there. Move the file aside (Procedure D does it) or set [backups] dir in recovery.toml."
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from ..atomic import fsync_dir
 from ..errors import RecoveryError
-from ..integrity import check_config_file
 from ..process import process_status
 from ..restore import RestorePlan, RestoreResult, execute_plan, make_plan, site_fingerprint
 from ..restore_journal import JOURNAL_NAME, RestoreError, recover_interrupted_restore
@@ -485,16 +484,12 @@ class RecoveryManager:
         return plan
 
     def _content_warnings(self, plan: RestorePlan) -> list[str]:
-        """A backup taken after the config broke holds the broken config: restoring it fixes nothing."""
-        if "config" not in plan.categories or not is_within(self.site.config_file, plan.tops["config"]):
-            return []
-        copy = self._get_backup_dir(plan.backup_id) / self.site.config_file
-        report = check_config_file(copy, self.site.required_sections, shown_as=self.site.config_file)
-        if report.ok:
-            return []
+        """A backup taken after the fault holds the fault (a broken config, data that fails the data
+        check): restoring it fixes nothing. Same rule as "latest" (:func:`fitness_problems`)."""
+        unfit = fitness_problems(self.site, self._get_backup_dir(plan.backup_id), plan.categories)
         return [
-            f"the backup's own {self.site.config_file} fails the config check ({report.summary()}): restoring it "
-            "will not fix the config. Choose an older backup (recovery backup list)."
+            f"{problem}: restoring it will not fix the fault. Choose another backup (recovery backup list)."
+            for problem in unfit
         ]
 
     def apply_restore(self, plan: RestorePlan) -> RestoreResult:

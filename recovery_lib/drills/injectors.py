@@ -19,6 +19,7 @@ from pathlib import Path
 from ..backup.manager import RecoveryManager, read_backups
 from ..clock import now_iso
 from ..errors import SiteError
+from ..ledger import positions_csv, read_ledger
 from ..process import stop_system
 from ..site import SANDBOX_MARKER, Site
 
@@ -38,6 +39,8 @@ VARIANTS = {
         "newest_backup_damaged",
     ),
     "data": (
+        "state_deleted",
+        "phantom_trade",
         "files_deleted",
         "dir_deleted",
         "truncated_csv",
@@ -47,7 +50,7 @@ VARIANTS = {
         "newest_backup_damaged",
     ),
     "full": ("everything", "newest_backup_damaged"),
-    "backup": ("dir_deleted", "unwritable", "newest_corrupted", "metadata_deleted"),
+    "backup": ("dir_deleted", "unwritable", "newest_corrupted", "metadata_deleted", "dir_replaced_by_file"),
 }
 # Faults no procedure can recover from here, chosen only by name (never by seed): they drill the
 # failure path, proving that the procedure keeps trading stopped, escalates and records a failure.
@@ -172,6 +175,21 @@ def _lose_data(site: Site, variant: str, rng: random.Random, actions: list[str])
             with path.open("ab") as handle:
                 handle.write(b"\n".join(copies) + b"\n")
         actions.append(f"{site.trades_file}: appended {len(copies)} duplicated rows (copies of existing trades)")
+    elif variant == "state_deleted":
+        for top in site.state_paths:
+            shutil.rmtree(site.path(top), ignore_errors=True)
+            actions.append(f"{top}/: deleted (the trading process dies on its next write)")
+    elif variant == "phantom_trade":
+        stopped = stop_system(site)
+        actions.append(f"trading process stopped ({stopped.message})")
+        ledger = read_ledger(site.path(site.trades_file), site.trades_file)
+        last = ledger.trades[len(ledger.trades) - 1]
+        phantom = f"{ledger.highest_id() + 1},{last.timestamp},{last.symbol},buy,2.5000,{last.price}"
+        with site.path(site.trades_file).open("a") as handle:
+            handle.write(phantom + "\n")
+        trades = read_ledger(site.path(site.trades_file), site.trades_file).trades
+        site.path(site.positions_file).write_text(positions_csv(trades))
+        actions.append(f"{site.trades_file}: appended a trade the exchange never had ({phantom}); positions recomputed")
     elif variant == "edited_position":
         stopped = stop_system(site)  # the process rewrites positions on every trade: edit behind its back
         actions.append(f"trading process stopped ({stopped.message})")
@@ -204,6 +222,13 @@ def _break_backups(site: Site, variant: str, rng: random.Random, actions: list[s
     elif variant == "unwritable":
         os.chmod(backup_dir, 0o555)
         actions.append(f"{site.relative(backup_dir)}/: made unwritable (mode 0555)")
+    elif variant == "dir_replaced_by_file":
+        for folder, dirs, _ in os.walk(backup_dir):
+            for name in dirs:
+                os.chmod(os.path.join(folder, name), 0o755)
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        backup_dir.write_text("not a directory\n")
+        actions.append(f"{site.relative(backup_dir)}: every backup deleted and a file put in its place")
     elif variant == "metadata_deleted":
         backups, _ = read_backups(backup_dir)
         if not backups:
