@@ -172,6 +172,23 @@ def test_stop_command_without_a_running_process_is_a_no_op(sandbox: Path) -> Non
     assert trade_count(sandbox) == before and not (sandbox / PIDFILE).exists()
 
 
+def test_a_system_that_exits_right_after_starting_has_not_started(sandbox: Path) -> None:
+    """It writes its pid and runs long enough to be seen, then dies (as one that crashes on its first
+    write would): start_system must say so, not report "system running"."""
+    config = sandbox / "recovery.toml"
+    start = next(line for line in config.read_text().splitlines() if line.startswith("start = "))
+    # its command line names live_ops, as [process] match expects
+    (sandbox / "run").mkdir(exist_ok=True)
+    (sandbox / "run/live_ops_dies.sh").write_text("echo $$ > run/live_ops.pid\nsleep 1\n")
+    config.write_text(config.read_text().replace(start, 'start = "sh run/live_ops_dies.sh"'))
+    site = load_site(sandbox)
+    started = start_system(site, timeout_s=15, stay_up_s=2.5)
+    assert not started.ok, started.message
+    assert started.running_after is False
+    assert "started, then exited within 2.5 s" in started.message
+    assert process_status(site).running is False
+
+
 def test_sigterm_mid_run_leaves_the_site_consistent(sandbox: Path) -> None:
     """A SIGTERM between trades (what ``--stop`` sends) never leaves a half-written trade behind."""
     site = load_site(sandbox)
