@@ -112,6 +112,24 @@ def _units(value: Decimal) -> tuple[int, int]:
     return int(value.scaleb(decimals)), decimals
 
 
+def _numeric_fields(trade: Trade, symbols: dict[str, int]) -> tuple[bool, dict[str, int | bool]]:
+    """A trade's column values (symbol code, side, quantity and price in integer units) and whether
+    they fit the int64 columns exactly; one that does not is stored as 0 and takes the slow path."""
+    qty, qdec = _units(trade.quantity)
+    px, pdec = _units(trade.price)
+    fits = max(abs(qty), abs(px)) < 2**63 and max(qdec, pdec) <= MAX_DIGITS
+    values: dict[str, int | bool] = {
+        "ids": trade.trade_id,
+        "sym": symbols.setdefault(trade.symbol, len(symbols)),
+        "buy": trade.side == "buy",
+        "qty": qty if fits else 0,
+        "qdec": qdec,
+        "px": px if fits else 0,
+        "pdec": pdec,
+    }
+    return fits, values
+
+
 def _leading_id(text: str) -> int | None:
     """The trade id a damaged row still shows (its first field), if any."""
     first = text.split(",", 1)[0].strip()
@@ -183,22 +201,9 @@ class TradeRows(Sequence[Trade]):
                     "build trades with parse_row() or trade_from_fill() so that what is written is what is counted"
                 )
             data = trade.line.encode(*ENCODING)
-            qty, qdec = _units(trade.quantity)
-            px, pdec = _units(trade.price)
-            if max(abs(qty), abs(px)) >= 2**63 or max(qdec, pdec) > MAX_DIGITS:
-                exact, qty, px = False, 0, 0
-            values = {
-                "buf": 0,
-                "start": offset,
-                "end": offset + len(data),
-                "ids": trade.trade_id,
-                "sym": symbols.setdefault(trade.symbol, len(symbols)),
-                "buy": trade.side == "buy",
-                "qty": qty,
-                "qdec": qdec,
-                "px": px,
-                "pdec": pdec,
-            }
+            fits, numeric = _numeric_fields(trade, symbols)
+            exact = exact and fits
+            values = {"buf": 0, "start": offset, "end": offset + len(data), **numeric}
             for name, value in values.items():
                 columns[name].append(value)
             encoded.append(data)
@@ -609,19 +614,8 @@ def read_ledger(path: Path, shown_as: str) -> Ledger:
             if line_index == 0:
                 continue
             position = line_index - 1
-            qty, qdec = _units(trade.quantity)
-            px, pdec = _units(trade.price)
-            if max(abs(qty), abs(px)) >= 2**63 or max(qdec, pdec) > MAX_DIGITS:
-                exact, qty, px = False, 0, 0
-            values = {
-                "ids": trade.trade_id,
-                "sym": symbol_codes.setdefault(trade.symbol, len(symbol_codes)),
-                "buy": trade.side == "buy",
-                "qty": qty,
-                "qdec": qdec,
-                "px": px,
-                "pdec": pdec,
-            }
+            fits, values = _numeric_fields(trade, symbol_codes)
+            exact = exact and fits
             for name, value in values.items():
                 columns[name][position] = value
             ok[position] = True
