@@ -169,7 +169,8 @@ def _check_backup_id(site: Site, backup_id: str) -> None:
     if backup_id == "latest" or (well_formed and (site.backup_dir / backup_id).is_dir()):
         return
     near = suggest_backup_ids(site.backup_dir, backup_id)
-    hint = f" Did you mean: {', '.join(near)}?" if near else " `recovery backup list` shows the backups."
+    # The list is named even with a suggestion: a near id is a guess, and may be the wrong backup.
+    hint = (f" Did you mean: {', '.join(near)}?" if near else "") + " `recovery backup list` shows the backups."
     raise ParameterError(
         f"parameter 'backup_id': there is no backup {backup_id!r} in {site.relative(site.backup_dir)}.{hint} "
         f'Use "latest" for the newest backup that verifies and fixes the fault. {_FIX}'

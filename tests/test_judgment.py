@@ -359,7 +359,7 @@ def test_a_typo_in_backup_id_is_refused_before_trading_is_touched(trading: Path,
     before = _files(trading)
     error = execute("A_config_recovery.ipynb", tmp_path / "A.ipynb", trading, backup_id=real[:-1])
     assert error and error.startswith("ParameterError"), error
-    assert f"Did you mean: {real}" in error
+    assert f"Did you mean: {real}" in error and "`recovery backup list` shows the backups" in error
     assert process_status(site).running and process_status(site).pid == pid, "trading was stopped for a typo"
     after = _files(trading)
     untouched = ("config/", "backups/")  # the trading process keeps writing data/ and state/
