@@ -54,7 +54,9 @@ def timed_shell(command: str) -> float:
 
 
 def drop_copy(path: Path) -> None:
-    subprocess.run(["chmod", "-R", "u+w", str(path)], check=False)
+    if not path.exists():
+        return
+    subprocess.run(["chmod", "-R", "u+w", str(path)], check=True)
     shutil.rmtree(path, ignore_errors=True)
 
 

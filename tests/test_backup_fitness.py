@@ -120,3 +120,24 @@ def test_a_data_backup_taken_after_the_data_was_lost_cannot_fix_it(sandbox: Path
     fresh = RecoveryManager(site=sandbox)
     assert fresh.latest(("data",)).backup_id == good
     assert any(after in note and f"{POSITIONS} is missing" in note for note in fresh.notes), fresh.notes
+
+
+def test_the_memo_answers_once_per_backup_and_again_when_a_file_changes(sandbox: Path) -> None:
+    manager = RecoveryManager(site=sandbox)
+    backup = manager.create_backup()
+    site = load_site(sandbox)
+    path = manager.backup_dir / backup
+    memo: dict = {}
+
+    assert fitness_problems(site, path, ("config", "data"), memo) == []
+    assert fitness_problems(site, path, ("config", "data"), memo) == []
+    assert len(memo) == 2  # one entry per category: the second question read nothing
+
+    # Someone edits the backup's copy (tampering, or a test): the memo must not hide it.
+    positions = path / POSITIONS
+    positions.chmod(0o644)
+    hand_edited = positions.read_text().replace("BTC/USD,", "BTC/USD,1", 1)
+    positions.write_text(hand_edited)
+    problems = fitness_problems(site, path, ("config", "data"), memo)
+    assert [p.split(":")[0] for p in problems] == [f"backup {backup} holds data that fails the data check"]
+    assert problems == fitness_problems(site, path, ("config", "data"))  # memo or not, the same answer

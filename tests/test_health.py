@@ -19,7 +19,8 @@ from recovery_lib import HealthCheckRegistry, HealthResult, RecoveryManager, hea
 from recovery_lib.backup import BackupStatus
 from recovery_lib.backup.model import read_metadata
 from recovery_lib.errors import SiteError
-from recovery_lib.ledger import positions_csv, read_ledger
+from recovery_lib.integrity import check_data
+from recovery_lib.ledger import parse_row, positions_csv, read_ledger
 from recovery_lib.site import Site, load_site
 
 BUILTIN = ["config", "data", "backups", "disk", "process", "exchange", "reconciliation"]
@@ -656,3 +657,32 @@ def test_reconciliation_not_configured(sandbox: Path) -> None:
     assert result.healthy
     assert result.message.startswith("not monitored")
     assert result.details == {"configured": False}
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "{id},2026-11-20T12:00:00Z,BTC/USD,buy,1.0000,43000.0000",
+        "{id},,BTC/USD,buy,1.0000,43000.0000",
+        "{id},   ,BTC/USD,buy,1.0000,43000.0000",
+        "{id},\t,BTC/USD,buy,1.0000,43000.0000",
+        "{id},2026-11-20T12:00:00Z,,buy,1.0000,43000.0000",
+        "{id},2026-11-20T12:00:00Z,NA,buy,1.0000,43000.0000",
+        "{id},2026-11-20T12:00:00Z,BTC/USD, buy,1.0000,43000.0000",
+        "{id},2026-11-20T12:00:00Z,BTC/USD,BUY,1.0000,43000.0000",
+        "{id},2026-11-20T12:00:00Z,BTC/USD,buy,0,43000.0000",
+        "{id},2026-11-20T12:00:00Z,BTC/USD,buy,nan,43000.0000",
+        "{id},2026-11-20T12:00:00Z,BTC/USD,buy,1.0000,inf",
+        "{id}.5,2026-11-20T12:00:00Z,BTC/USD,buy,1.0000,43000.0000",
+        "-{id},2026-11-20T12:00:00Z,BTC/USD,buy,1.0000,43000.0000",
+        "{id},2026-11-20T12:00:00Z,BTC/USD,buy,,43000.0000",
+    ],
+)
+def test_the_data_check_refuses_exactly_the_rows_the_ledger_reader_refuses(sandbox: Path, row: str) -> None:
+    trades = sandbox / "data/trades.csv"
+    lines = trades.read_text().splitlines()
+    line = row.format(id=len(lines) + 1000)
+    trades.write_text("\n".join([*lines, line]) + "\n")
+    report = check_data(load_site(sandbox))
+    flagged = f"data/trades.csv line {len(lines) + 1}: incomplete or invalid trade row" in report.problems
+    assert flagged == (parse_row(line) is None), (line, report.problems)

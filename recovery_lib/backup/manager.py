@@ -14,6 +14,7 @@ import shlex
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..atomic import fsync_dir
@@ -24,7 +25,7 @@ from ..restore_journal import JOURNAL_NAME, RestoreError, recover_interrupted_re
 from ..site import Site, load_site
 from .create import TMP_PREFIX, NothingToBackUp, build_backup, categories_from_flags, nothing_to_back_up
 from .fileio import make_writable_tree
-from .fitness import fitness_problems
+from .fitness import FitnessMemo, fitness_problems
 from .listing import (  # read_backups is also imported from here by older callers
     QUARANTINE_PREFIX,
     UnreadableBackup,
@@ -108,6 +109,7 @@ class RecoveryManager:
         self.last_result: RestoreResult | None = None
         self.notes: list[str] = []  # what crash recovery and "latest" resolution did, for the record
         self.unreadable: list[UnreadableBackup] = []  # filled by list_backups()
+        self.fitness_memo: FitnessMemo = {}  # see fitness_problems: one data check per backup, not three
         self.last_error: str | None = None  # why the last restore_backup / delete_backup returned False
 
     # --- housekeeping -------------------------------------------------------------------------
@@ -234,7 +236,9 @@ class RecoveryManager:
             report = self.verify_backup(metadata.backup_id, read_data=True)
             if not report.ok:
                 passed_over.append(f"skipped backup {metadata.backup_id} for 'latest': {report.summary()}")
-            elif unfit := fitness_problems(self.site, self._get_backup_dir(metadata.backup_id), needs):
+            elif unfit := fitness_problems(
+                self.site, self._get_backup_dir(metadata.backup_id), needs, self.fitness_memo
+            ):
                 passed_over.append(
                     f"skipped backup {metadata.backup_id} for 'latest': it verifies but cannot fix the fault: "
                     + "; ".join(unfit)
@@ -474,8 +478,15 @@ class RecoveryManager:
                     f"backup {metadata.backup_id} is {metadata.status.value.upper()}, not SUCCESS; "
                     "it is never restored from. Choose another (recovery backup list)."
                 )
-            # Every byte, as the real run will: a dry run must refuse whatever the real run refuses.
-            report = self.verify_backup(metadata.backup_id, read_data=True)
+            # The data check of the backup's copy (seconds at millions of trades) runs while every byte
+            # is hashed, as the real run will (a dry run must refuse whatever the real run refuses).
+            # Its answer lands in the memo that _content_warnings reads; if the backup fails
+            # verification, that refusal is the answer and the check's outcome does not matter.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pool.submit(
+                    fitness_problems, self.site, self._get_backup_dir(metadata.backup_id), categories, self.fitness_memo
+                )
+                report = self.verify_backup(metadata.backup_id, read_data=True)
         if not report.ok or report.manifest is None:
             raise _refusal(metadata.backup_id, report)
         plan = make_plan(self.site, metadata, report.manifest, categories, self._blockers())
@@ -486,7 +497,7 @@ class RecoveryManager:
     def _content_warnings(self, plan: RestorePlan) -> list[str]:
         """A backup taken after the fault holds the fault (a broken config, data that fails the data
         check): restoring it fixes nothing. Same rule as "latest" (:func:`fitness_problems`)."""
-        unfit = fitness_problems(self.site, self._get_backup_dir(plan.backup_id), plan.categories)
+        unfit = fitness_problems(self.site, self._get_backup_dir(plan.backup_id), plan.categories, self.fitness_memo)
         return [
             f"{problem}: restoring it will not fix the fault. Choose another backup (recovery backup list)."
             for problem in unfit
