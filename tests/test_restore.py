@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import stat
@@ -1150,3 +1151,27 @@ def test_a_plan_from_a_backup_of_broken_data_warns(sandbox: Path) -> None:
     plan = manager.plan_restore(backup_id, restore_config=False, restore_data=True)
     assert plan.warnings and "fails the data check" in plan.warnings[0] and symbol in plan.warnings[0]
     assert "WARNING:" in plan.summary()
+
+
+def test_restore_backup_of_broken_data_restores_and_says_it_will_not_fix_the_fault(
+    sandbox: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The runbook's one-call restore applies without a review, so its warnings (worked out while the
+    files are copied) are logged after it and kept on ``last_plan`` and ``last_result``."""
+    positions = sandbox / "data" / "positions.csv"
+    lines = positions.read_text().splitlines()
+    symbol, quantity, avg = lines[1].split(",")
+    lines[1] = f"{symbol},{float(quantity) + 1:.4f},{avg}"
+    positions.write_text("\n".join(lines) + "\n")
+    manager = RecoveryManager(site=sandbox)
+    backup_id = manager.create_backup()
+    (sandbox / "data" / "trades.csv").unlink()
+
+    with caplog.at_level(logging.WARNING, logger="recovery_lib"):
+        assert manager.restore_backup(backup_id, restore_config=False, restore_data=True)
+    assert (sandbox / "data" / "trades.csv").is_file()  # restored: the call does what it was asked
+    said = [r.getMessage() for r in caplog.records if "fails the data check" in r.getMessage()]
+    assert said and backup_id in said[0] and "will not fix the fault" in said[0]
+    assert manager.last_plan is not None and manager.last_result is not None
+    assert manager.last_plan.warnings == manager.last_result.plan.warnings
+    assert symbol in manager.last_plan.warnings[0]

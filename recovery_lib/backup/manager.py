@@ -14,7 +14,7 @@ import shlex
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ..atomic import fsync_dir
@@ -463,6 +463,18 @@ class RecoveryManager:
         restore_data: bool = False,
     ) -> RestorePlan:
         """What a restore would do, per file, without touching the disk."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            plan, warnings = self._plan(pool, backup_id, restore_config, restore_state, restore_data)
+            plan = dataclasses.replace(plan, warnings=tuple(warnings.result()))
+        self.last_plan = plan
+        return plan
+
+    def _plan(
+        self, pool: ThreadPoolExecutor, backup_id: str, restore_config: bool, restore_state: bool, restore_data: bool
+    ) -> tuple[RestorePlan, Future[list[str]]]:
+        """The plan without its warnings, and the warnings still being worked out in ``pool``: the
+        check of the backup's data takes seconds at millions of trades, and a restore nobody reviews
+        first (:meth:`restore_backup`) runs it while the files are copied."""
         categories = [
             c for c, wanted in zip(CATEGORIES, (restore_config, restore_state, restore_data), strict=True) if wanted
         ]
@@ -470,7 +482,7 @@ class RecoveryManager:
             raise RestoreError("nothing to restore: choose at least one of config, state, data")
         self._recover_if_needed()
         if backup_id == "latest":
-            metadata, report = self._latest(tuple(categories))  # it hashed every byte already
+            metadata, report = self._latest(tuple(categories))  # it hashed every byte and checked fitness
         else:
             metadata = self.get_backup(backup_id)
             if metadata.status is not BackupStatus.SUCCESS:
@@ -478,26 +490,17 @@ class RecoveryManager:
                     f"backup {metadata.backup_id} is {metadata.status.value.upper()}, not SUCCESS; "
                     "it is never restored from. Choose another (recovery backup list)."
                 )
-            # The data check of the backup's copy (seconds at millions of trades) runs while every byte
-            # is hashed, as the real run will (a dry run must refuse whatever the real run refuses).
-            # Its answer lands in the memo that _content_warnings reads; if the backup fails
-            # verification, that refusal is the answer and the check's outcome does not matter.
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                pool.submit(
-                    fitness_problems, self.site, self._get_backup_dir(metadata.backup_id), categories, self.fitness_memo
-                )
-                report = self.verify_backup(metadata.backup_id, read_data=True)
+            # Every byte, as the real run will: a dry run must refuse whatever the real run refuses.
+            report = self.verify_backup(metadata.backup_id, read_data=True)
         if not report.ok or report.manifest is None:
             raise _refusal(metadata.backup_id, report)
-        plan = make_plan(self.site, metadata, report.manifest, categories, self._blockers())
-        plan = dataclasses.replace(plan, warnings=tuple(self._content_warnings(plan)))
-        self.last_plan = plan
-        return plan
+        warnings = pool.submit(self._content_warnings, metadata.backup_id, categories)
+        return make_plan(self.site, metadata, report.manifest, categories, self._blockers()), warnings
 
-    def _content_warnings(self, plan: RestorePlan) -> list[str]:
+    def _content_warnings(self, backup_id: str, categories: list[str]) -> list[str]:
         """A backup taken after the fault holds the fault (a broken config, data that fails the data
         check): restoring it fixes nothing. Same rule as "latest" (:func:`fitness_problems`)."""
-        unfit = fitness_problems(self.site, self._get_backup_dir(plan.backup_id), plan.categories, self.fitness_memo)
+        unfit = fitness_problems(self.site, self._get_backup_dir(backup_id), categories, self.fitness_memo)
         return [
             f"{problem}: restoring it will not fix the fault. Choose another backup (recovery backup list)."
             for problem in unfit
@@ -587,15 +590,35 @@ class RecoveryManager:
         applied. Errors are logged with their message and return False, as the runbook expects.
         """
         try:
-            plan = self.plan_restore(backup_id, restore_config, restore_state, restore_data)
-            log.info("%s", plan.summary())
             if dry_run:
+                plan = self.plan_restore(backup_id, restore_config, restore_state, restore_data)
+                log.info("%s", plan.summary())
                 return not plan.blockers
-            result = self.apply_restore(plan)
+            # Nobody reads this plan before it is applied (that is plan_restore, then apply_restore),
+            # so its warnings are worked out while it is applied, and logged when they are known.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                plan, warnings = self._plan(pool, backup_id, restore_config, restore_state, restore_data)
+                self.last_plan = plan
+                log.info("%s", plan.summary())
+                result = self.apply_restore(plan)
+                found = self._warnings_after(plan.backup_id, warnings)
         except (RecoveryError, OSError) as exc:  # the runbook's API reports failure as False
             log.error("restore of %s failed: %s", backup_id, exc)
             self.last_error = str(exc)
             return False
+        self.last_plan = dataclasses.replace(plan, warnings=tuple(found))
+        self.last_result = dataclasses.replace(result, plan=self.last_plan)
+        for warning in found:
+            log.warning("restore of %s: %s", backup_id, warning)
         for problem in result.problems:
             log.error("restore of %s: %s", backup_id, problem)
         return result.ok
+
+    @staticmethod
+    def _warnings_after(backup_id: str, warnings: Future[list[str]]) -> list[str]:
+        """The plan's warnings once the restore is done; a check that could not run is one of them
+        (the restore itself verified every byte, so it stands)."""
+        try:
+            return warnings.result()
+        except (RecoveryError, OSError) as exc:
+            return [f"could not check whether backup {backup_id} can fix the fault: {exc}"]
