@@ -10,7 +10,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from ..kernels import quiet_kernels
+from ..kernels import papermill_kernel_options, quiet_kernels
 from ..notebook import ParameterError, validate_parameters
 from ..rendering import install_display_formatters
 from .history import last_drilled, load_records
@@ -153,7 +153,7 @@ def write_index(outputs: Path, notebooks_dir: Path) -> Path:
             str(notebooks_dir / REPORT_NOTEBOOK),
             str(executed),
             parameters={"outputs": str(outputs.resolve())},
-            kernel_name="python3",
+            **papermill_kernel_options(),
             progress_bar=False,
             cwd=str(outputs),
         )

@@ -27,7 +27,7 @@ from ..backup import RecoveryManager
 from ..clock import now
 from ..errors import RecoveryError
 from ..exchange import get_exchange_client
-from ..kernels import quiet_kernels
+from ..kernels import papermill_kernel_options, quiet_kernels
 from ..notebook import APPROVAL_ACTIONS
 from ..process import consistent_view, process_status, start_system, stop_system
 from ..records import read_notebook
@@ -86,7 +86,7 @@ def _execute(name: str, out: Path, parameters: dict[str, Any], cwd: Path) -> tup
                 str(_notebooks_dir() / name),
                 str(out),
                 parameters=parameters,
-                kernel_name="python3",
+                **papermill_kernel_options(),
                 cwd=str(cwd),
                 progress_bar=False,
                 log_output=False,
