@@ -1138,14 +1138,20 @@ def test_a_plan_from_a_backup_of_a_broken_config_warns(sandbox: Path) -> None:
     assert manager.plan_restore(backup_id, restore_config=False, restore_data=True).warnings == ()
 
 
-def test_a_plan_from_a_backup_of_broken_data_warns(sandbox: Path) -> None:
-    """Found on a fresh-eyed walk-through: the same warning was missing for data (a dry run of a backup whose
-    positions disagree with its trades said nothing)."""
-    positions = sandbox / "data" / "positions.csv"
+def hand_edit_first_position(site: Path) -> str:
+    """Add 1 to the first position's quantity (no trade explains it); returns its symbol."""
+    positions = site / "data" / "positions.csv"
     lines = positions.read_text().splitlines()
     symbol, quantity, avg = lines[1].split(",")
     lines[1] = f"{symbol},{float(quantity) + 1:.4f},{avg}"
     positions.write_text("\n".join(lines) + "\n")
+    return symbol
+
+
+def test_a_plan_from_a_backup_of_broken_data_warns(sandbox: Path) -> None:
+    """Found on a fresh-eyed walk-through: the same warning was missing for data (a dry run of a backup whose
+    positions disagree with its trades said nothing)."""
+    symbol = hand_edit_first_position(sandbox)
     manager = RecoveryManager(site=sandbox)
     backup_id = manager.create_backup()
     plan = manager.plan_restore(backup_id, restore_config=False, restore_data=True)
@@ -1158,11 +1164,7 @@ def test_restore_backup_of_broken_data_restores_and_says_it_will_not_fix_the_fau
 ) -> None:
     """The runbook's one-call restore applies without a review, so its warnings (worked out while the
     files are copied) are logged after it and kept on ``last_plan`` and ``last_result``."""
-    positions = sandbox / "data" / "positions.csv"
-    lines = positions.read_text().splitlines()
-    symbol, quantity, avg = lines[1].split(",")
-    lines[1] = f"{symbol},{float(quantity) + 1:.4f},{avg}"
-    positions.write_text("\n".join(lines) + "\n")
+    symbol = hand_edit_first_position(sandbox)
     manager = RecoveryManager(site=sandbox)
     backup_id = manager.create_backup()
     (sandbox / "data" / "trades.csv").unlink()
