@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backup import BackupError, BackupMetadata, BackupStatus, fitness_problems
+from .backup import BackupError, BackupMetadata, BackupStatus
 from .checklist import Checklist
 from .errors import RecoveryError
 from .gate import trading_gate
@@ -159,7 +159,7 @@ def choose_backup(run: Run, backup_id: str, needs: tuple[str, ...] = (), require
     except BackupError as exc:
         passed_over.append(str(exc))
     if metadata is not None and backup_id != "latest":  # the rule "latest" follows holds for a named one too
-        unfit = fitness_problems(run.site, run.manager.backup_dir / metadata.backup_id, needs, run.manager.fitness_memo)
+        unfit = run.manager.fitness(metadata.backup_id, needs)
         if unfit:
             passed_over += [f"{problem}: it cannot fix the fault; choose another backup or latest" for problem in unfit]
             metadata = None

@@ -76,7 +76,8 @@ def _identity(site: Site, backup_path: Path, category: str) -> tuple[tuple[int, 
     if category == "config":
         relative = [MANIFEST, site.config_file]
     else:
-        relative = [site.trades_file, site.positions_file, *(path.rstrip("/") for path in site.critical)]
+        # dict.fromkeys: the critical files usually include the trades and positions files again
+        relative = list(dict.fromkeys([site.trades_file, site.positions_file, *(p.rstrip("/") for p in site.critical)]))
     identities = []
     for path in relative:
         try:

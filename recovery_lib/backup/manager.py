@@ -13,7 +13,7 @@ import os
 import shlex
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -109,7 +109,7 @@ class RecoveryManager:
         self.last_result: RestoreResult | None = None
         self.notes: list[str] = []  # what crash recovery and "latest" resolution did, for the record
         self.unreadable: list[UnreadableBackup] = []  # filled by list_backups()
-        self.fitness_memo: FitnessMemo = {}  # see fitness_problems: one data check per backup, not three
+        self._fitness_memo: FitnessMemo = {}  # see fitness(): one data check per backup, not three
         self.last_error: str | None = None  # why the last restore_backup / delete_backup returned False
 
     # --- housekeeping -------------------------------------------------------------------------
@@ -236,9 +236,7 @@ class RecoveryManager:
             report = self.verify_backup(metadata.backup_id, read_data=True)
             if not report.ok:
                 passed_over.append(f"skipped backup {metadata.backup_id} for 'latest': {report.summary()}")
-            elif unfit := fitness_problems(
-                self.site, self._get_backup_dir(metadata.backup_id), needs, self.fitness_memo
-            ):
+            elif unfit := self.fitness(metadata.backup_id, needs):
                 passed_over.append(
                     f"skipped backup {metadata.backup_id} for 'latest': it verifies but cannot fix the fault: "
                     + "; ".join(unfit)
@@ -463,18 +461,14 @@ class RecoveryManager:
         restore_data: bool = False,
     ) -> RestorePlan:
         """What a restore would do, per file, without touching the disk."""
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            plan, warnings = self._plan(pool, backup_id, restore_config, restore_state, restore_data)
-            plan = dataclasses.replace(plan, warnings=tuple(warnings.result()))
+        plan = self._plan(backup_id, restore_config, restore_state, restore_data)
+        plan = dataclasses.replace(plan, warnings=tuple(self._content_warnings(plan)))
         self.last_plan = plan
         return plan
 
-    def _plan(
-        self, pool: ThreadPoolExecutor, backup_id: str, restore_config: bool, restore_state: bool, restore_data: bool
-    ) -> tuple[RestorePlan, Future[list[str]]]:
-        """The plan without its warnings, and the warnings still being worked out in ``pool``: the
-        check of the backup's data takes seconds at millions of trades, and a restore nobody reviews
-        first (:meth:`restore_backup`) runs it while the files are copied."""
+    def _plan(self, backup_id: str, restore_config: bool, restore_state: bool, restore_data: bool) -> RestorePlan:
+        """The plan without its warnings: the check behind them takes seconds at millions of trades,
+        and a restore nobody reviews first (:meth:`restore_backup`) runs it while the files are copied."""
         categories = [
             c for c, wanted in zip(CATEGORIES, (restore_config, restore_state, restore_data), strict=True) if wanted
         ]
@@ -494,13 +488,17 @@ class RecoveryManager:
             report = self.verify_backup(metadata.backup_id, read_data=True)
         if not report.ok or report.manifest is None:
             raise _refusal(metadata.backup_id, report)
-        warnings = pool.submit(self._content_warnings, metadata.backup_id, categories)
-        return make_plan(self.site, metadata, report.manifest, categories, self._blockers()), warnings
+        return make_plan(self.site, metadata, report.manifest, categories, self._blockers())
 
-    def _content_warnings(self, backup_id: str, categories: list[str]) -> list[str]:
+    def fitness(self, backup_id: str, categories: Iterable[str]) -> list[str]:
+        """Why restoring ``categories`` from the backup would not fix the site ([] if it would), see
+        :func:`fitness_problems`; asked again about an unchanged backup, it answers from memory."""
+        return fitness_problems(self.site, self._get_backup_dir(backup_id), categories, self._fitness_memo)
+
+    def _content_warnings(self, plan: RestorePlan) -> list[str]:
         """A backup taken after the fault holds the fault (a broken config, data that fails the data
-        check): restoring it fixes nothing. Same rule as "latest" (:func:`fitness_problems`)."""
-        unfit = fitness_problems(self.site, self._get_backup_dir(backup_id), categories, self.fitness_memo)
+        check): restoring it fixes nothing. Same rule as "latest" (:meth:`fitness`)."""
+        unfit = self.fitness(plan.backup_id, plan.categories)
         return [
             f"{problem}: restoring it will not fix the fault. Choose another backup (recovery backup list)."
             for problem in unfit
@@ -596,10 +594,11 @@ class RecoveryManager:
                 return not plan.blockers
             # Nobody reads this plan before it is applied (that is plan_restore, then apply_restore),
             # so its warnings are worked out while it is applied, and logged when they are known.
+            plan = self._plan(backup_id, restore_config, restore_state, restore_data)
+            self.last_plan = plan
+            log.info("%s", plan.summary())
             with ThreadPoolExecutor(max_workers=1) as pool:
-                plan, warnings = self._plan(pool, backup_id, restore_config, restore_state, restore_data)
-                self.last_plan = plan
-                log.info("%s", plan.summary())
+                warnings = pool.submit(self._content_warnings, plan)
                 result = self.apply_restore(plan)
                 found = self._warnings_after(plan.backup_id, warnings)
         except (RecoveryError, OSError) as exc:  # the runbook's API reports failure as False
