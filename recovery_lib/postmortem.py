@@ -91,6 +91,7 @@ def summarize(paths: list[str | Path]) -> IncidentSummary:
     summary = IncidentSummary()
     starts, ends = [], []
     fault_at = None
+    rolled_back = False  # a restore from a backup ran: the window is from its restore point
     for path in paths:
         notebook = read_notebook(path)
         summary.notebooks.append(Path(path).name)
@@ -106,6 +107,7 @@ def summarize(paths: list[str | Path]) -> IncidentSummary:
             summary.detected_at = triage.get("detected_at")
         restore = notebook.get("restore_result")
         if restore:
+            rolled_back = True
             summary.restored_ok = bool(restore.get("ok")) and summary.restored_ok is not False
             if restore.get("backup_id"):
                 summary.backup_used = restore["backup_id"]
@@ -148,8 +150,10 @@ def summarize(paths: list[str | Path]) -> IncidentSummary:
             {"notebook": Path(path).name, "step": s.name, "status": s.status, "duration_s": s.duration_s}
             for s in notebook.steps
         ]
-    if summary.restored_ok is None and summary.remedy is None and summary.procedures:
-        summary.data_loss_window_s = 0.0 if summary.recovered else None  # nothing was restored: no window
+    if not rolled_back and summary.procedures:
+        # Nothing was rolled back to a restore point (nothing to do, or the ledger repaired in place):
+        # no window, as the drill history counts it.
+        summary.data_loss_window_s = 0.0 if summary.recovered else None
     began = summary.detected_at or (min(starts) if starts else None)
     finished = summary.recovered_at if summary.recovered else None
     summary.time_to_recovery_s = seconds_between(finished, began)

@@ -37,6 +37,7 @@ from recovery_lib.escalation import Facts, assess
 from recovery_lib.exchange import get_exchange_client
 from recovery_lib.health import health_check
 from recovery_lib.ledger import read_ledger
+from recovery_lib.postmortem import summarize
 from recovery_lib.process import process_status, start_system, stop_system
 from recovery_lib.reconcile import reconcile
 from recovery_lib.records import read_notebook
@@ -458,6 +459,10 @@ def test_duplicated_rows_are_repaired_in_place_and_no_trade_is_lost(
     assert procedure["trades"]["still_missing"] == 0
     assert case["row"]["trades_lost"] == 0 and case["ids_unique"]
     assert "restore_result" not in procedure.records
+    # Found on an on-call try: P said "data-loss window unknown" where the drill row says 0.
+    summary = summarize(sorted(Path(case["run_dir"]).glob("*.ipynb")))
+    assert summary.remedy == "repair" and summary.recovered
+    assert summary.data_loss_window_s == 0.0 == case["row"]["data_loss_window_s"]
 
 
 def test_a_restore_writes_back_every_trade_the_exchange_knows(matrix: dict[tuple[str, str], dict[str, Any]]) -> None:
