@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .site import Site
+from .site import DEFAULT_CONTACTS, Contact, Site
 
 DATA_LOSS_LIMIT_S = 24 * 3600
+LEVEL_NAMES = {1: "Self-Service", 2: "Team Lead", 3: "Senior Engineer", 4: "Emergency"}  # the runbook's
+# Who the runbook's placeholder contacts mean, for when recovery.toml names nobody at a level.
+DEFAULT_WHO = {1: "the on-call engineer", 2: "the Team Lead", 3: "the on-call Senior Engineer", 4: "the CTO/CEO"}
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Facts:
     """What happened, as far as escalation cares."""
 
     restore_failed: bool = False
+    aborted: str | None = None  # a person clicked Abort: who, at what (the recovery did not complete)
     criteria_failed: list[str] = field(default_factory=list)  # success criteria that did not pass
     trading_held: str | None = None  # why the restart step kept the trading system stopped
     trading_running: bool | None = None  # whether it runs now (someone may have started it by hand)
@@ -51,10 +55,21 @@ class Escalation:
     reasons: list[str] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
 
+    def call(self) -> str:
+        """The first thing to read: the level, and who to call at which address."""
+        title = f"Level {self.level} ({LEVEL_NAMES.get(self.level, self.name)})"
+        if self.level <= 1:
+            return f"{title}: no one to call now (contact: {self.contact})."
+        who, address = reach(self.level, Contact(self.name, self.contact))
+        return f"{title}: call {who} at {address} now." if address else f"{title}: call {who} now {_unset(self.level)}."
+
     def summary(self) -> str:
+        """Who to call first, then why, then what to do next (one per line)."""
         why = "; ".join(self.reasons) or "nothing calls for escalation"
-        then = "".join(f" Next: {step}" for step in self.next_steps)
-        return f"Level {self.level} ({self.name}): contact {self.contact}. Because: {why}.{then}"
+        lines = [self.call(), f"Because: {why}."]
+        if self.next_steps:
+            lines += ["Next:", *(f"  {number}. {step}" for number, step in enumerate(self.next_steps, 1))]
+        return "\n".join(lines)
 
     def __repr__(self) -> str:
         return self.summary()
@@ -62,15 +77,26 @@ class Escalation:
     def _repr_html_(self) -> str:
         import html
 
-        color = {1: "#2e7d32", 2: "#f9a825", 3: "#ef6c00", 4: "#c62828"}[self.level]
+        color = {1: "#2e7d32", 2: "#f9a825", 3: "#ef6c00", 4: "#c62828"}.get(self.level, "#c62828")
         reasons = "".join(f"<li>{html.escape(r)}</li>" for r in self.reasons) or "<li>nothing calls for escalation</li>"
         steps = "".join(f"<li>{html.escape(s)}</li>" for s in self.next_steps)
         return (
-            f"<div style='border-left:6px solid {color};padding-left:8px'><b>Escalation level {self.level}: "
-            f"{html.escape(self.name)}</b><br>Contact: {html.escape(self.contact)}<br>Because:<ul>{reasons}</ul>"
-            + (f"What to do next:<ul>{steps}</ul>" if steps else "")
-            + "</div>"
+            f"<div style='border-left:6px solid {color};padding-left:8px'>"
+            f"<p style='font-size:1.3em;margin:0 0 0.4em 0'><b>{html.escape(self.call())}</b></p>"
+            f"Because:<ul>{reasons}</ul>" + (f"What to do next:<ol>{steps}</ol>" if steps else "") + "</div>"
         )
+
+
+def reach(level: int, contact: Contact) -> tuple[str, str | None]:
+    """(who, address) of a level's contact: ``("Dana", "slack:@dana")``. The runbook's placeholder
+    contacts (recovery.toml sets none) give who they mean and no address."""
+    default = DEFAULT_CONTACTS.get(f"level{level}")
+    who = DEFAULT_WHO.get(level, contact.name) if default is not None and contact.name == default.name else contact.name
+    return who, None if default is not None and contact.contact == default.contact else contact.contact
+
+
+def _unset(level: int) -> str:
+    return f"(no address configured: set [escalation.level{level}] contact in recovery.toml)"
 
 
 def assess(facts: Facts, site: Site) -> Escalation:
@@ -85,6 +111,7 @@ def assess(facts: Facts, site: Site) -> Escalation:
         (3, facts.external_systems_affected, "external systems affected"),
         (3, facts.security_suspected, "security incident suspected"),
         (2, facts.restore_failed and not facts.criteria_failed, "recovery procedure failed"),
+        (2, bool(facts.aborted), f"the recovery procedure was aborted ({facts.aborted}): the fault is not fixed"),
         (
             2,
             bool(facts.criteria_failed),
@@ -124,8 +151,10 @@ def next_steps(facts: Facts, site: Site) -> list[str]:
             "the procedure again (its restart step starts trading once config, data and reconciliation pass)."
         )
     if facts.criteria_failed or facts.restore_failed:
-        contact = site.contacts["level2"]
-        steps.append(f"Call {contact.name} ({contact.contact}) with this record: the recovery did not succeed.")
+        who, address = reach(2, site.contacts["level2"])
+        how = f" at {address}" if address else ""
+        later = "" if address else f" {_unset(2)}"
+        steps.append(f"Call {who}{how} with this record: the recovery did not succeed{later}.")
     if facts.no_backup:
         steps.append("Run Procedure D (backup system recovery) once trading is safe: no usable backup exists.")
     if facts.trades_missing:

@@ -21,10 +21,11 @@ from .exchange import get_exchange_client
 from .health import HealthResult
 from .integrity import check_config_file, check_data
 from .process import process_status
+from .rendering import name_all
 from .site import Site
 
 MIB = 1024 * 1024
-SHOWN_DAMAGED = 3  # the message names this many damaged backups; details list every one
+SHOWN_DAMAGED = 10  # the message names this many damaged backups (then counts them); details list every one
 
 
 def check_config(site: Site) -> HealthResult:
@@ -111,10 +112,9 @@ def _freshness(site: Site, shown: str) -> tuple[bool, str, dict[str, Any]]:
 def _damage(checked: BackupsCheck, shown: str) -> str:
     """One line naming the damaged and unreadable backups and what to do."""
     damaged = checked.damaged
-    listed = "; ".join(check.describe() for check in damaged[:SHOWN_DAMAGED])
-    more = f" (+{len(damaged) - SHOWN_DAMAGED} more)" if len(damaged) > SHOWN_DAMAGED else ""
+    listed = name_all([check.describe() for check in damaged], limit=SHOWN_DAMAGED)
     return (
-        f"{len(damaged)} damaged or unreadable backup(s) in {shown}: {listed}{more} (Procedure D: verify them "
+        f"{len(damaged)} damaged or unreadable backup(s) in {shown}: {listed} (Procedure D: verify them "
         "with `recovery backup verify all --read-data`, quarantine the damaged ones, take a new backup)"
     )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .process import consistent_view
+from .rendering import name_all
 from .site import Site
 from .tomlconf import describe_toml_error
 
@@ -20,46 +21,62 @@ TRADE_COLUMNS = ("trade_id", "timestamp", "symbol", "side", "quantity", "price")
 POSITION_COLUMNS = ("symbol", "quantity", "avg_price")
 QUANTITY_TOLERANCE = 1e-6  # CSV quantities carry 4 decimals; float sums drift far below this
 PRICE_RELATIVE_TOLERANCE = 1e-6
+MISMATCH = "position(s) that disagree with the trades"
 TRADE_CHUNK_ROWS = 100_000  # bounded memory; also faster than bigger chunks (they fall out of the CPU cache)
-MAX_PROBLEMS = 20  # a report lists the first problems, then says how many more
+MAX_PROBLEMS = 20  # a report keeps the first problems as text, then counts the rest by kind
+OTHER = "other problem(s)"  # the kind of a problem its caller did not classify
 T = TypeVar("T")
 
 
 @dataclass
 class Report:
-    """Outcome of a validation: ``ok`` only when ``problems`` is empty."""
+    """Outcome of a validation: ``ok`` only when ``problems`` is empty.
+
+    Each problem has a kind ("invalid trade row(s)"), so a summary that cannot name every problem
+    still says how many of which kind it did not name.
+    """
 
     subject: str
     problems: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     more_problems: int = 0
+    kinds: list[str] = field(default_factory=list)  # the kind of each problem in ``problems``
+    more_kinds: dict[str, int] = field(default_factory=dict)  # the problems beyond ``problems``, by kind
 
     @property
     def ok(self) -> bool:
         """True when nothing is wrong."""
         return not self.problems
 
-    def add(self, problem: str) -> None:
-        """Record a problem, keeping the list short enough to read."""
+    def add(self, problem: str, kind: str = OTHER) -> None:
+        """Record a problem of ``kind``, keeping the list short enough to read."""
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(problem)
+            self.kinds.append(kind)
         else:
-            self.more_problems += 1
+            self._count(kind, 1)
 
-    def add_each(self, items: Sequence[T], describe: Callable[[T], str]) -> None:
-        """Record one problem per item: the ones still listed are described, every other one is counted
-        (a million bad rows cost one subtraction, and the "+N more" stays exact)."""
+    def add_each(self, items: Sequence[T], describe: Callable[[T], str], kind: str = OTHER) -> None:
+        """Record one problem of ``kind`` per item: the ones still listed are described, every other one
+        is counted (a million bad rows cost one subtraction, and the count stays exact)."""
         room = max(MAX_PROBLEMS - len(self.problems), 0)
         for item in items[:room]:
             self.problems.append(describe(item))
-        self.more_problems += max(len(items) - room, 0)
+            self.kinds.append(kind)
+        self._count(kind, max(len(items) - room, 0))
+
+    def _count(self, kind: str, number: int) -> None:
+        if number:
+            self.more_problems += number
+            self.more_kinds[kind] = self.more_kinds.get(kind, 0) + number
 
     def summary(self) -> str:
-        """One line for a person (each problem already names its file)."""
+        """One line for a person: every problem when there are few (each names its file), else the first
+        ones and how many more of which kind."""
         if self.ok:
             return f"{self.subject}: OK"
-        others = len(self.problems) - 1 + self.more_problems
-        return self.problems[0] + (f" (+{others} more problem(s))" if others else "")
+        kinds = self.kinds + [OTHER] * (len(self.problems) - len(self.kinds))  # problems appended directly
+        return name_all(self.problems, kinds[: len(self.problems)], unlisted=self.more_kinds)
 
 
 def check_config_file(path: Path, required_sections: tuple[str, ...], shown_as: str | None = None) -> Report:
@@ -99,14 +116,14 @@ def check_data(site: Site) -> Report:
     for relative in site.critical:
         path = site.path(relative.rstrip("/"))
         if relative.endswith("/") and not path.is_dir():
-            report.add(f"{relative} (directory) is missing")
+            report.add(f"{relative} (directory) is missing", kind="missing file(s)")
         elif not relative.endswith("/") and not path.is_file():
-            report.add(f"{relative} is missing")
+            report.add(f"{relative} is missing", kind="missing file(s)")
     trades_path, positions_path = site.path(site.trades_file), site.path(site.positions_file)
     if not trades_path.is_file() or not positions_path.is_file():
         for relative, path in ((site.trades_file, trades_path), (site.positions_file, positions_path)):
             if not path.is_file() and relative not in site.critical:
-                report.add(f"{relative} is missing")
+                report.add(f"{relative} is missing", kind="missing file(s)")
         return report
     with consistent_view(site):
         totals = _trade_totals(trades_path, site.trades_file, report)
@@ -175,6 +192,7 @@ def _trade_totals(path: Path, shown: str, report: Report) -> Any:
                 lambda position, first_line=first_line: (
                     f"{shown} line {first_line + int(position)}: incomplete or invalid trade row"
                 ),
+                kind="invalid trade row(s)",
             )
             quantity, price = quantity[~bad], price[~bad]
             buys = chunk["side"][~bad] == "buy"
@@ -199,7 +217,9 @@ def _trade_totals(path: Path, shown: str, report: Report) -> Any:
         return None
     all_ids = pd.Series(np.concatenate(ids) if ids else np.array([]))
     duplicated = all_ids[all_ids.duplicated()]
-    report.add_each(duplicated.unique(), lambda trade_id: f"{shown}: duplicate trade_id {trade_id}")
+    report.add_each(
+        duplicated.unique(), lambda trade_id: f"{shown}: duplicate trade_id {trade_id}", kind="duplicate trade id(s)"
+    )
     report.facts["trades"] = rows
     if not parts:
         return pd.DataFrame(columns=["net", "bought", "notional"])
@@ -223,13 +243,14 @@ def _read_positions(path: Path, shown: str, report: Report) -> Any:
         report.add_each(
             numeric[numeric.isna()].index,
             lambda position, column=column: f"{shown} line {int(position) + 2}: {column} is not a number",
+            kind=f"position(s) whose {column} is not a number",
         )
         positions[column] = numeric
     if positions["symbol"].isna().any():
         report.add(f"{shown}: a row has no symbol")
     duplicated = positions["symbol"][positions["symbol"].duplicated()].unique()
     for symbol in duplicated:
-        report.add(f"{shown}: symbol {symbol} appears more than once")
+        report.add(f"{shown}: symbol {symbol} appears more than once", kind="position(s) listed twice")
     if len(duplicated):
         return None  # which of the rows is the position? Nothing sensible to compare.
     report.facts["positions"] = len(positions)
@@ -242,16 +263,18 @@ def _compare_positions(totals: Any, positions: Any, shown: str, report: Report) 
         net = float(totals["net"].get(symbol, 0.0))
         if symbol not in positions.index:
             if abs(net) > QUANTITY_TOLERANCE:
-                report.add(f"{shown}: no position for {symbol}, but trades net to {net:.4f}")
+                report.add(f"{shown}: no position for {symbol}, but trades net to {net:.4f}", kind=MISMATCH)
             continue
         held = float(positions.at[symbol, "quantity"])
         if abs(held - net) > QUANTITY_TOLERANCE * max(1.0, abs(net)):
-            report.add(f"{shown}: {symbol} quantity {held:.4f} differs from the net of trades {net:.4f}")
+            report.add(f"{shown}: {symbol} quantity {held:.4f} differs from the net of trades {net:.4f}", kind=MISMATCH)
         bought = float(totals["bought"].get(symbol, 0.0))
         if bought > 0:
             expected = float(totals["notional"].get(symbol, 0.0)) / bought
             price = float(positions.at[symbol, "avg_price"])
             if abs(price - expected) > PRICE_RELATIVE_TOLERANCE * max(abs(expected), 1e-9) + 5e-7:
                 report.add(
-                    f"{shown}: {symbol} avg_price {price:.6f} differs from the trades' average buy price {expected:.6f}"
+                    f"{shown}: {symbol} avg_price {price:.6f} differs from the trades' average buy price "
+                    f"{expected:.6f}",
+                    kind=MISMATCH,
                 )

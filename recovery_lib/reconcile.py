@@ -21,6 +21,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from .errors import ExchangeError
+from .rendering import name_all
 from .site import Site
 
 COLUMNS = ["symbol", "position", "exchange", "difference", "decimals", "matches"]
@@ -54,13 +55,14 @@ class Reconciliation:
         wrong = self.discrepancies
         if not wrong:
             return f"all {len(self.rows)} position(s) equal the exchange's balances"
-        shown = "; ".join(
-            f"{row['symbol']}: position {row['position']:.{row['decimals']}f}, exchange "
-            f"{row['exchange']:.{row['decimals']}f}"
-            for row in wrong[:5]
+        shown = name_all(
+            [
+                f"{row['symbol']}: position {row['position']:.{row['decimals']}f}, exchange "
+                f"{row['exchange']:.{row['decimals']}f}"
+                for row in wrong
+            ]
         )
-        more = f" (+{len(wrong) - 5} more)" if len(wrong) > 5 else ""
-        return f"{len(wrong)} of {len(self.rows)} position(s) differ from the exchange: {shown}{more}"
+        return f"{len(wrong)} of {len(self.rows)} position(s) differ from the exchange: {shown}"
 
     def _repr_html_(self) -> str:
         import html

@@ -8,16 +8,38 @@ JupyterLab and in the archived HTML, so the notebooks stay thin and the records 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "recovery_offline"  # the lab template minus every CDN script
+SHOWN_ITEMS = 10  # a message names this many problems; beyond that it counts the rest by kind
 
 
-class LiveWidget:
+class LiveDisplay:
+    """Something shown in a notebook that updates in place: :meth:`refresh` re-sends :meth:`bundle`."""
+
+    _handle: Any = None
+
+    def bundle(self) -> dict[str, Any]:
+        """The display data (MIME type -> content)."""
+        raise NotImplementedError
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        self._handle = display(self.bundle(), raw=True, display_id=True)
+
+    def refresh(self) -> None:
+        """Update what was displayed after a change."""
+        if self._handle is not None:
+            self._handle.update(self.bundle(), raw=True)
+
+
+class LiveWidget(LiveDisplay):
     """An ipywidget for JupyterLab whose display also carries a static summary of its state.
 
     JupyterLab renders the widget; an archived notebook or its HTML (where the widget's kernel is
@@ -28,7 +50,6 @@ class LiveWidget:
     def __init__(self, widget: Any, summary: Callable[[], str]) -> None:
         self.widget = widget
         self._summary = summary
-        self._handle: Any = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.widget, name)  # e.g. a Dropdown's .value, .options
@@ -41,16 +62,6 @@ class LiveWidget:
         if view is not None:
             data[WIDGET_VIEW] = view
         return data
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        self._handle = display(self.bundle(), raw=True, display_id=True)
-
-    def refresh(self) -> None:
-        """Update what was displayed (both the summary and the widget) after a change."""
-        if self._handle is not None:
-            self._handle.update(self.bundle(), raw=True)
 
     def __repr__(self) -> str:
         return self._summary()
@@ -79,7 +90,8 @@ def frame_text(frame: Any) -> str:
 
 
 def install_display_formatters() -> None:
-    """In a notebook kernel: show every DataFrame without its index and without truncation."""
+    """In a notebook kernel: show every DataFrame without its index and without truncation, and a string
+    a step returns as its text (not its repr)."""
     try:
         from IPython import get_ipython
     except ImportError:
@@ -87,11 +99,52 @@ def install_display_formatters() -> None:
     shell = get_ipython()
     if shell is None:
         return
+    register_formatters(shell.display_formatter.formatters)
+
+
+def register_formatters(formatters: Mapping[str, Any]) -> None:
+    """Register this module's looks with IPython's display formatters (by MIME type)."""
     import pandas as pd
 
-    formatters = shell.display_formatter.formatters
     formatters["text/html"].for_type(pd.DataFrame, frame_html)
     formatters["text/plain"].for_type(pd.DataFrame, lambda frame, printer, cycle: printer.text(frame_text(frame)))
+    # A step that returns a string (a backup id, a sentence) is a message for a person: no repr quotes.
+    formatters["text/plain"].for_type(str, plain_str)
+
+
+def plain_str(text: str, printer: Any, cycle: bool) -> None:
+    """IPython's text/plain printer for a ``str`` shown on its own: the text itself, not ``'its repr'``.
+    Inside a list or dict it keeps its quotes (they delimit it, and a raw container stays recognisable)."""
+    nested = len(getattr(printer, "stack", ())) > 1  # the printer's stack holds every enclosing object
+    printer.text(repr(text) if nested else str(text))
+
+
+def name_all(
+    items: Sequence[str],
+    kinds: Sequence[str] | None = None,
+    *,
+    unlisted: Mapping[str, int] | None = None,
+    limit: int = SHOWN_ITEMS,
+    separator: str = "; ",
+) -> str:
+    """``items`` for a person: all of them when there are at most ``limit``; otherwise the first ``limit``
+    and how many more of each kind ("and 12 more: 10 hash problem(s), 2 missing problem(s)").
+
+    ``kinds`` gives each item's kind (parallel to ``items``); ``unlisted`` counts, by kind, items that
+    were never kept as text (a report that keeps only its first problems). Without kinds the rest is
+    only counted.
+    """
+    by_kind: Counter[str] = Counter(kinds[limit : len(items)] if kinds is not None else ())
+    by_kind.update(dict(unlisted or {}))
+    kindless = max(len(items) - limit, 0) if kinds is None else 0
+    count = sum(by_kind.values()) + kindless
+    shown = separator.join(items[:limit])
+    if not count:
+        return shown
+    counted = [f"{n} {kind}" for kind, n in by_kind.items() if n]
+    if not counted:
+        return f"{shown}{separator}and {count} more"
+    return f"{shown}{separator}and {count} more: {', '.join(counted + ([f'{kindless} other'] if kindless else []))}"
 
 
 def static_widgets(notebook: Any) -> Any:

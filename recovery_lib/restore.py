@@ -1,7 +1,8 @@
 """Restore plans and their atomic application (Terraform's habit: plan, then apply that plan).
 
 :func:`make_plan` reads the backup's manifest and the site and says, per file, what a restore
-would do (create / replace / delete / unchanged) without touching the disk. :func:`execute_plan`
+would do (create / replace / delete / unchanged) and what it would lose (a site file newer than the
+backup's copy, a file the backup does not hold) without touching the disk. :func:`execute_plan`
 applies exactly that plan: it stages every restored top-level path on the site's filesystem,
 verifying hashes as it copies, and then swaps each one in through the journal of
 :mod:`restore_journal`. The plan carries a fingerprint of the site it was made against, and an
@@ -14,8 +15,10 @@ import hashlib
 import os
 import secrets
 import stat
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -23,11 +26,13 @@ from typing import Any
 from .backup.fileio import copy_and_hash, hash_file, sync_filesystem
 from .backup.model import BackupMetadata, FileEntry, Manifest
 from .backup.paths import UnsafePathError, assert_no_symlink_parents, is_within
-from .rendering import human_time
+from .rendering import human_time, name_all
 from .restore_journal import JOURNAL_NAME, Journal, RestoreError, cleanup, swap_in
 from .site import Site
 
 WORKERS = 2
+ROWS_SUFFIX = ".csv"  # files whose loss is counted in rows (newline bytes), the unit people use
+COUNT_BLOCK = 1 << 20
 
 
 class Action(StrEnum):
@@ -41,12 +46,17 @@ class Action(StrEnum):
 
 @dataclass(frozen=True)
 class FileAction:
-    """One file's fate; ``size`` is the bytes written (create/replace) or removed (delete)."""
+    """One file's fate; ``size`` is the bytes written (create/replace) or removed (delete).
+
+    ``loses``: what the site would lose, "" when nothing: a replaced file newer than the backup's copy
+    (for a CSV: the rows it has beyond the backup's), a deleted file the backup does not hold.
+    """
 
     path: str
     action: Action
     size: int
     category: str
+    loses: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,8 +85,14 @@ class RestorePlan:
     def bytes_to_write(self) -> int:
         return sum(a.size for a in self.actions if a.action in (Action.CREATE, Action.REPLACE))
 
+    @property
+    def losses(self) -> list[FileAction]:
+        """The changes that would discard content the backup does not hold (see ``FileAction.loses``)."""
+        return [a for a in self.actions if a.loses]
+
     def summary(self, limit: int = 20) -> str:
-        """The dry-run text: counts, bytes, then the changed files."""
+        """The dry-run text: counts and bytes, then every file whose restore loses newer content (never
+        folded away), then the other changes (the first ``limit``, the rest counted by kind)."""
         lines = [
             f"Restore plan: backup {self.backup_id} (taken {human_time(self.backup_created_at)}) -> "
             f"{', '.join(self.categories)}",
@@ -84,10 +100,19 @@ class RestorePlan:
             f"delete {self.count(Action.DELETE)}, unchanged {self.count(Action.UNCHANGED)}; "
             f"{self.bytes_to_write:,} bytes to write",
         ]
-        for action in self.changes[:limit]:
-            lines.append(f"  {action.action.value:<9} {action.path} ({action.size:,} bytes)")
-        if len(self.changes) > limit:
-            lines.append(f"  ... and {len(self.changes) - limit} more")
+        losses = self.losses
+        if losses:
+            lines.append(f"  WOULD DISCARD NEWER CONTENT ({len(losses)} file(s); each is in the pre-recovery backup):")
+            lines.extend(f"  {a.action.value:<9} {a.path}: {a.loses}" for a in losses)
+        others = [a for a in self.changes if not a.loses]
+        if others and losses:
+            lines.append("  Other changes:")
+        lines.extend(f"  {a.action.value:<9} {a.path} ({a.size:,} bytes)" for a in others[:limit])
+        if len(others) > limit:
+            kinds = Counter(a.action.value for a in others[limit:])
+            lines.append(
+                f"  ... and {len(others) - limit} more: {', '.join(f'{n} {kind}' for kind, n in kinds.items())}"
+            )
         lines.extend(f"  WARNING: {warning}" for warning in self.warnings)
         lines.extend(f"  BLOCKED: {blocker}" for blocker in self.blockers)
         return "\n".join(lines)
@@ -109,6 +134,7 @@ class RestorePlan:
             "counts": {a.value: self.count(a) for a in Action},
             "bytes_to_write": self.bytes_to_write,
             "changes": [{"path": a.path, "action": a.action.value, "size": a.size} for a in self.changes],
+            "loses": [{"path": a.path, "action": a.action.value, "what": a.loses, "size": a.size} for a in self.losses],
             "blockers": list(self.blockers),
             "warnings": list(self.warnings),
         }
@@ -122,6 +148,7 @@ class RestoreResult:
     ok: bool
     problems: list[str] = field(default_factory=list)
     pre_recovery_backup_id: str | None = None
+    pre_recovery_reused: bool = False  # the pre-recovery backup was taken earlier in the incident, of this state
     files_written: int = 0
     bytes_written: int = 0
     duration_s: float = 0.0
@@ -130,11 +157,19 @@ class RestoreResult:
     def summary(self) -> str:
         """One paragraph for a person."""
         if not self.ok:
-            return f"❌ Restore from {self.plan.backup_id} did NOT verify: " + "; ".join(self.problems[:5])
+            return f"❌ Restore from {self.plan.backup_id} did NOT verify: " + name_all(self.problems)
+        if self.pre_recovery_backup_id is None:
+            saved = "Nothing was left to save before the restore (the site was empty)."
+        elif self.pre_recovery_reused:
+            saved = (
+                f"Previous state already saved in backup {self.pre_recovery_backup_id} "
+                "(taken earlier in this incident)."
+            )
+        else:
+            saved = f"Previous state saved in backup {self.pre_recovery_backup_id}."
         return (
             f"✅ Restored {', '.join(self.plan.categories)} from {self.plan.backup_id}: {self.files_written} "
-            f"files, {self.bytes_written:,} bytes written and verified in {self.duration_s:.2f} s. "
-            f"Previous state saved in backup {self.pre_recovery_backup_id or '(nothing to save)'}."
+            f"files, {self.bytes_written:,} bytes written and verified in {self.duration_s:.2f} s. {saved}"
             + "".join(f" Note: {note}." for note in self.notes)
         )
 
@@ -184,10 +219,67 @@ def _same_content(path: Path, info: os.stat_result, entry: FileEntry) -> bool:
         return False  # unreadable now: restoring it is the right move
 
 
+def _rows(path: Path) -> int | None:
+    """Newline bytes in ``path`` (a CSV's rows, header included), read in blocks; None if unreadable."""
+    count = 0
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(COUNT_BLOCK):
+                count += block.count(b"\n")
+    except OSError:
+        return None
+    return count
+
+
+def _when(mtime_ns: int) -> str:
+    return human_time(datetime.fromtimestamp(mtime_ns / 1e9, UTC).isoformat().replace("+00:00", "Z"))
+
+
+def _replaced_loses(
+    site_root: Path, backup_path: Path | None, path: str, info: os.stat_result, entry: FileEntry
+) -> str:
+    """What replacing the site's ``path`` with the backup's copy discards ("" if nothing newer).
+
+    Cheap: only a CSV that is newer or larger than the backup's copy is read (its rows counted)."""
+    newer = info.st_mtime_ns > entry.mtime_ns
+    larger = info.st_size > entry.size
+    if path.endswith(ROWS_SUFFIX) and stat.S_ISREG(info.st_mode) and (newer or larger):
+        now_rows = _rows(site_root / path)
+        then_rows = _rows(backup_path / path) if backup_path is not None else None
+        if now_rows is not None and then_rows is not None and now_rows > then_rows:
+            return (
+                f"{now_rows - then_rows:,} row(s) newer than the backup "
+                f"({now_rows:,} line(s) in the site's copy, {then_rows:,} in the backup's)"
+            )
+        if larger and then_rows is None:
+            return f"{info.st_size - entry.size:,} byte(s) more than the backup's copy"
+    if newer:
+        return (
+            f"changed after the backup (the site's copy is from {_when(info.st_mtime_ns)}, "
+            f"the backup's from {_when(entry.mtime_ns)})"
+        )
+    return ""
+
+
+def _deleted_loses(info: os.stat_result, backup_created_ns: int) -> str:
+    """What deleting a site file the backup does not hold discards."""
+    after = "; written after it" if info.st_mtime_ns > backup_created_ns else ""
+    return f"not in the backup{after} ({info.st_size:,} bytes)"
+
+
 def make_plan(
-    site: Site, metadata: BackupMetadata, manifest: Manifest, categories: list[str], blockers: list[str]
+    site: Site,
+    metadata: BackupMetadata,
+    manifest: Manifest,
+    categories: list[str],
+    blockers: list[str],
+    backup_path: Path | None = None,
 ) -> RestorePlan:
-    """Compare the backup's files in ``categories`` with the site; touches nothing."""
+    """Compare the backup's files in ``categories`` with the site; touches nothing.
+
+    ``backup_path``: the backup's directory, to count the rows of its copy of a CSV the site holds
+    more of (without it, the loss is told in bytes).
+    """
     tops: dict[str, tuple[str, ...]] = {}
     for category in categories:
         if category not in manifest.categories:
@@ -217,6 +309,7 @@ def make_plan(
                 "(nothing was changed)."
             )
     actions: list[FileAction] = []
+    created_ns = int(metadata.created.timestamp() * 1_000_000) * 1000
     for category, category_tops in tops.items():
         backup_files = {e.path: e for e in manifest.files if is_within(e.path, category_tops)}
         present: dict[str, os.stat_result] = {}
@@ -229,10 +322,13 @@ def make_plan(
             elif _same_content(site.root / path, info, entry):
                 actions.append(FileAction(path, Action.UNCHANGED, entry.size, category))
             else:
-                actions.append(FileAction(path, Action.REPLACE, entry.size, category))
+                loses = _replaced_loses(site.root, backup_path, path, info, entry)
+                actions.append(FileAction(path, Action.REPLACE, entry.size, category, loses))
         for path, info in sorted(present.items()):
             if path not in backup_files:
-                actions.append(FileAction(path, Action.DELETE, info.st_size, category))
+                actions.append(
+                    FileAction(path, Action.DELETE, info.st_size, category, _deleted_loses(info, created_ns))
+                )
     return RestorePlan(
         backup_id=metadata.backup_id,
         backup_created_at=metadata.created_at,

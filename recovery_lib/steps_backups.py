@@ -12,7 +12,7 @@ from .clock import now
 from .health import health_check
 from .health_checks import writable_problem
 from .notebook import Run
-from .rendering import Findings, frame_html, frame_text
+from .rendering import Findings, frame_html, frame_text, name_all
 from .steps_base import Halted, refused
 
 
@@ -83,9 +83,7 @@ def verify_all_backups(run: Run) -> BackupVerification:
     result = BackupVerification()
     for metadata in run.manager.list_backups():
         report = run.manager.verify_backup(metadata.backup_id, read_data=True)
-        shown = "; ".join(str(p) for p in report.problems[:3]) + (
-            f" (+{len(report.problems) - 3} more)" if len(report.problems) > 3 else ""
-        )
+        shown = name_all([str(p) for p in report.problems], [f"{p.kind} problem(s)" for p in report.problems])
         result.rows.append(
             {
                 "": "✅ verifies" if report.ok else "❌ DAMAGED",

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..rendering import name_all
 from .fileio import hash_file
 from .listing import read_backups
 from .model import PRE_RECOVERY_TAG, BackupMetadata, BackupStatus, FileEntry
@@ -36,14 +37,15 @@ class BackupCheck:
     contents: str  # "hashed" (every file hashed this run) | "sampled" (some) | "structure only"
     problems: list[str]  # each names the file and what is wrong
     unreadable: bool = False
+    kinds: list[str] = field(default_factory=list)  # each problem's kind ("hash problem(s)"), to count unnamed ones
 
     def describe(self) -> str:
-        """``backup X: data/trades.csv: hash: ...`` (+ how many more): one line for a person."""
+        """``backup X: data/trades.csv: hash: ...``, every problem named (beyond a few, counted by kind)."""
         if not self.problems:
             return f"backup {self.backup_id}: OK ({self.contents})"
-        more = f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         what = "unreadable: " if self.unreadable else ""
-        return f"backup {self.backup_id}: {what}{self.problems[0]}{more}"
+        kinds = self.kinds if len(self.kinds) == len(self.problems) else None
+        return f"backup {self.backup_id}: {what}{name_all(self.problems, kinds)}"
 
 
 @dataclass
@@ -72,9 +74,8 @@ class BackupsCheck:
         damaged = self.damaged
         if not damaged:
             return f"{len(self.backups)} backup(s) OK: {hashed}; {coverage}{over}"
-        shown = "; ".join(check.describe() for check in damaged[:3])
-        more = f" (+{len(damaged) - 3} more)" if len(damaged) > 3 else ""
-        return f"{len(damaged)} of {len(self.backups)} backup(s) damaged or unreadable: {shown}{more}; {hashed}{over}"
+        shown = name_all([check.describe() for check in damaged])
+        return f"{len(damaged)} of {len(self.backups)} backup(s) damaged or unreadable: {shown}; {hashed}{over}"
 
 
 def _mib(size: int) -> str:
@@ -208,4 +209,5 @@ def _result(backup: _Backup) -> BackupCheck:
         ok=not backup.problems,
         contents=contents,
         problems=[str(problem) for problem in backup.problems],
+        kinds=[f"{problem.kind} problem(s)" for problem in backup.problems],
     )

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..rendering import name_all
 from .fileio import hash_file
 from .model import (
     MANIFEST,
@@ -64,9 +65,8 @@ class VerifyReport:
         depth = "contents hashed" if self.read_data else "structure only"
         if self.ok:
             return f"{self.backup_id}: OK ({self.files_checked} files, {depth})"
-        first = "; ".join(str(p) for p in self.problems[:3])
-        more = f" (+{len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
-        return f"{self.backup_id}: {len(self.problems)} problem(s): {first}{more}"
+        named = name_all([str(p) for p in self.problems], [f"{p.kind} problem(s)" for p in self.problems])
+        return f"{self.backup_id}: {len(self.problems)} problem(s): {named}"
 
 
 def _read_checked(path: Path, report: VerifyReport, kind: str) -> bytes | None:
