@@ -4,6 +4,15 @@
 annotations (unknown, missing or wrongly typed parameters fail here, before anything is read or
 written), resolves the site, and returns a :class:`Run` with the recorder, the approval gate and the
 RecoveryManager the step cells use.
+
+One incident, one id, one journal: the run joins the incident named by ``incident_id``, else the
+newest open incident of the site (triage starts a new one), and every record and decision goes into
+that incident's journal as it is made (:mod:`recovery_lib.journal`).
+
+Safe to run again: rerun in the same kernel with unchanged parameters, the validation cell returns
+the same run (its approvals and results stand); with changed parameters it starts a new run of the
+same incident. Every variable a later cell sets starts as :class:`NotRun`, so a cell run out of order
+says which step has not run instead of failing with a ``NameError``.
 """
 
 from __future__ import annotations
@@ -16,13 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .approval import ApprovalGate
+from .approval import ApprovalGate, Decision
 from .backup import RecoveryManager, suggest_backup_ids
-from .clock import iso, now
+from .clock import iso, now, now_iso
 from .errors import RecoveryError
 from .escalation import Facts
+from .journal import IncidentJournal, open_incident, valid_incident_id
 from .records import Recorder
-from .rendering import install_display_formatters
+from .rendering import human_time, install_display_formatters
 from .site import Site, load_site
 
 # Names IPython and papermill put in a notebook's namespace that are not parameters.
@@ -32,6 +42,28 @@ APPROVAL_ACTIONS = ("restore", "repair", "backup", "stop_system", "start_system"
 # Procedure B's ``remedy``: the recommended option, or one insisted on.
 REMEDIES = ("least_loss", "repair", "restore")
 _FIX = "Nothing was read or changed; fix the parameters and rerun."
+# Every variable a step cell of a procedure notebook sets, and the step that sets it
+# (tests/test_notebooks.py checks the notebooks set no other). Before that step has run, the
+# variable holds a NotRun naming it; on a rerun of the validation cell they are not parameters.
+STEP_VARIABLES = {
+    "choice": "select the backup",
+    "plan": "the dry run",
+    "result": "the restore",
+    "remedies": "the dry run",
+    "config_check": "verify configuration",
+    "reconciliation": "reconcile",
+    "restart_action": "restart",
+    "post_backup": "post-recovery backup",
+    "directory": "assess the backup system",
+    "verification": "verify backup integrity",
+    "emergency": "create a new backup",
+    "health": "health checks",
+    "results": "health checks",
+    "triage": "scenario detection",
+    "exchange_check": "external connectivity",
+    "summary": "document incident",
+    "escalation": "escalation",
+}
 
 
 class ParameterError(RecoveryError):
@@ -65,17 +97,23 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
-def validate_parameters(namespace: dict[str, Any], hidden: set[str] | None = None) -> dict[str, Any]:
+def validate_parameters(
+    namespace: dict[str, Any], hidden: set[str] | None = None, known: set[str] | None = None
+) -> dict[str, Any]:
     """Check the values in ``namespace`` against its ``__annotations__``; return ``{name: value}``.
 
     ``hidden`` are the names the kernel defined itself (IPython's ``user_ns_hidden``). A parameter
-    annotated without ``None`` in its type but set to ``None`` is required and missing.
+    annotated without ``None`` in its type but set to ``None`` is required and missing. ``known``:
+    on a rerun in the same kernel, the names that were there at the first validation; names the
+    later cells (or the person) defined since are not parameters, so they are not errors.
     """
     declared: dict[str, Any] = dict(namespace.get("__annotations__", {}))
     hidden = hidden if hidden is not None else _kernel_names()
     problems = []
     for name in sorted(namespace):
         if name in declared or name in hidden or name in _NOT_PARAMETERS or name.startswith("_"):
+            continue
+        if known is not None and (name not in known or name in STEP_VARIABLES or name == "run"):
             continue
         if isinstance(namespace[name], types.ModuleType) or callable(namespace[name]):
             continue  # imports of the validation cell; parameters are data
@@ -128,10 +166,40 @@ class Run:
     remedy_action: str | None = None  # the remedy put up for approval (Procedure B)
     nothing_to_do: str | None = None  # the assessment found no fault: writing steps leave the site alone
     known_trade_ids: set[int] = field(default_factory=set)  # trade ids known before a data remedy changed the ledger
+    run_id: str = ""  # this run in the incident journal
+    journal: IncidentJournal | None = None
+    incident_source: str = "new"  # parameter | records | journal (the open incident) | new
+    done: dict[str, Any] = field(default_factory=dict)  # steps that happened, by key: a rerun says so
+    namespace_names: set[str] = field(default_factory=set)  # the kernel's names at the first validation
+    reruns: int = 0  # times the validation cell ran again with the same parameters
+    aborted: dict[str, Any] | None = None  # who clicked Abort on what, and when
 
     def __repr__(self) -> str:
         mode = "interactive: approve in the widgets" if self.gate.interactive else "headless: approvals by parameter"
-        return f"Run {self.incident_id} ({self.kind}) by {self.operator} on site {self.site.name}, {mode}"
+        joined = {
+            "journal": " (joined the open incident of this site)",
+            "new": " (a new incident)",
+        }.get(self.incident_source, "")
+        again = (
+            f". Validation rerun {self.reruns}x with the same parameters: the same run goes on, approvals stand"
+            if self.reruns
+            else ""
+        )
+        journal = f"; journal {self.relative(self.journal.path)}" if self.journal else ""
+        return (
+            f"Run of procedure {self.procedure} in incident {self.incident_id}{joined} ({self.kind}) by "
+            f"{self.operator} on site {self.site.name}, {mode}{journal}{again}"
+        )
+
+    def halt(self, reason: str) -> str:
+        """Stop the procedure here (the first reason wins); recorded as ``halted``. Returns the reason."""
+        from .records import to_plain
+
+        reason = to_plain(reason, self.site.root)  # messages name files by their site path, never the host's
+        if not self.halted:
+            self.halted = reason
+            self.record("halted", {"reason": reason, "at": now_iso()})
+        return self.halted
 
     def record(self, name: str, value: Any) -> Any:
         """Record a structured result into the notebook."""
@@ -214,24 +282,109 @@ def _check_records(records: list[str], site: Site, incident_id: str) -> str:
     return next(iter(known), "")
 
 
+class NotRun:
+    """What a step variable holds before its step has run (a cell run out of order says so)."""
+
+    ok = False
+
+    def __init__(self, variable: str, step: str) -> None:
+        self.variable = variable
+        self.step = step
+
+    def summary(self) -> str:
+        """One line for a person."""
+        return f"not run: the step '{self.step}' (which sets `{self.variable}`) has not run in this kernel"
+
+    def __repr__(self) -> str:
+        return f"⏭ {self.summary()}"
+
+
+class StepNotRun(RecoveryError):
+    """A cell needs the result of a step that has not run yet: nothing was done."""
+
+
+def ran(value: Any) -> Any:
+    """``value``, or :class:`StepNotRun` naming the step to run first when it is a :class:`NotRun`."""
+    if isinstance(value, NotRun):
+        raise StepNotRun(
+            f"this cell needs `{value.variable}`, which the step '{value.step}' sets, and that step has not run "
+            "in this kernel. Nothing was done: run the cells above it first, in order."
+        )
+    return value
+
+
+class InvalidRun:
+    """What ``run`` becomes when the validation cell is rerun with parameters that fail: the cells below
+    refuse (with the reason) instead of going on with the old parameters."""
+
+    def __init__(self, problem: str) -> None:
+        self._problem = problem
+
+    def __getattr__(self, name: str) -> Any:
+        raise ParameterError(f"the parameters failed validation, so no step runs: {self._problem}")
+
+    def __repr__(self) -> str:
+        return f"⛔ No run: the parameters failed validation ({self._problem})"
+
+
+def _resolve_incident(
+    values: dict[str, Any], site: Site, procedure: str, recorded: str, previous: Run | None
+) -> tuple[str, str]:
+    """(incident id, where it came from): the parameter, the records, this kernel's run, the site's open
+    incident (not for triage, which starts one), or a new id."""
+    if values.get("incident_id"):
+        return values["incident_id"], "parameter"
+    if recorded:
+        return recorded, "records"
+    if previous is not None:
+        return previous.incident_id, previous.incident_source
+    if procedure != "triage":
+        found = open_incident(site.records_dir)
+        if found:
+            return found, "journal"
+    return f"{now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", "new"
+
+
+def _reset_step_variables(namespace: dict[str, Any], keep: bool) -> None:
+    """Every step variable holds NotRun until its step runs; ``keep`` leaves the ones a step already set."""
+    for variable, step in STEP_VARIABLES.items():
+        if not keep or variable not in namespace:
+            namespace[variable] = NotRun(variable, step)
+
+
 def start(namespace: dict[str, Any], procedure: str) -> Run:
     """Validate the parameters of a procedure notebook and set up its run (see module docstring)."""
-    values = validate_parameters(namespace)
-    if values.get("kind", "incident") not in ("incident", "drill"):
-        raise ParameterError(f'parameter \'kind\' must be "incident" or "drill", got {values["kind"]!r}. {_FIX}')
-    if values.get("remedy", "least_loss") not in REMEDIES:
-        raise ParameterError(
-            f"parameter 'remedy' must be one of {', '.join(REMEDIES)}, got {values['remedy']!r}. {_FIX}"
-        )
-    _check_approvals(values.get("approve", []))
+    previous = namespace.get("run")
+    previous = previous if isinstance(previous, Run) and previous.procedure == procedure else None
+    try:
+        values = _validated(namespace, previous)
+    except ParameterError as exc:
+        if previous is not None or isinstance(namespace.get("run"), InvalidRun):
+            namespace["run"] = InvalidRun(str(exc))  # the cells below must not go on with the old parameters
+        raise
+    if previous is not None and values == previous.parameters:
+        previous.reruns += 1
+        _reset_step_variables(namespace, keep=True)
+        return previous
     site = load_site(values.get("site") or None)
     recorded_incident = _check_records(list(values.get("records", [])), site, values.get("incident_id") or "")
     if values.get("backup_id") is not None:
         _check_backup_id(site, values["backup_id"])
     operator = values.get("operator") or getpass.getuser()
     started = now()
-    incident_id = values.get("incident_id") or recorded_incident or f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-    recorder = Recorder(site.root)
+    incident_id, source = _resolve_incident(values, site, procedure, recorded_incident, previous)
+    journal = IncidentJournal(site.records_dir, incident_id)
+    run_id = f"{procedure}-{started:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(2)}"
+    earlier = [r for r in journal.runs() if r.procedure == procedure]
+    if source == "new" or not journal.path.exists():
+        journal.append(
+            "opened",
+            run_id,
+            procedure,
+            "incident",
+            {"by": operator, "site": site.name, "kind": values.get("kind", "incident")},
+        )
+    recorder = Recorder(site.root, sink=lambda name, plain: journal.append("record", run_id, procedure, name, plain))
     install_display_formatters()  # tables without index noise or truncated cells
     run = Run(
         procedure=procedure,
@@ -246,11 +399,20 @@ def start(namespace: dict[str, Any], procedure: str) -> Run:
             bool(values.get("interactive", True)), list(values.get("approve", [])), operator, recorder.record
         ),
         manager=RecoveryManager(site=site),
+        run_id=run_id,
+        journal=journal,
+        incident_source=source,
+        namespace_names=set(namespace),
     )
+    run.gate._on_decision = lambda decision: _decided(run, decision)
+    if earlier and run.gate.interactive:
+        run.gate.remember([_decision(d) for r in earlier for d in r.decisions])
     run.record(
         "run",
         {
             "incident_id": incident_id,
+            "incident_source": source,
+            "run_id": run_id,
             "kind": run.kind,
             "procedure": procedure,
             "operator": operator,
@@ -258,8 +420,62 @@ def start(namespace: dict[str, Any], procedure: str) -> Run:
             "started_at": run.started_at,
             "parameters": {k: _shown(v, site) for k, v in values.items() if k != "site"},
             "interactive": run.gate.interactive,
+            "journal": run.relative(journal.path),
+            "earlier_runs": [r.run for r in earlier],
         },
     )
     if values.get("drill"):
         run.record("drill", values["drill"])
+    _reset_step_variables(namespace, keep=False)
     return run
+
+
+def _validated(namespace: dict[str, Any], previous: Run | None) -> dict[str, Any]:
+    values = validate_parameters(namespace, known=previous.namespace_names if previous else None)
+    if values.get("kind", "incident") not in ("incident", "drill"):
+        raise ParameterError(f'parameter \'kind\' must be "incident" or "drill", got {values["kind"]!r}. {_FIX}')
+    if values.get("remedy", "least_loss") not in REMEDIES:
+        raise ParameterError(
+            f"parameter 'remedy' must be one of {', '.join(REMEDIES)}, got {values['remedy']!r}. {_FIX}"
+        )
+    if values.get("incident_id") and not valid_incident_id(values["incident_id"]):
+        raise ParameterError(
+            f"parameter 'incident_id' {values['incident_id']!r} cannot name an incident: use letters, digits, "
+            f"'.', '-' or '_' (e.g. the id triage printed), or leave it empty to join the open incident. {_FIX}"
+        )
+    _check_approvals(values.get("approve", []))
+    return values
+
+
+def _decision(entry: dict[str, Any]) -> Decision:
+    """A decision as the journal holds it."""
+    return Decision(
+        action=str(entry.get("action", "")),
+        approved=bool(entry.get("approved")),
+        by=str(entry.get("by", "")),
+        at=str(entry.get("at", "")),
+        via=str(entry.get("via", "")),
+        summary=str(entry.get("summary", "")),
+        key=str(entry.get("key", "")),
+        note=str(entry.get("note", "")),
+    )
+
+
+def _decided(run: Run, decision: Decision) -> None:
+    """Every decision goes into the journal when it is made; an Abort click halts the run there and then."""
+    from .records import to_plain
+
+    assert run.journal is not None
+    run.journal.append("decision", run.run_id, run.procedure, decision.action, to_plain(decision, run.site.root))
+    if decision.via == "widget" and not decision.approved and _all_refused(run, decision.action):
+        run.aborted = {"action": decision.action, "by": decision.by, "at": decision.at, "what": decision.summary}
+        run.record("aborted", run.aborted)
+        run.facts.aborted = run.halt(
+            f"aborted by {decision.by} at {human_time(decision.at)}: {decision.action} was not approved"
+        )
+
+
+def _all_refused(run: Run, action: str) -> bool:
+    """An abort of a choice (repair or restore) halts once every option of it is refused."""
+    offered = run.gate.groups.get(action, (action,))
+    return all((d := run.gate.decisions.get(a)) is not None and not d.approved for a in offered)

@@ -14,7 +14,8 @@ from typing import Any
 
 from .clock import human_duration, seconds_between
 from .escalation import Facts
-from .records import read_notebook
+from .journal import IncidentJournal
+from .records import NotebookRecords, Step, read_notebook
 
 PROCEDURE_LETTERS = ("A", "B", "C", "D")
 
@@ -86,15 +87,38 @@ def _add(total: int | None, value: Any) -> int | None:
     return (total or 0) + int(value) if isinstance(value, int | float) else total
 
 
-def summarize(paths: list[str | Path]) -> IncidentSummary:
-    """Read each executed notebook's records and put the incident together."""
+PROCEDURE_NAMES = {"triage": "00 triage", "V": "V verification", "P": "P post-recovery"}
+
+
+def journal_records(journal: IncidentJournal, exclude: set[str] | None = None) -> list[NotebookRecords]:
+    """Each notebook run in an incident journal, as the records an executed notebook would carry; the
+    post-recovery runs and ``exclude`` (run ids) are left out. Its steps are the records, in order."""
+    found = []
+    for run in journal.runs():
+        if run.procedure == "P" or run.run in (exclude or set()):
+            continue
+        found.append(
+            NotebookRecords(
+                path=journal.path,
+                records=run.records,
+                steps=[Step(name, "recorded", None, at, None) for name, at in run.order],
+                parameters={},
+                record_times=run.record_times,
+                source=f"{PROCEDURE_NAMES.get(run.procedure, run.procedure)} (journal)",
+            )
+        )
+    return sorted(found, key=lambda n: (n.get("run") or {}).get("started_at") or "")
+
+
+def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
+    """Put the incident together from executed notebooks (paths) or journal runs (:func:`journal_records`)."""
     summary = IncidentSummary()
     starts, ends = [], []
     fault_at = None
     rolled_back = False  # a restore from a backup ran: the window is from its restore point
-    for path in paths:
-        notebook = read_notebook(path)
-        summary.notebooks.append(Path(path).name)
+    for source in sources:
+        notebook = source if isinstance(source, NotebookRecords) else read_notebook(source)
+        summary.notebooks.append(notebook.label)
         run = notebook.get("run", {})
         summary.incident_id = summary.incident_id or run.get("incident_id")
         fault_at = fault_at or (notebook.get("drill") or {}).get("fault_at")
@@ -130,7 +154,7 @@ def summarize(paths: list[str | Path]) -> IncidentSummary:
             summary.procedures.append(
                 {
                     "procedure": run["procedure"],
-                    "notebook": Path(path).name,
+                    "notebook": notebook.label,
                     "success": outcome.get("success"),  # None: the notebook never reached its verdict
                     "failed_criteria": outcome.get("failed_criteria", []),
                     "halted": (notebook.get("halted") or {}).get("reason"),
@@ -147,7 +171,7 @@ def summarize(paths: list[str | Path]) -> IncidentSummary:
         if (notebook.get("outcome") or {}).get("finished_at"):
             ends.append(notebook["outcome"]["finished_at"])
         summary.steps += [
-            {"notebook": Path(path).name, "step": s.name, "status": s.status, "duration_s": s.duration_s}
+            {"notebook": notebook.label, "step": s.name, "status": s.status, "duration_s": s.duration_s}
             for s in notebook.steps
         ]
     if not rolled_back and summary.procedures:
@@ -177,7 +201,7 @@ def notification(summary: IncidentSummary, escalation_line: str) -> str:
     elif summary.procedures:
         done = "no restore was applied"
     else:
-        done = "no procedure records were given"
+        done = "no procedure was recorded for this incident"
     if summary.trades_lost is None:
         trades = "trades lost: not recorded"
     else:

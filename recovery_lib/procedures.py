@@ -31,6 +31,7 @@ from .steps_post import escalation_from, incident_summary, notify_text, verifica
 from .steps_restore import (
     BackupChoice,
     NotTaken,
+    UnfitPick,
     approval,
     backups_overview,
     choose_backup,
@@ -61,6 +62,7 @@ __all__ = [
     "NotTaken",
     "ProcedureFailed",
     "RestartRefused",
+    "UnfitPick",
     "apply_remedy",
     "approval",
     "assess_data_loss",

@@ -13,6 +13,7 @@ import dataclasses
 import html
 import json
 import re
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -66,14 +67,17 @@ def _relative(path: Path, site_root: Path | None) -> str:
 class Recorder:
     """Records of one notebook run: shown in the notebook and kept for the run's summary."""
 
-    def __init__(self, site_root: Path | None = None) -> None:
+    def __init__(self, site_root: Path | None = None, sink: Callable[[str, Any], None] | None = None) -> None:
         self.site_root = site_root
         self.values: dict[str, Any] = {}
+        self.sink = sink  # the incident journal: written before the record is shown
 
     def record(self, name: str, value: Any) -> Any:
         """Record ``value`` under ``name`` (the last record of a name wins when read back)."""
         plain = to_plain(value, self.site_root)
         self.values[name] = plain
+        if self.sink is not None:
+            self.sink(name, plain)
         _display_record(name, plain, now_iso())
         return plain
 
@@ -125,6 +129,12 @@ class NotebookRecords:
     parameters: dict[str, Any]
     record_steps: dict[str, str] = dataclasses.field(default_factory=dict)  # record name -> step that wrote it
     record_times: dict[str, str] = dataclasses.field(default_factory=dict)  # record name -> UTC time it was written
+    source: str = ""  # how a person names it: the notebook's file name, or "journal: B" for a journal run
+
+    @property
+    def label(self) -> str:
+        """The notebook's file name, or what the journal run is."""
+        return self.source or self.path.name
 
     def __getitem__(self, name: str) -> Any:
         return self.records[name]

@@ -115,6 +115,7 @@ class Site:
     critical: tuple[str, ...] = ("data/positions.csv", "data/trades.csv", "data/reports/")
     required_sections: tuple[str, ...] = ("trading", "risk", "live")
     backup_dir_setting: str = "backups"
+    records_dir_setting: str = "incidents"  # the incident journals (recovery_lib.journal)
     max_backup_age_hours: float = 24.0
     backup_schedule: tuple[str, ...] = ()
     health_read_mib: float = 256.0  # backup contents the `backups` health check re-hashes per run
@@ -134,6 +135,12 @@ class Site:
     def backup_dir(self) -> Path:
         """The backup directory; a relative setting is relative to the site root."""
         setting = Path(self.backup_dir_setting)
+        return setting if setting.is_absolute() else self.root / setting
+
+    @property
+    def records_dir(self) -> Path:
+        """Where the incident journals are; a relative setting is relative to the site root."""
+        setting = Path(self.records_dir_setting)
         return setting if setting.is_absolute() else self.root / setting
 
     @property
@@ -254,6 +261,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
     },
     "reconcile": {"tolerance": NUMBER, "decimals": COUNT},
     "alerts": {"webhook_url": STR},
+    "records": {"dir": STR},
 }
 # Tables of tables: [targets.A] ... [targets.D], [escalation.level1] ... [escalation.level4].
 SUBTABLES: dict[str, tuple[tuple[str, ...], dict[str, Check]]] = {
@@ -291,6 +299,24 @@ class _Reader:
                 table, key, f"{value!r} must be a relative path inside the site (no '/', '..' or '\\' prefix)."
             )
         return pure.as_posix() + ("/" if value.endswith("/") else "")
+
+
+def _check_records_dir(reader: _Reader, setting: str, restored: list[str]) -> None:
+    """The journals must survive every restore: never inside a restored category."""
+    if not setting.strip():
+        raise reader.fail(("records",), "dir", "must name a directory (default: incidents).")
+    if PurePosixPath(setting).is_absolute():
+        return
+    parts = PurePosixPath(setting).parts
+    for top in restored:
+        top_parts = PurePosixPath(top.rstrip("/")).parts
+        if parts[: len(top_parts)] == top_parts or top_parts[: len(parts)] == parts:
+            raise reader.fail(
+                ("records",),
+                "dir",
+                f"{setting!r} is inside the restored path {top!r}: a restore would replace the incident journals. "
+                "Choose a directory outside config, state and data (default: incidents).",
+            )
 
 
 def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: str) -> Site:
@@ -348,6 +374,16 @@ def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: s
                     contact=values.get("contact", base_contact.contact),
                 )
 
+    records_dir = section("records").get("dir", defaults.records_dir_setting)
+    _check_records_dir(
+        reader,
+        records_dir,
+        [
+            *rel_list("config", defaults.config_paths),
+            *rel_list("state", defaults.state_paths),
+            *rel_list("data", defaults.data_paths),
+        ],
+    )
     return Site(
         root=root,
         name=section("site").get("name", root.name),
@@ -361,6 +397,7 @@ def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: s
         critical=rel_list("critical", defaults.critical),
         required_sections=tuple(section("config_check").get("required_sections", defaults.required_sections)),
         backup_dir_setting=backups.get("dir", defaults.backup_dir_setting),
+        records_dir_setting=records_dir,
         max_backup_age_hours=float(backups.get("max_age_hours", defaults.max_backup_age_hours)),
         backup_schedule=tuple(backups.get("schedule", ())),
         health_read_mib=float(backups.get("health_read_mib", defaults.health_read_mib)),

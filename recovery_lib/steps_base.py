@@ -8,6 +8,8 @@ failed recovery reads like a successful one.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from .approval import ApprovalRequired
@@ -15,7 +17,6 @@ from .clock import now_iso
 from .errors import RecoveryError
 from .health import health_check
 from .notebook import Run
-from .records import to_plain
 
 
 class ProcedureFailed(RecoveryError):
@@ -34,20 +35,94 @@ class ProcedureFailed(RecoveryError):
 
 
 class Halted:
-    """What a step returns when an earlier step halted the run."""
+    """What a step returns when an earlier step halted the run (``aborted``: a person clicked Abort)."""
 
-    def __init__(self, reason: str) -> None:
+    ok = False
+
+    def __init__(self, reason: str, aborted: bool = False) -> None:
         self.reason = reason
+        self.aborted = aborted
+
+    def summary(self) -> str:
+        """One line for a person."""
+        if self.aborted:
+            return f"Skipped because the procedure was aborted ({self.reason}). Nothing was done by this step."
+        return f"Skipped: the run was halted ({self.reason}). See the escalation at the end."
 
     def __repr__(self) -> str:
-        return f"⏭ Skipped: the run was halted ({self.reason}). See the escalation at the end."
+        return f"⏭ {self.summary()}"
 
     def _repr_html_(self) -> str:
         import html
 
-        return (
-            f"<p><b>⏭ Skipped</b>: the run was halted ({html.escape(self.reason)}). See the escalation at the end.</p>"
-        )
+        head, _, rest = self.summary().partition(" (")
+        return f"<p><b>⏭ {html.escape(head)}</b> ({html.escape(rest)}</p>"
+
+
+class Again:
+    """A step run again after it already happened in this run: the earlier result, not a second action."""
+
+    def __init__(self, value: Any, what: str, at: str) -> None:
+        self.value = value
+        self.what = what
+        self.at = at
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.value, name)  # .ok, .backup_id ... of the earlier result
+
+    def summary(self) -> str:
+        """One line for a person."""
+        earlier = getattr(self.value, "summary", None)
+        if callable(earlier):
+            shown = " " + earlier()
+        elif isinstance(self.value, str):
+            shown = " " + self.value
+        else:  # a table or a plan: shown where the step first ran
+            shown = " (what it showed then is in the record)"
+        return f"Already done: {self.what} at {self.at.replace('T', ' ')[:19]}Z in this run; not repeated.{shown}"
+
+    def __repr__(self) -> str:
+        return f"↩ {self.summary()}"
+
+
+def once(run: Run, step: str, key: str = "") -> Again | None:
+    """The earlier result when ``step`` already happened in this run for the same ``key``, else None."""
+    done = run.done.get(step)
+    if done is not None and done[0] == key:
+        return Again(done[1], done[2], done[3])
+    return None
+
+
+def did(run: Run, step: str, value: Any, what: str, key: str = "") -> Any:
+    """Remember that ``step`` happened (a rerun of its cell returns :class:`Again`); returns ``value``."""
+    run.done[step] = (key, value, what, now_iso())
+    return value
+
+
+# The steps that change the site: once one of them happened in a run, the steps that prepared it
+# (assessment, backup choice, dry run, pre-recovery backup) are not repeated by a "Run All".
+CHANGES = ("restore", "remedy")
+
+
+def prepares(step: str, what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a step that prepares a change: run again after the change happened in this run, it
+    returns its earlier result (:class:`Again`) instead of working it out anew on the changed site,
+    so a rerun of the whole notebook neither plans a second restore nor asks for a second approval."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def step_function(run: Run, *args: Any, **kwargs: Any) -> Any:
+            done = run.done.get(step)
+            if done is not None and any(change in run.done for change in CHANGES):
+                return Again(done[1], done[2], done[3])
+            value = function(run, *args, **kwargs)
+            if not isinstance(value, Halted | NothingToDo):
+                did(run, step, value, what)
+            return value
+
+        return step_function
+
+    return decorate
 
 
 class NothingToDo:
@@ -71,11 +146,8 @@ def idle(run: Run) -> NothingToDo | None:
 
 def halt(run: Run, reason: str) -> Halted:
     """Stop the procedure here: record why; later steps skip."""
-    reason = to_plain(reason, run.site.root)  # messages name files by their site path, never the host's
-    if not run.halted:
-        run.halted = reason
-        run.record("halted", {"reason": reason, "at": now_iso()})
-    return Halted(reason)
+    run.halt(reason)
+    return Halted(run.halted or reason, aborted=run.aborted is not None)
 
 
 def refused(run: Run, action: str, summary: str | None = None) -> Halted | None:
@@ -99,7 +171,7 @@ def refused(run: Run, action: str, summary: str | None = None) -> Halted | None:
 
 def halted(run: Run) -> Halted | None:
     """The :class:`Halted` to return when the run was halted earlier, else None."""
-    return Halted(run.halted) if run.halted else None
+    return Halted(run.halted, aborted=run.aborted is not None) if run.halted else None
 
 
 def succeeded(value: Any) -> bool:

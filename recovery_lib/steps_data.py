@@ -8,12 +8,14 @@ the trades, and the record counts trades lost, recovered from the exchange and s
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from .clock import human_duration, now
 from .exchange import get_exchange_client
 from .ledger import Trade, plan_repair, positions_of, read_ledger, write_ledger
-from .notebook import Run
+from .notebook import Run, ran
 from .remedy import (
     REPAIR,
     RESTORE,
@@ -26,7 +28,7 @@ from .remedy import (
 )
 from .rendering import Findings
 from .replay import exchange_fills, replay_fills, replay_symbols
-from .steps_base import Halted, NothingToDo, halt, halted, idle, refused
+from .steps_base import Halted, NothingToDo, did, halt, halted, idle, once, prepares, refused
 from .steps_restore import BackupChoice
 
 
@@ -43,6 +45,7 @@ def _exchange(run: Run) -> tuple[Any, dict[int, Trade], str | None]:
         return None, {}, f"{type(exc).__name__}: {exc}"
 
 
+@prepares("assess", "the data loss assessment")
 def assess_data_loss(run: Run) -> Any:
     """Runbook B step 1, extended: what is missing AND what is corrupt (duplicated trade ids, a torn
     row, a missing header, positions that disagree with the trades), and the trades the exchange has
@@ -131,9 +134,11 @@ def _whole(run: Run) -> bool:
     return all(check.ok is not False for check in gate.checks if check.name != "config check")
 
 
+@prepares("data_loss_window", "the data loss window")
 def data_loss_window(run: Run, choice: BackupChoice) -> Findings | None:
     """Runbook B step 3: what a restore from the chosen backup gives up, in human units, and how many of
     the trades made since are on the exchange (a restore writes those back)."""
+    choice = ran(choice)
     if choice.metadata is None:
         run.record("data_loss_window", {"backup_id": None, "seconds": None, "note": "no backup to restore from"})
         return Findings("Data loss window", {"restore point": "none: no usable backup", "window": "-"})
@@ -163,11 +168,13 @@ def data_loss_window(run: Run, choice: BackupChoice) -> Findings | None:
     )
 
 
+@prepares("dry_run", "the dry run of repair and restore")
 def plan_remedies(run: Run, choice: BackupChoice) -> RemedyPlan | Halted:
     """Runbook B step 6, dry run: repair in place and restore, each worked out with what it loses.
     Nothing is changed."""
     if skipped := halted(run) or idle(run):
         return skipped
+    choice = ran(choice)
     client, fills, unreachable = _exchange(run)
     if unreachable:
         return halt(run, f"the exchange cannot be asked, so no remedy can be checked against it: {unreachable}")
@@ -179,12 +186,20 @@ def plan_remedies(run: Run, choice: BackupChoice) -> RemedyPlan | Halted:
     return options
 
 
-def remedy_approval(run: Run, options: RemedyPlan | Halted, remedy: str = "least_loss") -> Any:
+def remedy_key(options: RemedyPlan) -> str:
+    """A digest of exactly what the options do, and the ledger they were planned on."""
+    text = json.dumps(options.to_dict(), sort_keys=True, default=str) + options.fingerprint
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def remedy_approval(run: Run, options: RemedyPlan | Halted, remedy: str = "least_loss", then: str = "") -> Any:
     """The approval of one remedy. ``remedy`` (the notebook parameter): "least_loss" takes the
     recommended option; "repair" or "restore" insists on one (halts if it is not possible). In
     JupyterLab the person picks among the possible ones. Headless, "least_loss" takes the least loss
     among the options the ``approve`` parameter allows, and the record says when that is not the
-    overall least loss."""
+    overall least loss. ``then``: the title of the cell that applies it. Rerun with the same options,
+    an approval stands."""
+    options = ran(options)
     if isinstance(options, Halted | NothingToDo):
         return options
     wanted = options.recommended if remedy == "least_loss" else options.option(remedy)
@@ -203,13 +218,19 @@ def remedy_approval(run: Run, options: RemedyPlan | Halted, remedy: str = "least
             wanted = chosen
     run.remedy_action = wanted.action
     viable = {o.action: o.describe() for o in options.options if o.viable}
-    return run.gate.request_choice(viable, default=wanted.action, step="6b. Apply the remedy")
+    return run.gate.request_choice(
+        viable, default=wanted.action, step=then or "that applies it", key=remedy_key(options)
+    )
 
 
 def apply_remedy(run: Run, options: RemedyPlan | Halted) -> Any:
-    """Runbook B step 6: apply the approved option exactly as planned. Fails closed without approval."""
+    """Runbook B step 6: apply the approved option exactly as planned. Fails closed without approval.
+    Run again after it happened, it says so instead of applying it twice."""
+    options = ran(options)
     if isinstance(options, Halted | NothingToDo):
         return options
+    if again := once(run, "remedy", remedy_key(options)):
+        return again
     if skipped := halted(run):
         return skipped
     action = run.gate.chosen([REPAIR, RESTORE], default=run.remedy_action or RESTORE)
@@ -224,7 +245,7 @@ def apply_remedy(run: Run, options: RemedyPlan | Halted) -> Any:
 
         result = restore(run, option.restore_plan)
         run.record("remedy", {"action": RESTORE, "ok": getattr(result, "ok", False)})
-        return result
+        return did(run, "remedy", result, "restored the data", remedy_key(options))
     if data_fingerprint(run.site) != options.fingerprint:
         return halt(run, "the ledger or positions changed since the repair was planned; nothing was changed")
     assert option.repair is not None
@@ -245,7 +266,8 @@ def apply_remedy(run: Run, options: RemedyPlan | Halted) -> Any:
             "ledger_trades": len(trades),
         },
     )
-    return Repaired(len(option.rows_dropped), option.repair.header_added, len(trades))
+    repaired = Repaired(len(option.rows_dropped), option.repair.header_added, len(trades))
+    return did(run, "remedy", repaired, "repaired the ledger in place", remedy_key(options))
 
 
 class Repaired:
@@ -273,6 +295,8 @@ def replay_trades(run: Run) -> Any:
     and count trades lost, recovered from the exchange, and still missing (recorded as ``trades``)."""
     if skipped := halted(run) or idle(run):
         return skipped
+    if again := once(run, "replay"):
+        return again  # a second pass would find nothing and record "0 lost" over the real count
     client, fills, unreachable = _exchange(run)
     if client is None:
         reason = unreachable or "no exchange configured: nothing to recover trades from"
@@ -301,13 +325,18 @@ def replay_trades(run: Run) -> Any:
         "ledger_trades": len(final),
     }
     run.record("trades", record)
-    return Findings(
-        "Trades after recovery",
-        {
-            "ok": not still_missing,
-            "lost by the fault or the restore": lost,
-            "recovered from the exchange": result.recovered,
-            "still missing": len(still_missing),
-            "ledger now holds": f"{len(final)} trades",
-        },
+    return did(
+        run,
+        "replay",
+        Findings(
+            "Trades after recovery",
+            {
+                "ok": not still_missing,
+                "lost by the fault or the restore": lost,
+                "recovered from the exchange": result.recovered,
+                "still missing": len(still_missing),
+                "ledger now holds": f"{len(final)} trades",
+            },
+        ),
+        "wrote the exchange's trades back",
     )

@@ -9,16 +9,26 @@ from .clock import human_duration
 from .escalation import Escalation, assess
 from .gate import trading_gate
 from .notebook import Run
-from .postmortem import IncidentSummary, notification, summarize
+from .postmortem import IncidentSummary, journal_records, notification, summarize
 from .process import process_status
+from .records import NotebookRecords, to_plain
 from .steps_restore import NotTaken, verified_backup
 from .steps_system import record_escalation
+
+
+def incident_sources(run: Run, records: list[str]) -> list[str | NotebookRecords]:
+    """What the post-recovery notebook reads: the executed notebooks in ``records`` when given, else
+    every run of this incident in its journal (written as the procedures ran, saved or not)."""
+    if records:
+        return list(records)
+    return list(journal_records(run.journal, exclude={run.run_id})) if run.journal is not None else []
 
 
 def verification_backup(run: Run, records: list[str]) -> str | NotTaken:
     """Post-recovery "Create verification backup": only of a recovered incident, and only of a state
     that passes the trading gate now. A broken state is never backed up as "verified"."""
-    recovered = summarize(records).recovered if records else None
+    sources = incident_sources(run, records)
+    recovered = summarize(sources).recovered if sources else None
     if recovered is False:
         reason = "the incident was not recovered (see the summary below)"
         run.record("verification_backup", {"ok": False, "skipped": True, "reasons": [reason]})
@@ -27,15 +37,18 @@ def verification_backup(run: Run, records: list[str]) -> str | NotTaken:
 
 
 def incident_summary(run: Run, records: list[str]) -> Any:
-    """Runbook "Document incident", from the records of this incident's notebooks (``records``)."""
+    """Runbook "Document incident", from the records of this incident's notebooks (``records``), or when
+    none are given from the incident's journal."""
     import pandas as pd
 
-    summary = summarize(records)
+    sources = incident_sources(run, records)
+    summary = summarize(sources)
+    summary.incident_id = summary.incident_id or run.incident_id
     gate = trading_gate(run.site)  # the site as it is now, not only as the records left it
     summary.gate_failing = gate.reason() or None
     summary.trading_now = process_status(run.site).running
     run.summary = summary
-    run.record("incident_summary", summary)
+    run.record("incident_summary", {**to_plain(summary), "read_from": "notebooks" if records else "journal"})
     verdict = {True: "✅ yes: every success criterion passed and verification passed", None: "❓ not recorded"}
     procedures = "; ".join(
         f"{p['procedure']} "
@@ -56,14 +69,19 @@ def incident_summary(run: Run, records: list[str]) -> Any:
         ("Scenario", summary.scenario or "not recorded"),
         ("When detected", summary.detected_at or "not recorded"),
         ("Procedures", procedures or "none recorded"),
-        ("Recovery steps taken", f"{len(summary.steps)} steps in {', '.join(summary.notebooks) or 'no notebooks'}"),
-        ("Remedy", summary.remedy or ("restore" if summary.backup_used else "none applied")),
-        ("Backup restored from", summary.backup_used or "none"),
+        ("Read from", _read_from(run, records, summary)),
+        ("Recovery steps taken", _steps_taken(summary, bool(records))),
+        ("Remedy", summary.remedy or ("restore" if summary.backup_used else _none(summary))),
+        ("Backup restored from", summary.backup_used or _none(summary)),
         ("Trades", trades),
         (
             # Not the records page's "recover (s)", which runs from the fault to health green.
             "Detection to verified recovery",
-            human_duration(summary.time_to_recovery_s) if summary.time_to_recovery_s is not None else "not recovered",
+            human_duration(summary.time_to_recovery_s)
+            if summary.time_to_recovery_s is not None
+            else "not recovered"
+            if summary.recovered is False
+            else "unknown (the records do not say)",
         ),
         (
             "Data loss window",
@@ -72,6 +90,30 @@ def incident_summary(run: Run, records: list[str]) -> Any:
         ("Verified", {True: "✅ yes", False: "❌ no", None: "not recorded"}[summary.verified_ok]),
     ]
     return pd.DataFrame(rows, columns=["", "value"])
+
+
+def _none(summary: IncidentSummary) -> str:
+    """ "none" only when a procedure record says so; without one, nothing is known."""
+    return "none applied" if summary.procedures else "not recorded"
+
+
+def _read_from(run: Run, records: list[str], summary: IncidentSummary) -> str:
+    if records:
+        return f"the executed notebooks given in `records`: {', '.join(summary.notebooks)}"
+    journal = run.relative(run.journal.path) if run.journal is not None else "no journal"
+    if not summary.notebooks:
+        return f"the incident journal {journal}: no procedure has recorded anything in incident {run.incident_id} yet"
+    return f"the incident journal {journal} (written as each step ran, saved or not): {', '.join(summary.notebooks)}"
+
+
+def _steps_taken(summary: IncidentSummary, from_notebooks: bool) -> str:
+    if not summary.steps:
+        return "none recorded"
+    by: dict[str, int] = {}
+    for step in summary.steps:
+        by[step["notebook"]] = by.get(step["notebook"], 0) + 1
+    what = "steps" if from_notebooks else "recorded steps"
+    return f"{len(summary.steps)} {what}: " + ", ".join(f"{count} in {name}" for name, count in by.items())
 
 
 def escalation_from(run: Run, _summary_table: Any = None) -> Escalation:
@@ -97,6 +139,16 @@ def escalation_from(run: Run, _summary_table: Any = None) -> Escalation:
 
 def notify_text(run: Run, _summary_table: Any, level: Escalation) -> str:
     """The stakeholder notification for the incident."""
-    text = notification(run.summary or IncidentSummary(), level.summary())
+    summary = run.summary or IncidentSummary()
+    text = notification(summary, level.summary())
     run.record("notification", {"text": text})
+    if run.journal is not None:
+        if summary.recovered:
+            run.journal.append("closed", run.run_id, run.procedure, "incident", {"by": run.operator, "recovered": True})
+            text += f"\n\n(Incident {run.incident_id} is closed: a new triage starts a new incident.)"
+        else:
+            text += (
+                f"\n\n(Incident {run.incident_id} stays OPEN: it is not recovered. The next procedure notebook "
+                "you open joins it.)"
+            )
     return text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import os
+import shlex
 import stat
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ from .health import HealthResult, health_check
 from .notebook import Run
 from .process import ProcessAction, process_status, start_system, stop_system
 from .rendering import Findings
-from .steps_base import Halted, NothingToDo, halted, idle, refused
+from .steps_base import Halted, NothingToDo, halted, idle, prepares, refused
 from .triage import Triage, triage
 
 
@@ -94,33 +95,88 @@ def stop(run: Run) -> ProcessAction | Halted | NothingToDo:
 
 
 class RestartRefused:
-    """The restart step kept trading stopped: the gate did not pass. ``reasons`` say why."""
+    """The restart step kept trading stopped: the gate did not pass or the run halted. ``reasons`` say
+    why; ``start_command`` and ``gate_failing`` say what a person may do about it."""
 
     ok = False
 
-    def __init__(self, reasons: list[str], running: bool | None) -> None:
+    def __init__(
+        self,
+        reasons: list[str],
+        running: bool | None,
+        start_command: str | None = None,
+        gate_failing: list[str] | None = None,
+        site_root: str = "",
+        aborted: bool = False,
+    ) -> None:
+        self.aborted = aborted
         self.reasons = reasons
         self.running = running
+        self.start_command = start_command
+        self.gate_failing = gate_failing or []
+        self.site_root = site_root
+
+    def state(self) -> str:
+        """Whether it runs, in one sentence."""
+        if self.running and self.aborted:
+            return "It is still RUNNING: the procedure was aborted before it stopped it, and nothing was changed."
+        if self.running:
+            return "It is RUNNING on a state that failed the gate (someone started it): stop it now."
+        return "It stays STOPPED."
+
+    def next_step(self) -> str:
+        """The command to start it by hand, or why not to."""
+        if self.running:
+            return (
+                ""
+                if not self.aborted or not self.gate_failing
+                else "It runs on a site that fails " + "; ".join(self.gate_failing) + ": follow the escalation."
+            )
+        if self.gate_failing:
+            return (
+                "Do not start it by hand: the site fails " + "; ".join(self.gate_failing) + ". Follow the escalation."
+            )
+        if self.start_command:
+            where = f"cd {shlex.quote(self.site_root)} && " if self.site_root else ""
+            return (
+                "The site passes the config, data and reconciliation checks now: once you have decided to resume "
+                f"trading, start it with `{where}{self.start_command}` (or rerun this procedure)."
+            )
+        return "No [process] start command is configured: start the trading system by hand once you decide to."
+
+    def record(self) -> dict[str, Any]:
+        """The ``restart_system`` record of the refusal."""
+        return {
+            "action": "start",
+            "ok": False,
+            "refused": True,
+            "running_after": self.running,
+            "reasons": self.reasons,
+            "gate_failing": self.gate_failing,
+            "next": self.next_step(),
+        }
 
     def summary(self) -> str:
         """One paragraph for a person: what was refused, why, and what to do."""
-        state = (
-            "It is RUNNING on a state that failed the gate (someone started it): stop it now."
-            if self.running
-            else "It stays stopped."
+        then = self.next_step()
+        return (
+            f"⛔ Trading NOT restarted. {self.state()} Because: "
+            + "; ".join(self.reasons)
+            + (f". {then}" if then else "")
         )
-        return f"⛔ Trading NOT restarted. {state} Because: " + "; ".join(self.reasons)
 
     def __repr__(self) -> str:
         return self.summary()
 
     def _repr_html_(self) -> str:
         items = "".join(f"<li>{html.escape(reason)}</li>" for reason in self.reasons)
-        state = html.escape(self.summary().split(" Because:")[0])
-        return f"<p><b>{state}</b> Because:</p><ul>{items}</ul>"
+        then = self.next_step()
+        return f"<p><b>⛔ Trading NOT restarted. {html.escape(self.state())}</b> Because:</p><ul>{items}</ul>" + (
+            f"<p>{html.escape(then)}</p>" if then else ""
+        )
 
 
-def restart(run: Run, before: Checklist | None = None) -> ProcessAction | RestartRefused | Halted:
+def restart(run: Run, before: Checklist | None = None) -> ProcessAction | RestartRefused:
     """Procedure step "Restart system", behind the trading gate.
 
     ``before``: the procedure's success criteria judged so far (the restart's own row pending);
@@ -128,8 +184,19 @@ def restart(run: Run, before: Checklist | None = None) -> ProcessAction | Restar
     """
     if skipped := halted(run):
         run.facts.trading_held = run.facts.trading_held or f"the procedure halted ({skipped.reason})"
-        _keep_stopped(run, run.facts.trading_held)
-        return skipped
+        # An abort is a person's decision to change nothing more: never ask to stop it again then.
+        running = process_status(run.site).running if skipped.aborted else _keep_stopped(run, run.facts.trading_held)
+        gate = trading_gate(run.site)
+        refusal = RestartRefused(
+            [f"the procedure {'was aborted' if skipped.aborted else 'halted'}: {skipped.reason}"],
+            running,
+            run.site.process.start,
+            [f"{check.name}: {check.detail}" for check in gate.failing],
+            str(run.site.root),
+            aborted=skipped.aborted,
+        )
+        run.record("restart_system", refusal.record())
+        return refusal
     gate = trading_gate(run.site)
     reasons = [f"{check.name}: {check.detail}" for check in gate.failing]
     failed = [row for row in (before.rows if before else []) if row["passed"] is False]
@@ -138,11 +205,15 @@ def restart(run: Run, before: Checklist | None = None) -> ProcessAction | Restar
     if reasons:
         run.facts.trading_held = "; ".join(reasons)
         running = _keep_stopped(run, reasons[0])
-        run.record(
-            "restart_system",
-            {"action": "start", "ok": False, "refused": True, "running_after": running, "reasons": reasons},
+        refusal = RestartRefused(
+            reasons,
+            running,
+            run.site.process.start,
+            [f"{c.name}: {c.detail}" for c in gate.failing],
+            str(run.site.root),
         )
-        return RestartRefused(reasons, running)
+        run.record("restart_system", refusal.record())
+        return refusal
     if run.site.process.start and not process_status(run.site).running:
         summary = f"Start the trading system. Command: {run.site.process.start}"
         if skipped := refused(run, "start_system", summary):
@@ -169,6 +240,7 @@ def _keep_stopped(run: Run, why: str) -> bool | None:
     return process_status(run.site).running
 
 
+@prepares("declare", "the incident declaration")
 def declare_incident(run: Run) -> Findings:
     """Runbook C step 1: the incident, its start and who to notify."""
     declared = {
@@ -181,6 +253,7 @@ def declare_incident(run: Run) -> Findings:
     return Findings("Incident declared", declared)
 
 
+@prepares("document_state", "the pre-recovery listing")
 def site_listing(run: Run) -> Findings:
     """The pre-recovery state for the post-mortem (runbook C step 4 writes it to /tmp; we record it)."""
     listing: dict[str, list[dict[str, Any]]] = {}

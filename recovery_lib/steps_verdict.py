@@ -19,7 +19,7 @@ from .checklist import Checklist
 from .clock import now_iso
 from .health import HealthResult
 from .integrity import check_data
-from .notebook import Run
+from .notebook import Run, ran
 from .process import process_status
 from .steps_base import Halted, NothingToDo, ProcedureFailed, health, succeeded
 from .steps_system import RestartRefused
@@ -29,6 +29,8 @@ PENDING: Any = object()  # a criterion the restart step has not judged yet
 
 def _summary(value: Any) -> str:
     """One line of evidence: a result's summary, never a repr with a table in it."""
+    if isinstance(value, str):
+        return value  # a backup id or a sentence: shown as it is, not as 'its repr'
     summary = getattr(value, "summary", None)
     if callable(summary):
         return summary()
@@ -143,6 +145,7 @@ def verdict(
     reconciliation: Any = None,
 ) -> Any:
     """The verification notebook's criteria: recovered when every verification step passes."""
+    health_results, config_check, exchange_check = ran(health_results), ran(config_check), ran(exchange_check)
     data = check_data(run.site)
     failing = [name for name, result in health_results.items() if not result.healthy]
     reconciled = None if reconciliation is None else getattr(reconciliation, "ok", False)

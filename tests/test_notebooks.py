@@ -101,14 +101,19 @@ def unmonitor_process(site: Path) -> None:
     assert health_check.run("process", site).healthy
 
 
-def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
-    """Every entry under ``root`` (symlinks never followed): kind, permission bits and contents."""
+def snapshot(root: Path, journal: bool = False) -> dict[str, tuple[Any, ...]]:
+    """Every entry under ``root`` (symlinks never followed): kind, permission bits and contents.
+
+    Without ``journal``, the incident journals (``incidents/``) are left out: every notebook writes
+    its records there as it runs, and "changed nothing" means nothing else."""
     found: dict[str, tuple[Any, ...]] = {}
     for folder, dirs, files in os.walk(root):
         for name in dirs + files:
             path = Path(folder, name)
             info = path.lstat()
             key = path.relative_to(root).as_posix()
+            if not journal and (key == "incidents" or key.startswith("incidents/")):
+                continue
             mode = stat.S_IMODE(info.st_mode)
             if stat.S_ISLNK(info.st_mode):
                 found[key] = ("symlink", os.readlink(path))
@@ -263,7 +268,7 @@ class Incident:
     good_backup: str
     originals: dict[str, bytes]  # config/, state/, data/ before the fault
     triage: NotebookRecords
-    triage_changed: list[str]  # what the triage notebook changed in the site (nothing)
+    triage_changed: list[str]  # what the triage notebook changed in the site (only its journal)
     procedure: NotebookRecords
     health_after: dict[str, HealthResult]
     files_after: dict[str, bytes]
@@ -276,10 +281,10 @@ def run_incident(letter: str, template: Path, workdir: Path) -> Incident:
     originals = protected_files(site)
     FAULTS[letter](site)
     incident_id = f"DRILL-{letter}-0001"
-    before = snapshot(site)
+    before = snapshot(site, journal=True)
     triage_out = workdir / "00_detect_and_triage.ipynb"
     execute("00_detect_and_triage.ipynb", triage_out, headless(site, incident_id=incident_id))
-    triage_changed = changed(before, snapshot(site))
+    triage_changed = changed(before, snapshot(site, journal=True))
     procedure_out = workdir / PROCEDURES[letter]
     execute(PROCEDURES[letter], procedure_out, headless(site, incident_id=incident_id))
     return Incident(
@@ -500,7 +505,8 @@ def test_triage_names_the_procedure(incidents: Callable[[str], Incident], scenar
     assert triage["notebook"] == PROCEDURES[letter]
     assert triage["detected_at"]
     assert incident.triage["run"]["procedure"] == "triage"
-    assert incident.triage_changed == []  # triage only looks
+    # triage only looks: the one thing it writes is the incident's journal, outside every category
+    assert incident.triage_changed == ["incidents", f"incidents/{incident.incident_id}.jsonl"]
 
 
 def test_triage_on_a_healthy_site_names_no_procedure(sandbox: Path, tmp_path: Path) -> None:

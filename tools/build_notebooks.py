@@ -22,7 +22,7 @@ site: str = ""  # site directory; empty means $RECOVERY_SITE or the current dire
 interactive: bool = True  # True: a person approves in widgets; False (papermill): approvals come from `approve`
 approve: list[str] = []  # headless: any of restore, repair, backup, stop_system, start_system; ignored if interactive
 operator: str = ""  # who runs this; empty means the logged-in user
-incident_id: str = ""  # the id triage issued for this incident (or a drill's); empty means a new one
+incident_id: str = ""  # the incident's id; empty: the open incident of this site (00 starts a new one)
 kind: str = "incident"  # incident or drill
 drill: dict = {}  # set by the drill runner: the injected fault, its time and the targets"""
 
@@ -156,7 +156,8 @@ def procedure_a() -> list[nbformat.NotebookNode]:
             "4. Dry-run restore",
             "Shows exactly what the restore would change, then asks for approval. Nothing is changed here.",
             "dry_run",
-            "plan = steps.plan(run, choice, config=True)\ndisplay(plan)\nsteps.approval(run, plan)",
+            "plan = steps.plan(run, choice, config=True)\ndisplay(plan)\n"
+            'steps.approval(run, plan, then="5. Perform actual restore")',
         ),
         *step(
             "5. Perform actual restore",
@@ -237,7 +238,7 @@ def procedure_b() -> list[nbformat.NotebookNode]:
             "approve one (in JupyterLab pick it; headless, the `remedy` parameter and `approve`).",
             "dry_run",
             "remedies = steps.plan_remedies(run, choice)\ndisplay(remedies)\n"
-            "steps.remedy_approval(run, remedies, remedy)",
+            'steps.remedy_approval(run, remedies, remedy, then="6b. Apply the approved remedy")',
         ),
         *step(
             "6b. Apply the approved remedy",
@@ -321,7 +322,7 @@ def procedure_c() -> list[nbformat.NotebookNode]:
             "Shows exactly what would change, then asks for approval.",
             "dry_run",
             "plan = steps.plan(run, choice, config=True, state=True, data=True)\ndisplay(plan)\n"
-            "steps.approval(run, plan)",
+            'steps.approval(run, plan, then="5b. Perform complete restore")',
         ),
         *step(
             "5b. Perform complete restore",
@@ -462,7 +463,7 @@ def verification_notebook() -> list[nbformat.NotebookNode]:
 
 
 def post_recovery_notebook() -> list[nbformat.NotebookNode]:
-    extra = "\nrecords: list[str] = []  # executed notebooks of this incident (paths), for the summary"
+    extra = "\nrecords: list[str] = []  # executed notebooks (paths) to summarise; empty: this incident's journal"
     return [
         *header(
             "Post-Recovery Actions",

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..atomic import fsync_dir
 from ..errors import RecoveryError
 from ..process import process_status
+from ..rendering import name_all
 from ..restore import RestorePlan, RestoreResult, execute_plan, make_plan, site_fingerprint
 from ..restore_journal import JOURNAL_NAME, RestoreError, recover_interrupted_restore
 from ..site import Site, load_site
@@ -64,7 +65,7 @@ class BackupIncomplete(BackupError):
 
     def __init__(self, metadata: BackupMetadata) -> None:
         self.metadata = metadata
-        shown = "; ".join(metadata.problems[:5]) + (" ..." if len(metadata.problems) > 5 else "")
+        shown = name_all(metadata.problems)
         super().__init__(
             f"backup {metadata.backup_id} is PARTIAL, not SUCCESS: {len(metadata.problems)} file(s) could not be "
             f"captured: {shown}. It is kept for evidence but will never be restored from; "
@@ -107,6 +108,10 @@ class RecoveryManager:
         self._site_lock = SiteRestoreLock(self.site.root, timeout_s=lock_timeout_s)
         self.last_plan: RestorePlan | None = None
         self.last_result: RestoreResult | None = None
+        # (backup id, site fingerprint): a pre-recovery backup that holds exactly the site as it is
+        # while the fingerprint is unchanged, so a restore reuses it instead of taking another.
+        self._pre_recovery: tuple[str, str] | None = None
+        self._reused_pre_recovery: str | None = None
         self.notes: list[str] = []  # what crash recovery and "latest" resolution did, for the record
         self.unreadable: list[UnreadableBackup] = []  # filled by list_backups()
         self._fitness_memo: FitnessMemo = {}  # see fitness(): one data check per backup, not three
@@ -488,7 +493,9 @@ class RecoveryManager:
             report = self.verify_backup(metadata.backup_id, read_data=True)
         if not report.ok or report.manifest is None:
             raise _refusal(metadata.backup_id, report)
-        return make_plan(self.site, metadata, report.manifest, categories, self._blockers())
+        return make_plan(
+            self.site, metadata, report.manifest, categories, self._blockers(), self._get_backup_dir(metadata.backup_id)
+        )
 
     def fitness(self, backup_id: str, categories: Iterable[str]) -> list[str]:
         """Why restoring ``categories`` from the backup would not fix the site ([] if it would), see
@@ -534,6 +541,8 @@ class RecoveryManager:
             if not report.ok or report.manifest is None:
                 raise _refusal(plan.backup_id, report)
             pre_id: list[str | None] = []
+            # Decided before staging: staging hard-links unchanged files, which changes their ctime.
+            self._reused_pre_recovery = self._reusable_pre_recovery()
             files, written, problems, notes = execute_plan(
                 self.site,
                 plan,
@@ -548,6 +557,7 @@ class RecoveryManager:
             ok=not problems,
             problems=problems,
             pre_recovery_backup_id=pre_id[0] if pre_id else None,
+            pre_recovery_reused=bool(pre_id) and pre_id[0] is not None and pre_id[0] == self._reused_pre_recovery,
             files_written=files,
             bytes_written=written,
             duration_s=round(time.monotonic() - began, 3),
@@ -556,8 +566,55 @@ class RecoveryManager:
         self.last_result = result
         return result
 
+    def _all_tops(self) -> list[str]:
+        return [top for tops in self.site.categories.values() for top in tops]
+
+    def create_pre_recovery_backup(self, description: str, tags: list[str]) -> tuple[str, str | None]:
+        """Back up every category before a recovery changes anything: (backup id, site fingerprint).
+
+        The fingerprint is given only when the site did not change while the backup was taken (then the
+        backup holds exactly the site as it is while the fingerprint stays the same); a restore made
+        while it does reuses this backup instead of taking another one.
+        """
+        tops = self._all_tops()
+        before = site_fingerprint(self.site.root, tops)
+        backup_id = self.create_backup(description=description, tags=list(dict.fromkeys([*tags, PRE_RECOVERY_TAG])))
+        after = site_fingerprint(self.site.root, tops)
+        if after != before:
+            return backup_id, None
+        self._pre_recovery = (backup_id, after)
+        return backup_id, after
+
+    def adopt_pre_recovery_backup(self, backup_id: str, fingerprint: str) -> bool:
+        """Reuse a pre-recovery backup taken earlier in the incident (by another kernel): only if it is a
+        SUCCESS backup still there and the site is exactly as it was when it was taken."""
+        try:
+            metadata = self.get_backup(backup_id)
+        except BackupError:
+            return False
+        if (
+            metadata.status is not BackupStatus.SUCCESS
+            or site_fingerprint(self.site.root, self._all_tops()) != fingerprint
+        ):
+            return False
+        self._pre_recovery = (backup_id, fingerprint)
+        return True
+
+    def _reusable_pre_recovery(self) -> str | None:
+        if self._pre_recovery is None:
+            return None
+        backup_id, fingerprint = self._pre_recovery
+        if not self._get_backup_dir(backup_id).is_dir():
+            return None
+        return backup_id if site_fingerprint(self.site.root, self._all_tops()) == fingerprint else None
+
     def _pre_recovery_backup(self, plan: RestorePlan) -> str | None:
-        """Save the current state first, so a restore never loses anything. None if the site is empty."""
+        """Save the current state first, so a restore never loses anything. None if the site is empty.
+        A pre-recovery backup of exactly this state, taken earlier in the incident, is reused."""
+        reused = self._reused_pre_recovery
+        if reused is not None:
+            self.notes.append(f"pre-recovery backup {reused} reused: the site has not changed since it was taken")
+            return reused
         try:
             metadata = self._create_locked(
                 list(CATEGORIES), f"Pre-recovery state before restoring {plan.backup_id}", [PRE_RECOVERY_TAG]

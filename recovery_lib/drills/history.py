@@ -1,5 +1,9 @@
 """Reading drill records back: one row per drill from the executed notebooks in ``outputs/``,
-and the monthly drill schedule (week 1 config, 2 data, 3 full, 4 backup)."""
+and the monthly drill schedule (week 1 config, 2 data, 3 full, 4 backup).
+
+A notebook that was not saved to the end (its kernel killed, the runner stopped) is completed from
+the copy of the incident journal beside it (``journal.jsonl``): what a step recorded is never lost
+because the notebook file was not written afterwards."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 
 from ..clock import now as clock_now
 from ..clock import parse, seconds_between
+from ..journal import JournalRun, read_runs
 from ..records import NotebookRecords, read_notebook
 
 COLUMNS = [
@@ -39,6 +44,21 @@ COLUMNS = [
 ]
 SCHEDULE = {1: "config", 2: "data", 3: "full", 4: "backup"}  # week of the month -> scenario
 PROCEDURES = ("A", "B", "C", "D")
+JOURNAL_COPY = "journal.jsonl"  # the incident journal, copied beside the drill's notebooks
+
+
+def _completed(archived: NotebookRecords, journal: dict[str, JournalRun]) -> NotebookRecords:
+    """The notebook's records, completed by its run in the journal (records it wrote that the saved
+    notebook lacks). The notebook's own records win where both have one."""
+    run_id = (archived.get("run") or {}).get("run_id")
+    from_journal = journal.get(run_id) if run_id else None
+    if from_journal is None:
+        return archived
+    missing = {k: v for k, v in from_journal.records.items() if k not in archived.records}
+    if missing:
+        archived.records = {**archived.records, **missing}
+        archived.record_times = {**from_journal.record_times, **archived.record_times}
+    return archived
 
 
 def _failed_step(name: str, archived: NotebookRecords) -> str | None:
@@ -72,8 +92,10 @@ def drill_row(run_dir: Path) -> dict[str, Any] | None:
     procedures: list[tuple[str, NotebookRecords]] = []
     levels: list[int] = []
     other_failures: list[str] = []
+    copy = run_dir / JOURNAL_COPY
+    journal = {r.run: r for r in read_runs(copy)} if copy.is_file() else {}
     for path in notebooks:
-        archived = read_notebook(path)
+        archived = _completed(read_notebook(path), journal)
         records = archived.records
         if isinstance(records.get("drill"), dict):
             drill.update(records["drill"])

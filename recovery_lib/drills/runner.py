@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write_bytes
 from ..backup import RecoveryManager
 from ..clock import now
 from ..errors import RecoveryError
@@ -35,7 +36,7 @@ from ..replay import plan_replay
 from ..sandbox import SandboxSpec, create_sandbox
 from ..site import Site, load_site, require_sandbox
 from ..triage import NOTEBOOKS
-from .history import drill_row
+from .history import JOURNAL_COPY, drill_row
 from .injectors import ESCALATION_VARIANTS, PROCEDURE_OF, SCENARIOS, VARIANTS, Fault, inject
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -242,6 +243,8 @@ def run_drill(
             run_dir.rmdir()  # no record was written; the failure is in the result
         if site is not None and process_status(site).running:
             stop_system(site)
+        if site is not None and result.notebooks:
+            _keep_journal(site, run_id, run_dir)
         for notebook in result.notebooks:
             if notebook.exists():
                 _html(notebook)
@@ -249,6 +252,14 @@ def run_drill(
             _remove(workdir)
         result.seconds = round(time.monotonic() - began, 2)
     return result
+
+
+def _keep_journal(site: Site, incident_id: str, run_dir: Path) -> None:
+    """The incident journal beside the notebooks: what a notebook that was not saved (a killed kernel)
+    recorded is still there for the records page (``JOURNAL_COPY``; ``drill_row`` reads it)."""
+    journal = site.records_dir / f"{incident_id}.jsonl"
+    if journal.is_file():
+        atomic_write_bytes(run_dir / JOURNAL_COPY, journal.read_bytes())
 
 
 class _DrillFailure(Exception):

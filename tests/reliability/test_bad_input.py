@@ -772,7 +772,7 @@ def test_backup_id_parameter_is_refused_by_the_validation_cell(world: World, not
 @pytest.mark.parametrize("notebook", BACKUP_ID_NOTEBOOKS)
 def test_latest_without_backups_halts_with_what_to_do(world: World, notebook: str) -> None:
     """Promise: "latest" with no backups halts the procedure at the backup choice with a reason saying
-    what to do (Procedure D), and nothing on disk changed."""
+    what to do (Procedure D), and nothing on disk changed but the incident journal, which records it."""
     assert not (world.bare / "backups").exists()
     nb = NOTEBOOKS[notebook]
     namespace = nb.namespace(site=str(world.bare), interactive=False, kind="drill", backup_id="latest")
@@ -783,7 +783,11 @@ def test_latest_without_backups_halts_with_what_to_do(world: World, notebook: st
     halted = namespace["run"].halted
     assert halted and "latest" in halted
     assert_words(" ".join(choice.skipped), (("backup list", "Procedure D"),))
-    assert world.snapshot() == before
+    journal = f"bare/incidents/{namespace['run'].incident_id}.jsonl"
+    after = world.snapshot()
+    assert set(after) - set(before) == {"bare/incidents", journal}
+    assert {k: v for k, v in after.items() if not k.startswith("bare/incidents")} == before
+    assert '"halted"' in (world.tmp / journal).read_text()  # the halt is on disk, saved notebook or not
 
 
 def test_report_notebook_refuses_a_missing_outputs_directory(world: World) -> None:
