@@ -63,7 +63,10 @@ class Triage:
             "Run next, in this order: " + ", then ".join(then) + ".",
         ]
         if self.incident_id:
-            lines.append(f"Incident id: {self.incident_id} (pass it as incident_id to each notebook of this incident).")
+            lines.append(
+                f"Incident id: {self.incident_id}. The notebooks you open next on this site join it by themselves "
+                "(leave incident_id empty); elsewhere, pass it as incident_id."
+            )
         return "\n".join(lines)
 
 
