@@ -468,10 +468,13 @@ def _decided(run: Run, decision: Decision) -> None:
     assert run.journal is not None
     run.journal.append("decision", run.run_id, run.procedure, decision.action, to_plain(decision, run.site.root))
     if decision.via == "widget" and not decision.approved and _all_refused(run, decision.action):
-        run.aborted = {"action": decision.action, "by": decision.by, "at": decision.at, "what": decision.summary}
+        offered = run.gate.groups.get(decision.action, (decision.action,))
+        action = " or ".join(offered)  # a choice is aborted as a whole: "restore or repair"
+        what = "; ".join(run.gate.requested.get(a, "") for a in offered)
+        run.aborted = {"action": action, "by": decision.by, "at": decision.at, "what": what}
         run.record("aborted", run.aborted)
         run.facts.aborted = run.halt(
-            f"aborted by {decision.by} at {human_time(decision.at)}: {decision.action} was not approved"
+            f"aborted by {decision.by} at {human_time(decision.at)}: {action} was not approved"
         )
 
 

@@ -132,6 +132,9 @@ def test_abort_at_the_remedy_halts_cleanly_and_every_later_cell_says_why(data_lo
     assert errors["step:outcome"].startswith("ProcedureFailed: Procedure B did NOT recover")
     run = namespace["run"]
     assert run.aborted is not None and run.aborted["by"] == "alice"
+    offered = run.recorder.values["remedy_plan"]["options"]
+    viable = [o["action"] for o in offered if o["viable"]]
+    assert run.aborted["action"] == " or ".join(viable)  # the whole choice was aborted, not one option
     for variable in ("result",):
         assert "Skipped because the procedure was aborted" in repr(namespace[variable])
     restart = namespace["restart_action"]
