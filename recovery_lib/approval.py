@@ -144,7 +144,9 @@ class ApprovalGate:
             word = "APPROVED" if decision.approved else "ABORTED"
             why = f" ({decision.note})" if decision.note else " (kept: the plan has not changed)" if kept else ""
             status.value = f"<b>{word}</b> by {html.escape(decision.by)} at {human_time(decision.at)}{why}. " + (
-                f"Now run the cell <b>{html.escape(step or action)}</b>." if decision.approved else _ABORTED
+                (f"Now run the cell <b>{html.escape(step)}</b>." if step else "Run this cell again to go on.")
+                if decision.approved
+                else _ABORTED
             )
             approve.disabled = abort.disabled = True
 

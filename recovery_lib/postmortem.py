@@ -47,11 +47,22 @@ class IncidentSummary:
     escalations: list[dict[str, Any]] = field(default_factory=list)  # what each procedure notebook escalated to
 
     @property
+    def current(self) -> list[dict[str, Any]]:
+        """The latest run of each procedure: a run a later one replaced (a kernel restart, a second
+        attempt) stays in ``procedures`` as history but does not decide the verdict."""
+        return [p for p in self.procedures if not p.get("superseded")]
+
+    @property
+    def aborted(self) -> list[str]:
+        """Every abort of the incident, as "B: aborted by alice at ...: restore was not approved"."""
+        return [f"{p['procedure']}: {p['halted']}" for p in self.procedures if p.get("aborted")]
+
+    @property
     def failed_criteria(self) -> list[str]:
         """Every failed success criterion, as ``"B: Data reconciled with external systems"`` (``V:`` for
         the verification notebook's checks)."""
-        failed = [f"{p['procedure']}: {c}" for p in self.procedures for c in p.get("failed_criteria", [])]
-        failed += [f"{p['procedure']}: did not reach its outcome" for p in self.procedures if p.get("success") is None]
+        failed = [f"{p['procedure']}: {c}" for p in self.current for c in p.get("failed_criteria", [])]
+        failed += [f"{p['procedure']}: did not reach its outcome" for p in self.current if p.get("success") is None]
         failed += [f"V: {c}" for c in self.verification_failed]
         if self.gate_failing:
             failed.append(f"P: the site fails the trading gate now ({self.gate_failing})")
@@ -64,7 +75,7 @@ class IncidentSummary:
             return False
         if not self.procedures and self.verified_ok is None:
             return None
-        if any(p.get("success") is not True for p in self.procedures) or self.verified_ok is False:
+        if any(p.get("success") is not True for p in self.current) or self.verified_ok is False:
             return False
         if not self.procedures or self.verified_ok is None:
             return None  # half the story: a procedure without verification, or the reverse
@@ -76,7 +87,8 @@ class IncidentSummary:
             restore_failed=self.restored_ok is False,
             criteria_failed=self.failed_criteria,
             trades_missing=self.trades_missing or 0,
-            no_backup=any(p.get("no_backup") for p in self.procedures),
+            no_backup=any(p.get("no_backup") for p in self.current),
+            aborted="; ".join(p["halted"] for p in self.current if p.get("aborted")) or None,
             data_loss_s=self.data_loss_window_s,
             systems_affected=len(self.what_failed),
             complete_failure=self.scenario == "Complete System Failure",
@@ -158,6 +170,7 @@ def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
                     "success": outcome.get("success"),  # None: the notebook never reached its verdict
                     "failed_criteria": outcome.get("failed_criteria", []),
                     "halted": (notebook.get("halted") or {}).get("reason"),
+                    "aborted": notebook.get("aborted"),  # who clicked Abort on what, when
                     "trading_running": outcome.get("trading_running"),
                     "no_backup": (notebook.get("backup_selection") or {}).get("backup_id", "") is None,
                 }
@@ -174,6 +187,9 @@ def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
             {"notebook": notebook.label, "step": s.name, "status": s.status, "duration_s": s.duration_s}
             for s in notebook.steps
         ]
+    for number, entry in enumerate(summary.procedures):
+        later = summary.procedures[number + 1 :]
+        entry["superseded"] = any(other["procedure"] == entry["procedure"] for other in later)
     if not rolled_back and summary.procedures:
         # Nothing was rolled back to a restore point (nothing to do, or the ledger repaired in place):
         # no window, as the drill history counts it.
@@ -229,6 +245,8 @@ def notification(summary: IncidentSummary, escalation_line: str) -> str:
     ]
     if failed:
         lines.append(f"Failed success criteria: {'; '.join(failed)}.")
+    if summary.aborted:
+        lines.append(f"Aborted: {'; '.join(summary.aborted)}.")
     running = [p["trading_running"] for p in summary.procedures if p.get("trading_running") is not None]
     trading = summary.trading_now if summary.trading_now is not None else (running[-1] if running else None)
     if trading is not None:

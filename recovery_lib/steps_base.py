@@ -62,10 +62,13 @@ class Halted:
 class Again:
     """A step run again after it already happened in this run: the earlier result, not a second action."""
 
-    def __init__(self, value: Any, what: str, at: str) -> None:
+    def __init__(self, value: Any, what: str, at: str, where: str = "in this run") -> None:
+        if isinstance(value, Again):  # an earlier result that was itself a repeat: say it once
+            value, what, at, where = value.value, value.what, value.at, value.where
         self.value = value
         self.what = what
         self.at = at
+        self.where = where  # "in this run", or "earlier in this incident" (another kernel's run)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.value, name)  # .ok, .backup_id ... of the earlier result
@@ -79,7 +82,7 @@ class Again:
             shown = " " + self.value
         else:  # a table or a plan: shown where the step first ran
             shown = " (what it showed then is in the record)"
-        return f"Already done: {self.what} at {self.at.replace('T', ' ')[:19]}Z in this run; not repeated.{shown}"
+        return f"Already done {self.where}: {self.what} at {self.at.replace('T', ' ')[:19]}Z; not repeated.{shown}"
 
     def __repr__(self) -> str:
         return f"↩ {self.summary()}"
@@ -89,13 +92,16 @@ def once(run: Run, step: str, key: str = "") -> Again | None:
     """The earlier result when ``step`` already happened in this run for the same ``key``, else None."""
     done = run.done.get(step)
     if done is not None and done[0] == key:
-        return Again(done[1], done[2], done[3])
+        return Again(*done[1:])
     return None
 
 
 def did(run: Run, step: str, value: Any, what: str, key: str = "") -> Any:
     """Remember that ``step`` happened (a rerun of its cell returns :class:`Again`); returns ``value``."""
-    run.done[step] = (key, value, what, now_iso())
+    if isinstance(value, Again):  # remember the original, so a later repeat names it once
+        run.done[step] = (key, value.value, value.what, value.at, value.where)
+    else:
+        run.done[step] = (key, value, what, now_iso(), "in this run")
     return value
 
 
@@ -114,7 +120,7 @@ def prepares(step: str, what: str) -> Callable[[Callable[..., Any]], Callable[..
         def step_function(run: Run, *args: Any, **kwargs: Any) -> Any:
             done = run.done.get(step)
             if done is not None and any(change in run.done for change in CHANGES):
-                return Again(done[1], done[2], done[3])
+                return Again(*done[1:])
             value = function(run, *args, **kwargs)
             if not isinstance(value, Halted | NothingToDo):
                 did(run, step, value, what)

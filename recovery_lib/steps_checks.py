@@ -9,7 +9,7 @@ from .health import health_check
 from .integrity import check_config_file, check_data
 from .notebook import Run
 from .rendering import Findings
-from .steps_base import Halted, halted
+from .steps_base import Halted
 
 
 def verify_config(run: Run) -> Findings:
@@ -77,9 +77,8 @@ class ReconciliationShown:
 
 
 def reconcile(run: Run) -> ReconciliationShown | Halted:
-    """Positions against the exchange's balances (runbook B step 8), exact to each instrument's precision."""
-    if skipped := halted(run):
-        return skipped
+    """Positions against the exchange's balances (runbook B step 8), exact to each instrument's precision.
+    It only reads, so it runs after a halt or an abort too: the record shows the site as it is."""
     check, result = reconciliation_check(run.site)
     if result is None:
         run.record("reconciliation", {"ok": check.ok, "error": check.detail})

@@ -50,12 +50,7 @@ def incident_summary(run: Run, records: list[str]) -> Any:
     run.summary = summary
     run.record("incident_summary", {**to_plain(summary), "read_from": "notebooks" if records else "journal"})
     verdict = {True: "✅ yes: every success criterion passed and verification passed", None: "❓ not recorded"}
-    procedures = "; ".join(
-        f"{p['procedure']} "
-        + ({True: "succeeded", False: "FAILED", None: "did not finish"}[p["success"]])
-        + (f" ({', '.join(p['failed_criteria'])})" if p["failed_criteria"] else "")
-        for p in summary.procedures
-    )
+    procedures = "; ".join(_procedure_line(p) for p in summary.procedures)
     if summary.trades_lost is None:
         trades = "not recorded"
     else:
@@ -92,6 +87,19 @@ def incident_summary(run: Run, records: list[str]) -> Any:
     return pd.DataFrame(rows, columns=["", "value"])
 
 
+def _procedure_line(entry: dict[str, Any]) -> str:
+    """ "B succeeded", "B FAILED (criteria)", "B did not finish (replaced by a later run)"."""
+    state = {True: "succeeded", False: "FAILED", None: "did not finish"}[entry["success"]]
+    line = f"{entry['procedure']} {state}"
+    if entry.get("aborted"):
+        line += f" (aborted: {entry['halted']})"
+    elif entry.get("failed_criteria"):
+        line += f" ({', '.join(entry['failed_criteria'])})"
+    if entry.get("superseded"):
+        line += " (replaced by a later run of the same procedure)"
+    return line
+
+
 def _none(summary: IncidentSummary) -> str:
     """ "none" only when a procedure record says so; without one, nothing is known."""
     return "none applied" if summary.procedures else "not recorded"
@@ -122,6 +130,7 @@ def escalation_from(run: Run, _summary_table: Any = None) -> Escalation:
     if summary is not None:
         facts = summary.facts()
         run.facts.restore_failed |= facts.restore_failed
+        run.facts.aborted = facts.aborted
         run.facts.criteria_failed = facts.criteria_failed
         run.facts.trades_missing = facts.trades_missing
         run.facts.no_backup |= facts.no_backup

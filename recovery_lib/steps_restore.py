@@ -556,7 +556,7 @@ def pre_recovery_backup(run: Run) -> str | Again | Halted | NothingToDo:
             run.record(
                 "pre_recovery_backup", {"ok": True, "backup_id": backup_id, "reused": True, "fingerprint": fingerprint}
             )
-            return Again(backup_id, f"backup {backup_id} of this state taken earlier in incident {run.incident_id}", at)
+            return Again(backup_id, f"backup {backup_id} of this very state", at, "earlier in this incident")
     tops = [run.site.path(top) for paths in run.site.categories.values() for top in paths]
     if not any(top.exists() for top in tops):
         run.record("pre_recovery_backup", {"ok": True, "backup_id": None, "note": "nothing left to save"})

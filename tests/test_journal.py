@@ -21,6 +21,7 @@ from recovery_lib.drills.injectors import inject
 from recovery_lib.errors import SiteConfigError
 from recovery_lib.journal import IncidentJournal, JournalError, open_incident
 from recovery_lib.notebook import InvalidRun, NotRun, ParameterError, StepNotRun, start
+from recovery_lib.postmortem import journal_records, notification, summarize
 from recovery_lib.process import start_system, stop_system
 from recovery_lib.records import MIME_TYPE
 from recovery_lib.site import load_site
@@ -373,3 +374,60 @@ def test_p_summarises_b_from_the_journal_and_closes_the_incident(trading: Any) -
     text = steps.notify_text(post, None, steps.escalation_from(post))
     assert "restored and verified" in text and "is closed" in text
     assert open_incident(trading.records_dir) is None
+
+
+def _journal_of(tmp_path: Path, runs: list[tuple[str, str, dict[str, Any]]]) -> IncidentJournal:
+    journal = IncidentJournal(tmp_path / "incidents", "inc")
+    for run_id, procedure, records in runs:
+        journal.append(
+            "record", run_id, procedure, "run", {"procedure": procedure, "incident_id": "inc", "run_id": run_id}
+        )
+        for name, value in records.items():
+            journal.append("record", run_id, procedure, name, value)
+    return journal
+
+
+def test_a_run_replaced_by_a_later_one_does_not_decide_the_verdict(tmp_path: Path) -> None:
+    journal = _journal_of(
+        tmp_path,
+        [
+            ("B-1", "B", {"stop_system": {"ok": True}}),  # the first kernel: restarted before its outcome
+            ("B-2", "B", {"outcome": {"success": True, "failed_criteria": []}}),
+            ("V-1", "V", {"verification": {"ok": True}, "outcome": {"success": True, "failed_criteria": []}}),
+        ],
+    )
+    summary = summarize(journal_records(journal))
+    assert [p["superseded"] for p in summary.procedures] == [True, False]
+    assert summary.recovered is True and summary.failed_criteria == []
+    earlier_failed = _journal_of(
+        tmp_path / "2",
+        [
+            ("B-1", "B", {"outcome": {"success": True, "failed_criteria": []}}),
+            ("B-2", "B", {"outcome": {"success": False, "failed_criteria": ["Data integrity verified"]}}),
+            ("V-1", "V", {"verification": {"ok": True}, "outcome": {"success": True, "failed_criteria": []}}),
+        ],
+    )
+    later = summarize(journal_records(earlier_failed))
+    assert later.recovered is False and later.failed_criteria == ["B: Data integrity verified"]  # the latest counts
+
+
+def test_p_names_the_abort(tmp_path: Path) -> None:
+    reason = "aborted by alice at 2026-12-03 07:21:10Z: repair or restore was not approved"
+    journal = _journal_of(
+        tmp_path,
+        [
+            (
+                "B-1",
+                "B",
+                {
+                    "aborted": {"action": "repair or restore", "by": "alice"},
+                    "halted": {"reason": reason},
+                    "outcome": {"success": False, "failed_criteria": ["Data files restored"], "halted": reason},
+                },
+            )
+        ],
+    )
+    summary = summarize(journal_records(journal))
+    assert summary.aborted == [f"B: {reason}"] and summary.recovered is False
+    assert summary.facts().aborted == reason
+    assert f"Aborted: B: {reason}." in notification(summary, "Level 2")
