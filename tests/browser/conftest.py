@@ -6,9 +6,15 @@ subprocess on a free port with a random token and private Jupyter/IPython direct
 user's configuration nor the network is touched. Every browser context aborts requests that leave
 loopback or ``file://`` and records them, so a test can assert that nothing needed the network.
 
-Sandbox sites are in the state the on-call engineer finds: the trading process running, one good
-scheduled backup, then the config-corruption fault injected. Teardown stops every trading process
-and every JupyterLab server and fails if any process (trading system, server, kernel) is left.
+Sandbox sites are in the state the on-call engineer finds (all with SMALL_SPEC, built in about a
+second): ``broken_sites`` the trading process running, one good scheduled backup, then the config
+corrupted (Procedure A); ``data_loss_sites`` the same, trading going on after the backup, then the
+ledger and positions deleted (Procedure B); ``failed_sites`` a complete failure: trading killed,
+config, data and state destroyed (Procedure C). Teardown stops every trading process and every
+JupyterLab server and fails if any process (trading system, server, kernel) is left.
+
+Driving the notebooks (open, run a cell, Run All, Approve / Abort, reload, restart the kernel) and
+reading the incident journal is in ``lab.py``.
 
 Screenshots go to ``outputs/browser/<test name>/NN-<moment>.png`` under the repository root; the
 directories are listed at the end of the run.
@@ -32,12 +38,13 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, Route, sync_playwright
 
-from recovery_lib.backup import RecoveryManager
+from recovery_lib.backup import BackupMetadata, RecoveryManager
 from recovery_lib.drills.injectors import Fault, inject
 from recovery_lib.process import process_status, start_system, stop_system
 from recovery_lib.sandbox import SandboxSpec, create_sandbox
@@ -227,8 +234,35 @@ class BrokenSite:
 
     def trading_pid(self) -> int | None:
         """The running trading process's pid, or None."""
-        status = process_status(load_site(self.root))
-        return status.pid if status.running else None
+        return trading_pid(self.root)
+
+
+def trading_pid(root: Path) -> int | None:
+    """The running trading process's pid of the site at ``root``, or None."""
+    status = process_status(load_site(root))
+    return status.pid if status.running else None
+
+
+def highest_trade_id(path: Path) -> int:
+    """The highest trade id in a trades file (0 when it is missing or has no row)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return 0
+    ids = [int(line.split(",", 1)[0]) for line in lines if line[:1].isdigit()]
+    return max(ids, default=0)
+
+
+def wait_for_trades(root: Path, above: int, count: int, timeout_s: float = 30.0) -> int:
+    """Wait until the running trading process has made ``count`` trades with ids above ``above`` (it
+    logs every fill on the exchange first); returns the highest id the exchange knows."""
+    fills = root / "exchange" / "my_trades.csv"
+    deadline = time.monotonic() + timeout_s
+    while (highest := highest_trade_id(fills)) < above + count:
+        assert time.monotonic() < deadline, f"the trading process made no {count} trades in {timeout_s:g} s"
+        assert trading_pid(root) is not None, "the trading process died"
+        time.sleep(0.05)
+    return highest
 
 
 def make_broken_site(parent: Path) -> BrokenSite:
@@ -245,6 +279,101 @@ def make_broken_site(parent: Path) -> BrokenSite:
     return BrokenSite(root=root, backup_id=backup_id, good_config=good_config, fault=fault)
 
 
+@dataclass
+class DataLossSite:
+    """A sandbox whose trading process ran, was backed up, kept trading, and then lost data.
+
+    ``trades_after_backup``: trades the process made after the backup and before the fault: a restore
+    from the backup alone would lose them; the exchange knows them and gives them back."""
+
+    root: Path
+    backup_id: str
+    backup_highest_id: int
+    trades_after_backup: int
+    fault: Fault
+    config: bytes
+
+    def trading_pid(self) -> int | None:
+        return trading_pid(self.root)
+
+    def backups(self) -> list[BackupMetadata]:
+        """Every backup of the site, newest first."""
+        return RecoveryManager(site=load_site(self.root)).list_backups()
+
+    def backups_tagged(self, tag: str) -> list[BackupMetadata]:
+        return [metadata for metadata in self.backups() if tag in metadata.tags]
+
+
+def make_data_loss_site(parent: Path, variant: str = "files_deleted", trades_after_backup: int = 5) -> DataLossSite:
+    """Trading runs, the daily backup is taken, trading goes on for ``trades_after_backup`` trades, then
+    ``inject(site, "data", variant)``: with ``files_deleted`` the ledger and positions are gone (the
+    still-running process starts a new ledger without a header), so a repair in place would lose
+    every trade before the fault and only a restore plus the exchange's fills loses none."""
+    root = parent / "site"
+    create_sandbox(root, SMALL_SPEC)
+    site = load_site(root)
+    started = start_system(site, timeout_s=15)
+    assert started.ok, f"the sandbox's trading process did not start: {started.message}"
+    backup_id = RecoveryManager(site=site).create_backup(description="Scheduled daily backup", tags=["daily"])
+    backup_highest = highest_trade_id(site.backup_dir / backup_id / site.trades_file)
+    wait_for_trades(root, backup_highest, trades_after_backup)
+    fault = inject(site, "data", variant=variant, seed=5)
+    return DataLossSite(
+        root=root,
+        backup_id=backup_id,
+        backup_highest_id=backup_highest,
+        trades_after_backup=trades_after_backup,
+        fault=fault,
+        config=site.path(site.config_file).read_bytes(),
+    )
+
+
+@dataclass
+class FailedSite:
+    """A sandbox after a complete system failure: trading killed, config, data and state destroyed."""
+
+    root: Path
+    backup_id: str
+    fault: Fault
+
+    def trading_pid(self) -> int | None:
+        return trading_pid(self.root)
+
+    def backups_tagged(self, tag: str) -> list[BackupMetadata]:
+        return [m for m in RecoveryManager(site=load_site(self.root)).list_backups() if tag in m.tags]
+
+
+def make_failed_site(parent: Path, trades_after_backup: int = 3) -> FailedSite:
+    """Trading runs, the daily backup is taken, trading goes on, then ``inject(site, "full", "everything")``."""
+    root = parent / "site"
+    create_sandbox(root, SMALL_SPEC)
+    site = load_site(root)
+    started = start_system(site, timeout_s=15)
+    assert started.ok, f"the sandbox's trading process did not start: {started.message}"
+    backup_id = RecoveryManager(site=site).create_backup(description="Scheduled daily backup", tags=["daily"])
+    wait_for_trades(root, highest_trade_id(site.backup_dir / backup_id / site.trades_file), trades_after_backup)
+    fault = inject(site, "full", variant="everything", seed=7)
+    assert trading_pid(root) is None
+    return FailedSite(root=root, backup_id=backup_id, fault=fault)
+
+
+def stop_trading(roots: list[Path]) -> list[str]:
+    """Stop the trading process of every site; returns the ones that would not stop (killed)."""
+    left = []
+    for root in roots:
+        pid = trading_pid(root)
+        action = stop_system(load_site(root), timeout_s=15)
+        if pid is not None and psutil.pid_exists(pid):
+            try:
+                psutil.Process(pid).wait(timeout=5)
+            except psutil.TimeoutExpired:
+                psutil.Process(pid).kill()
+                left.append(f"{root}: pid {pid} ({action.message})")
+            except psutil.NoSuchProcess:
+                pass
+    return left
+
+
 @pytest.fixture(scope="module")
 def broken_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], BrokenSite]]:
     """``broken_sites(name)`` builds a broken site; teardown stops every trading process and checks it is gone."""
@@ -257,18 +386,39 @@ def broken_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
         return site
 
     yield make
-    left = []
-    for site in made:
-        pid = site.trading_pid()
-        action = stop_system(load_site(site.root), timeout_s=15)
-        if pid is not None and psutil.pid_exists(pid):
-            try:
-                psutil.Process(pid).wait(timeout=5)
-            except psutil.TimeoutExpired:
-                psutil.Process(pid).kill()
-                left.append(f"{site.root}: pid {pid} ({action.message})")
-            except psutil.NoSuchProcess:
-                pass
+    left = stop_trading([site.root for site in made])
+    assert not left, f"trading processes still running after stop_system: {left}"
+
+
+@pytest.fixture(scope="module")
+def data_loss_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., DataLossSite]]:
+    """``data_loss_sites(name, variant=...)`` builds a site that lost data (:func:`make_data_loss_site`);
+    teardown stops every trading process (the notebooks restart it) and checks it is gone."""
+    made: list[DataLossSite] = []
+
+    def make(name: str, **options: Any) -> DataLossSite:
+        site = make_data_loss_site(tmp_path_factory.mktemp(name), **options)
+        made.append(site)
+        return site
+
+    yield make
+    left = stop_trading([site.root for site in made])
+    assert not left, f"trading processes still running after stop_system: {left}"
+
+
+@pytest.fixture(scope="module")
+def failed_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], FailedSite]]:
+    """``failed_sites(name)`` builds a site after a complete failure (:func:`make_failed_site`); teardown
+    stops every trading process (Procedure C restarts it) and checks it is gone."""
+    made: list[FailedSite] = []
+
+    def make(name: str) -> FailedSite:
+        site = make_failed_site(tmp_path_factory.mktemp(name))
+        made.append(site)
+        return site
+
+    yield make
+    left = stop_trading([site.root for site in made])
     assert not left, f"trading processes still running after stop_system: {left}"
 
 
@@ -308,16 +458,19 @@ class LabServer:
             return json.loads(response.read())
 
     def children(self) -> set[int]:
-        """Pids of the kernels (and their children) the server started. The server runs in its own
-        session; a trading process a notebook starts detaches into another one and is not counted."""
+        """Pids of the kernels (and their children) the server started. jupyter_client starts each
+        kernel in a session of its own, as a direct child of the server; a trading process a notebook
+        starts detaches into yet another session and is not counted."""
         found = set()
         try:
-            children = psutil.Process(self.process.pid).children(recursive=True)
+            server = psutil.Process(self.process.pid)
+            descendants = server.children(recursive=True)
+            kernels = {child.pid for child in server.children()}
         except psutil.NoSuchProcess:
             return found
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                if os.getsid(child.pid) == self.process.pid:
+        for child in descendants:
+            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+                if child.pid in kernels or os.getsid(child.pid) in kernels | {self.process.pid}:
                     found.add(child.pid)
         return found
 
