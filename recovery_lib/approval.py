@@ -90,7 +90,9 @@ class ApprovalGate:
         for exactly the same plan (same summary and key), never for a changed one. Aborts are not
         carried over: an aborted run ended, and a new kernel is a new attempt."""
         for decision in decisions:
-            if decision.approved and decision.via == "widget":
+            # Only approvals bound to what they approved (a plan's digest, a process id) carry over:
+            # "create a backup" approved then is not an approval of a backup of the state now.
+            if decision.approved and decision.via == "widget" and decision.key:
                 self.remembered[decision.action] = decision
 
     def _decide(self, decision: Decision) -> None:
@@ -262,7 +264,7 @@ class ApprovalGate:
             raise ApprovalRequired(f"{action} was not approved ({how}); nothing was changed.")
         return decision
 
-    def confirm(self, action: str, summary: str) -> Decision:
+    def confirm(self, action: str, summary: str, key: str = "") -> Decision:
         """Approval for a step that writes (stop, start, backup): granted, or fail closed.
 
         Interactive: the first run shows Approve / Abort and raises; after Approve, running the cell
@@ -271,7 +273,7 @@ class ApprovalGate:
         decision = self.decisions.get(action)
         if decision is not None and decision.approved and self.requested.get(action) == summary:
             return decision
-        shown = self.request(action, summary)
+        shown = self.request(action, summary, key=key)
         try:
             from IPython.display import display
         except ImportError:  # plain Python: the record hook keeps the decision

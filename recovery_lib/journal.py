@@ -94,11 +94,7 @@ class IncidentJournal:
             if created:
                 fsync_dir(self.directory)
         except OSError as exc:
-            raise JournalError(
-                f"cannot write the incident journal {self.path}: {exc.strerror or exc}. The step did not go on: "
-                "free space or fix the permissions of the records directory ([records] dir in recovery.toml), "
-                "then run the cell again."
-            ) from exc
+            raise JournalError(f"cannot write the incident journal {self.path}: {_why(self.directory, exc)}") from exc
 
     def entries(self) -> list[dict[str, Any]]:
         """Every complete entry, oldest first ([] when the journal does not exist)."""
@@ -136,11 +132,26 @@ def runs_of(entries: list[dict[str, Any]]) -> list[JournalRun]:
     return list(runs.values())
 
 
+def _why(directory: Path, exc: OSError) -> str:
+    """The cause and the fix, for a journal that cannot be written or read."""
+    if directory.exists() and not directory.is_dir():
+        return (
+            f"{directory} is a file, not a directory. Move it aside (or set [records] dir in recovery.toml), "
+            "then run the cell again; the step did not go on."
+        )
+    return (
+        f"{exc.strerror or exc}. The step did not go on: free space or fix the permissions of the records "
+        "directory ([records] dir in recovery.toml), then run the cell again."
+    )
+
+
 def _read(path: Path) -> Iterator[dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return
+    except OSError as exc:
+        raise JournalError(f"cannot read the incident journal {path}: {_why(path.parent, exc)}") from exc
     for line in text.splitlines():
         try:
             entry = json.loads(line)
@@ -150,11 +161,15 @@ def _read(path: Path) -> Iterator[dict[str, Any]]:
             yield entry
 
 
-def _kind(line: bytes) -> str | None:
+def _parsed(line: bytes) -> Any:
     try:
-        entry = json.loads(line)
-    except json.JSONDecodeError:
+        return json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+
+
+def _kind(line: bytes) -> str | None:
+    entry = _parsed(line)
     return entry.get("kind") if isinstance(entry, dict) else None
 
 
@@ -170,18 +185,71 @@ def open_incident(directory: Path) -> str | None:
         if not valid_incident_id(incident):
             continue
         try:
-            with path.open("rb") as handle:
-                first = handle.readline()
-                rest = handle.read()
+            lines = path.read_bytes().splitlines()
         except OSError:
             continue
-        try:
-            opened = json.loads(first)
-        except json.JSONDecodeError:
+        # The first readable line says when it opened (a torn first write does not hide the incident);
+        # only lines that may be a "closed" entry are parsed, so years of journals stay quick to scan.
+        opened = next((entry for line in lines[:20] if isinstance(entry := _parsed(line), dict)), None)
+        if opened is None or any(_kind(line) == "closed" for line in lines if b'"closed"' in line):
             continue
-        # Only lines that may be a "closed" entry are parsed: years of journals stay quick to scan.
-        candidates = [line for line in rest.splitlines() if b'"closed"' in line]
-        if any(_kind(line) == "closed" for line in candidates) or _kind(first) == "closed":
-            continue
-        found.append((str(opened.get("at") or "") if isinstance(opened, dict) else "", incident))
+        found.append((str(opened.get("at") or ""), incident))
     return max(found)[1] if found else None
+
+
+# --- one recovery procedure at a time per site --------------------------------------------------------
+
+LOCK_NAME = ".procedure.lock"
+_held: dict[Path, int] = {}  # lock file -> open descriptor, for this process (one kernel)
+
+
+class ProcedureBusy(RecoveryError):
+    """Another kernel runs a recovery procedure on this site: two at once would restore twice."""
+
+
+def hold_procedure_lock(directory: Path, holder: dict[str, Any]) -> None:
+    """Take the site's procedure lock for this process (a kernel) until it exits, or raise
+    :class:`ProcedureBusy` naming who holds it. Taken again by the same process, it is a no-op: a
+    rerun of the validation cell, or the next procedure in the same kernel, keeps it."""
+    path = Path(directory) / LOCK_NAME
+    if path in _held:
+        _write_holder(_held[path], holder)
+        return
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise JournalError(f"cannot take the procedure lock {path}: {_why(Path(directory), exc)}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = _read_holder(fd)
+        os.close(fd)
+        who = ", ".join(f"{k} {v}" for k, v in other.items()) or "another process"
+        raise ProcedureBusy(
+            f"another recovery procedure is running on this site ({who}). Two at once would restore and "
+            "write trades back twice: finish or stop that one first (or shut down its kernel), then run "
+            "this cell again. Nothing was read or changed."
+        ) from None
+    _held[path] = fd  # released by the kernel when this process exits, however it exits
+    _write_holder(fd, holder)
+
+
+def _write_holder(fd: int, holder: dict[str, Any]) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({**holder, "pid": os.getpid()}).encode(), 0)
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    try:
+        found = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def release_procedure_lock(directory: Path) -> None:
+    """Let another kernel run a procedure on this site (this one reached its outcome)."""
+    fd = _held.pop(Path(directory) / LOCK_NAME, None)
+    if fd is not None:
+        os.close(fd)  # closing the descriptor releases the flock

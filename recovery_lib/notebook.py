@@ -30,7 +30,7 @@ from .backup import RecoveryManager, suggest_backup_ids
 from .clock import iso, now, now_iso
 from .errors import RecoveryError
 from .escalation import Facts
-from .journal import IncidentJournal, open_incident, valid_incident_id
+from .journal import IncidentJournal, hold_procedure_lock, open_incident, valid_incident_id
 from .records import Recorder
 from .rendering import human_time, install_display_formatters
 from .site import Site, load_site
@@ -173,6 +173,7 @@ class Run:
     namespace_names: set[str] = field(default_factory=set)  # the kernel's names at the first validation
     reruns: int = 0  # times the validation cell ran again with the same parameters
     aborted: dict[str, Any] | None = None  # who clicked Abort on what, and when
+    also_open: str | None = None  # triage started a new incident while this one was still open
 
     def __repr__(self) -> str:
         mode = "interactive: approve in the widgets" if self.gate.interactive else "headless: approvals by parameter"
@@ -186,6 +187,11 @@ class Run:
             else ""
         )
         journal = f"; journal {self.relative(self.journal.path)}" if self.journal else ""
+        if self.also_open:
+            journal += (
+                f". NOTE: incident {self.also_open} is still open (P has not closed it); this triage starts a new "
+                f"one. To go on with {self.also_open} instead, set incident_id to it and rerun this cell"
+            )
         return (
             f"Run of procedure {self.procedure} in incident {self.incident_id}{joined} ({self.kind}) by "
             f"{self.operator} on site {self.site.name}, {mode}{journal}{again}"
@@ -243,6 +249,18 @@ def _check_backup_id(site: Site, backup_id: str) -> None:
         f"parameter 'backup_id': there is no backup {backup_id!r} in {site.relative(site.backup_dir)}.{hint} "
         f'Use "latest" for the newest backup that verifies and fixes the fault. {_FIX}'
     )
+
+
+def _check_looks_like_a_site(site: Site) -> None:
+    """An empty ``site`` means $RECOVERY_SITE or the current directory; a kernel started in notebooks/
+    would take that for the site (and write an incident journal there). Refused when nothing in it
+    is a site's: no recovery.toml, no config, state or data, no backups."""
+    tops = [site.path(top) for paths in site.categories.values() for top in paths]
+    if site.config_source is None and not site.backup_dir.exists() and not any(top.exists() for top in tops):
+        raise ParameterError(
+            f"parameter 'site': {site.root} does not look like a site (no recovery.toml, no config, state, data "
+            f"or backups in it). Set 'site' (or $RECOVERY_SITE) to the site's directory. {_FIX}"
+        )
 
 
 def _check_records(records: list[str], site: Site, incident_id: str) -> str:
@@ -342,6 +360,12 @@ def _resolve_incident(
         found = open_incident(site.records_dir)
         if found:
             return found, "journal"
+    if procedure == "P":  # a summary of nothing would be an incident of its own: refuse
+        raise ParameterError(
+            f"there is no open incident on site {site.name} ({site.relative(site.records_dir)} has none) and "
+            "neither 'incident_id' nor 'records' is set: run 00 and the procedure first, or name the incident "
+            f"in 'incident_id'. {_FIX}"
+        )
     return f"{now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}", "new"
 
 
@@ -363,17 +387,21 @@ def start(namespace: dict[str, Any], procedure: str) -> Run:
             namespace["run"] = InvalidRun(str(exc))  # the cells below must not go on with the old parameters
         raise
     if previous is not None and values == previous.parameters:
+        _lock(previous.site, procedure, previous.incident_id, previous.operator)
         previous.reruns += 1
         _reset_step_variables(namespace, keep=True)
         return previous
     site = load_site(values.get("site") or None)
+    _check_looks_like_a_site(site)
     recorded_incident = _check_records(list(values.get("records", [])), site, values.get("incident_id") or "")
     if values.get("backup_id") is not None:
         _check_backup_id(site, values["backup_id"])
     operator = values.get("operator") or getpass.getuser()
     started = now()
     incident_id, source = _resolve_incident(values, site, procedure, recorded_incident, previous)
+    _lock(site, procedure, incident_id, operator)
     journal = IncidentJournal(site.records_dir, incident_id)
+    also_open = open_incident(site.records_dir) if source == "new" and procedure == "triage" else None
     run_id = f"{procedure}-{started:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(2)}"
     earlier = [r for r in journal.runs() if r.procedure == procedure]
     if source == "new" or not journal.path.exists():
@@ -403,6 +431,7 @@ def start(namespace: dict[str, Any], procedure: str) -> Run:
         journal=journal,
         incident_source=source,
         namespace_names=set(namespace),
+        also_open=also_open,
     )
     run.gate._on_decision = lambda decision: _decided(run, decision)
     if earlier and run.gate.interactive:
@@ -428,6 +457,16 @@ def start(namespace: dict[str, Any], procedure: str) -> Run:
         run.record("drill", values["drill"])
     _reset_step_variables(namespace, keep=False)
     return run
+
+
+WRITING_PROCEDURES = ("A", "B", "C", "D")
+
+
+def _lock(site: Site, procedure: str, incident_id: str, operator: str) -> None:
+    """One recovery procedure at a time on a site (held by this kernel until the outcome cell)."""
+    if procedure in WRITING_PROCEDURES:
+        holder = {"procedure": procedure, "incident": incident_id, "operator": operator, "since": now_iso()}
+        hold_procedure_lock(site.records_dir, holder)
 
 
 def _validated(namespace: dict[str, Any], previous: Run | None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class IncidentSummary:
     restored_ok: bool | None = None
     remedy: str | None = None  # "repair" or "restore", when a data remedy was applied
     verified_ok: bool | None = None  # the verification notebook's verdict
+    verification_stale: bool = False  # a verification ran, but a procedure ran after it: run V again
     verification_failed: list[str] = field(default_factory=list)  # its checks that failed
     procedures: list[dict[str, Any]] = field(default_factory=list)  # each procedure notebook's outcome
     trades_lost: int | None = None
@@ -162,6 +163,9 @@ def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
             summary.trades_recovered = _add(summary.trades_recovered, trades.get("recovered"))
             summary.trades_missing = _add(summary.trades_missing, trades.get("still_missing"))
         if run.get("procedure") in PROCEDURE_LETTERS:
+            if summary.verified_ok is not None:  # it verified the site as it was before this procedure
+                summary.verified_ok, summary.verification_failed, summary.recovered_at = None, [], None
+                summary.verification_stale = True
             outcome = notebook.get("outcome") or {}
             summary.procedures.append(
                 {
@@ -176,6 +180,7 @@ def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
                 }
             )
         if notebook.get("verification"):
+            summary.verification_stale = False
             summary.verified_ok = bool(notebook["verification"].get("ok"))
             summary.verification_failed = list((notebook.get("outcome") or {}).get("failed_criteria", []))
             summary.recovered_at = (notebook.get("outcome") or {}).get("finished_at") or summary.recovered_at
@@ -208,9 +213,15 @@ def notification(summary: IncidentSummary, escalation_line: str) -> str:
     elif recovered is False:
         state = "NOT recovered"
     else:
-        state = "recovery NOT confirmed (the records are incomplete)"
+        state = (
+            "recovery NOT confirmed (a procedure ran after the last verification: run V again)"
+            if summary.verification_stale
+            else "recovery NOT confirmed (the records are incomplete)"
+        )
     failed = summary.failed_criteria
-    if summary.remedy == "repair":
+    if summary.remedy == "repair" and summary.backup_used:
+        done = f"restored from backup {summary.backup_used}, then the ledger repaired in place"
+    elif summary.remedy == "repair":
         done = "data repaired in place"
     elif summary.backup_used:
         done = f"restored from backup {summary.backup_used}"

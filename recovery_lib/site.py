@@ -301,21 +301,25 @@ class _Reader:
         return pure.as_posix() + ("/" if value.endswith("/") else "")
 
 
-def _check_records_dir(reader: _Reader, setting: str, restored: list[str]) -> None:
-    """The journals must survive every restore: never inside a restored category."""
+def _check_records_dir(reader: _Reader, root: Path, setting: str, restored: list[str]) -> None:
+    """The journals must survive every restore: never inside a restored category, however the path
+    is written (relative, absolute, with ``..``)."""
     if not setting.strip():
         raise reader.fail(("records",), "dir", "must name a directory (default: incidents).")
-    if PurePosixPath(setting).is_absolute():
-        return
-    parts = PurePosixPath(setting).parts
+    target = Path(os.path.normpath(root / setting))  # an absolute setting replaces root here
+    try:
+        parts = target.relative_to(root).parts
+    except ValueError:
+        return  # outside the site: no restore touches it
     for top in restored:
         top_parts = PurePosixPath(top.rstrip("/")).parts
-        if parts[: len(top_parts)] == top_parts or top_parts[: len(parts)] == parts:
+        if not parts or parts[: len(top_parts)] == top_parts or top_parts[: len(parts)] == parts:
             raise reader.fail(
                 ("records",),
                 "dir",
-                f"{setting!r} is inside the restored path {top!r}: a restore would replace the incident journals. "
-                "Choose a directory outside config, state and data (default: incidents).",
+                f"{setting!r} is inside the restored path {top!r} (or is the site itself): a restore would "
+                "replace the incident journals. Choose a directory outside config, state and data "
+                "(default: incidents).",
             )
 
 
@@ -377,6 +381,7 @@ def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: s
     records_dir = section("records").get("dir", defaults.records_dir_setting)
     _check_records_dir(
         reader,
+        root,
         records_dir,
         [
             *rel_list("config", defaults.config_paths),

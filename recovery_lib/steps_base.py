@@ -156,7 +156,7 @@ def halt(run: Run, reason: str) -> Halted:
     return Halted(run.halted or reason, aborted=run.aborted is not None)
 
 
-def refused(run: Run, action: str, summary: str | None = None) -> Halted | None:
+def refused(run: Run, action: str, summary: str | None = None, key: str = "") -> Halted | None:
     """The approval of ``action`` (``summary``: what it does; None: the one already requested).
 
     Interactive, a missing approval raises :class:`ApprovalRequired`: the person clicks and reruns the
@@ -167,7 +167,7 @@ def refused(run: Run, action: str, summary: str | None = None) -> Halted | None:
         if summary is None:
             run.gate.require(action)
         else:
-            run.gate.confirm(action, summary)
+            run.gate.confirm(action, summary, key)
     except ApprovalRequired as exc:
         if run.gate.interactive:
             raise

@@ -29,8 +29,12 @@ def verification_backup(run: Run, records: list[str]) -> str | NotTaken:
     that passes the trading gate now. A broken state is never backed up as "verified"."""
     sources = incident_sources(run, records)
     recovered = summarize(sources).recovered if sources else None
-    if recovered is False:
-        reason = "the incident was not recovered (see the summary below)"
+    if recovered is not True:  # a verified backup needs records that say so, not the absence of a failure
+        reason = (
+            "the incident was not recovered (see the summary below)"
+            if recovered is False
+            else "the records do not show a recovery (a procedure and a passed verification)"
+        )
         run.record("verification_backup", {"ok": False, "skipped": True, "reasons": [reason]})
         return NotTaken(reason)
     return verified_backup(run, "verification_backup", "Post-recovery verified state", ["post-recovery"])
@@ -82,7 +86,12 @@ def incident_summary(run: Run, records: list[str]) -> Any:
             "Data loss window",
             human_duration(summary.data_loss_window_s) if summary.data_loss_window_s is not None else "unknown",
         ),
-        ("Verified", {True: "✅ yes", False: "❌ no", None: "not recorded"}[summary.verified_ok]),
+        (
+            "Verified",
+            "out of date: a procedure ran after the last verification; run V again"
+            if summary.verification_stale
+            else {True: "✅ yes", False: "❌ no", None: "not recorded"}[summary.verified_ok],
+        ),
     ]
     return pd.DataFrame(rows, columns=["", "value"])
 

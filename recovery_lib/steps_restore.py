@@ -360,7 +360,9 @@ def choose_backup(run: Run, backup_id: str, needs: tuple[str, ...] = (), require
     choice = BackupChoice(run, metadata, passed_over, needs=needs)
     if metadata is None:
         run.record("backup_selection", choice.selection(backup_id, "parameter"))
-        run.facts.no_backup = True
+        # "No usable backup" escalates: only when "latest" found none (a named one that cannot be used says
+        # nothing of the others), and not when there is no fault to fix (B's assessment found none).
+        run.facts.no_backup = run.facts.no_backup or (backup_id == "latest" and not run.nothing_to_do)
         if required:
             halt(run, f"no usable backup ({backup_id})")
         return choice

@@ -80,6 +80,7 @@ def detect(run: Run, results: dict[str, HealthResult]) -> Triage:
     return found
 
 
+@prepares("stop_system", "the trading system was stopped")
 def stop(run: Run) -> ProcessAction | Halted | NothingToDo:
     """Procedure step "Stop the system"."""
     if skipped := halted(run) or idle(run):
@@ -87,7 +88,7 @@ def stop(run: Run) -> ProcessAction | Halted | NothingToDo:
     status = process_status(run.site)
     if status.running and run.site.process.stop:
         summary = f"Stop the trading system, which is {status.detail}. Command: {run.site.process.stop}"
-        if skipped := refused(run, "stop_system", summary):
+        if skipped := refused(run, "stop_system", summary, key=f"pid {status.pid}"):
             return skipped
     action = stop_system(run.site)
     run.record("stop_system", action)

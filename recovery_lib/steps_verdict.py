@@ -19,6 +19,7 @@ from .checklist import Checklist
 from .clock import now_iso
 from .health import HealthResult
 from .integrity import check_data
+from .journal import release_procedure_lock
 from .notebook import Run, ran
 from .process import process_status
 from .steps_base import Halted, NothingToDo, ProcedureFailed, health, succeeded
@@ -226,6 +227,7 @@ def conclude(run: Run) -> Outcome:
             "approvals": run.gate.log(),
         },
     )
+    release_procedure_lock(run.site.records_dir)  # another kernel may run a procedure on this site now
     if not success:
         raise ProcedureFailed(run.procedure, failed, run.halted, trading)
     return Outcome(run.procedure, trading)

@@ -19,7 +19,7 @@ from recovery_lib.backup import RecoveryManager
 from recovery_lib.drills.history import JOURNAL_COPY, drill_row
 from recovery_lib.drills.injectors import inject
 from recovery_lib.errors import SiteConfigError
-from recovery_lib.journal import IncidentJournal, JournalError, open_incident
+from recovery_lib.journal import IncidentJournal, JournalError, ProcedureBusy, open_incident
 from recovery_lib.notebook import InvalidRun, NotRun, ParameterError, StepNotRun, start
 from recovery_lib.postmortem import journal_records, notification, summarize
 from recovery_lib.process import start_system, stop_system
@@ -96,7 +96,9 @@ def test_an_incident_id_that_cannot_name_a_file_is_refused(tmp_path: Path, bad: 
 def test_an_unwritable_journal_stops_the_step_and_names_the_file(tmp_path: Path) -> None:
     blocked = tmp_path / "incidents"
     blocked.write_text("a file where the records directory should be")  # fails as root too
-    with pytest.raises(JournalError, match=r"incidents/x\.jsonl.*records dir"):
+    with pytest.raises(
+        JournalError, match=r"incidents/x\.jsonl: .*incidents is a file, not a directory.*\[records\] dir"
+    ):
         IncidentJournal(blocked, "x").append("record", "A-1", "A", "run", {})
     assert blocked.read_text().startswith("a file")  # nothing was lost
 
@@ -324,16 +326,31 @@ def _p(sandbox: Path) -> Any:
     return start(namespace, "P")
 
 
+def test_p_refuses_to_start_an_incident_of_its_own(sandbox: Path) -> None:
+    with pytest.raises(ParameterError, match="no open incident on site .* run 00 and the procedure first"):
+        _p(sandbox)
+    assert not (sandbox / "incidents").exists() or not list((sandbox / "incidents").glob("*.jsonl"))
+
+
 def test_p_with_nothing_recorded_claims_nothing(sandbox: Path) -> None:
+    start(kernel(sandbox), "triage")  # an incident is open, and nobody has recorded a procedure in it
     post = _p(sandbox)
+    taken = steps.verification_backup(post, [])
+    assert isinstance(taken, steps.NotTaken), "a verified backup needs records that show a recovery"
     table = dict(steps.incident_summary(post, []).values.tolist())
     assert table["Recovered"] == "❓ not recorded"
-    assert table["Procedures"] == "none recorded" and table["Recovery steps taken"] == "none recorded"
+    assert table["Procedures"] == "none recorded" and table["Recovery steps taken"].startswith("1 recorded")
     assert table["Remedy"] == "not recorded" and table["Backup restored from"] == "not recorded"
     assert table["Trades"] == "not recorded" and table["Data loss window"] == "unknown"
-    assert "no procedure has recorded anything" in table["Read from"]
     text = steps.notify_text(post, None, steps.escalation_from(post))
     assert "no data was lost" not in text and "stays OPEN" in text
+
+
+def test_a_second_triage_says_which_incident_is_still_open(sandbox: Path) -> None:
+    first = start(kernel(sandbox), "triage")
+    second = start(kernel(sandbox), "triage")
+    assert second.incident_id != first.incident_id and second.also_open == first.incident_id
+    assert f"incident {first.incident_id} is still open" in repr(second)
 
 
 def test_p_summarises_b_from_the_journal_and_closes_the_incident(trading: Any) -> None:
@@ -431,3 +448,107 @@ def test_p_names_the_abort(tmp_path: Path) -> None:
     assert summary.aborted == [f"B: {reason}"] and summary.recovered is False
     assert summary.facts().aborted == reason
     assert f"Aborted: B: {reason}." in notification(summary, "Level 2")
+
+
+# --- what the on-call try found --------------------------------------------------------------------------
+
+
+HOLD = """
+import sys, time
+from recovery_lib.notebook import start
+namespace = {"__annotations__": {"site": str, "interactive": bool, "approve": list[str], "operator": str,
+             "incident_id": str, "kind": str, "drill": dict, "backup_id": str, "remedy": str},
+             "site": sys.argv[1], "interactive": False, "approve": [], "operator": "bob", "incident_id": "",
+             "kind": "incident", "drill": {}, "backup_id": "latest", "remedy": "least_loss"}
+start(namespace, "B")
+print("holding", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_second_kernel_cannot_run_a_procedure_while_one_runs(sandbox: Path) -> None:
+    import subprocess
+    import sys
+
+    other = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(sandbox)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert other.stdout is not None
+        while (line := other.stdout.readline()) and line.strip() != "holding":
+            pass  # the run's records, printed as a kernel-less display does
+        assert line.strip() == "holding"
+        before = journal_lines(sandbox)
+        with pytest.raises(ProcedureBusy, match=rf"procedure B, .*operator bob.*pid {other.pid}.*Nothing was"):
+            start(kernel(sandbox), "A")
+        assert journal_lines(sandbox) == before  # refused before anything was written
+        start(kernel(sandbox), "V")  # verification only reads: it may run beside a procedure
+    finally:
+        other.communicate("\n", timeout=30)
+    run = start(kernel(sandbox), "A")  # the other kernel is gone: its lock went with it
+    assert run.procedure == "A"
+
+
+def test_the_outcome_lets_another_kernel_run_a_procedure(sandbox: Path) -> None:
+    import subprocess
+    import sys
+
+    run = start(kernel(sandbox), "A")
+    probe = [sys.executable, "-c", HOLD.replace("sys.stdin.readline()", ""), str(sandbox)]
+    assert subprocess.run(probe, capture_output=True, text=True, check=False).returncode != 0
+    with pytest.raises(steps.ProcedureFailed):
+        steps.conclude(run)  # not recovered, but it ended: the lock is released
+    done = subprocess.run(probe, capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "holding" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("setting", ["{root}/data/incidents", "incidents/../data/incidents", ".", "data"])
+def test_a_records_dir_inside_a_restored_path_is_refused_however_written(sandbox: Path, setting: str) -> None:
+    config = sandbox / "recovery.toml"
+    config.write_text(config.read_text() + f'\n[records]\ndir = "{setting.format(root=sandbox)}"\n')
+    with pytest.raises(SiteConfigError, match=r"\[records\.dir\].*(inside the restored path|the site itself)"):
+        load_site(sandbox)
+
+
+def test_a_records_dir_that_is_a_file_is_named(sandbox: Path) -> None:
+    (sandbox / "incidents").write_text("not a directory")
+    for procedure in ("triage", "A"):
+        with pytest.raises(JournalError, match=r"incidents is a file, not a directory. Move it aside"):
+            start(kernel(sandbox, incident_id="X1"), procedure)
+    assert (sandbox / "incidents").read_text() == "not a directory"
+
+
+def test_a_torn_first_line_does_not_hide_the_incident(sandbox: Path) -> None:
+    triage = start(kernel(sandbox), "triage")
+    path = sandbox / "incidents" / f"{triage.incident_id}.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text('{"at": "2026-12-03T0\n' + "".join(lines[1:]))
+    assert start(kernel(sandbox), "A").incident_id == triage.incident_id
+
+
+def test_an_approval_of_a_backup_does_not_carry_over_a_kernel_restart(sandbox: Path) -> None:
+    run = _interactive(sandbox)
+    _click(run.gate.request("backup", "Create a backup of the site: Pre-recovery current state"), "Approve")
+    restarted = _interactive(sandbox)
+    restarted.gate.request("backup", "Create a backup of the site: Pre-recovery current state")
+    with pytest.raises(ApprovalRequired):  # the same words, but a backup of whatever the site is now
+        restarted.gate.require("backup")
+
+
+def test_a_verification_older_than_the_procedure_is_out_of_date(tmp_path: Path) -> None:
+    journal = _journal_of(
+        tmp_path,
+        [
+            ("V-1", "V", {"verification": {"ok": False}, "outcome": {"success": False, "failed_criteria": ["Data"]}}),
+            ("B-1", "B", {"outcome": {"success": True, "failed_criteria": []}}),
+        ],
+    )
+    summary = summarize(journal_records(journal))
+    assert summary.verification_stale and summary.verified_ok is None and summary.recovered is None
+    assert "run V again" in notification(summary, "Level 1")
+
+
+def test_an_empty_directory_is_not_taken_for_a_site(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match="does not look like a site"):
+        start(kernel(tmp_path), "triage")
+    assert list(tmp_path.iterdir()) == []

@@ -95,6 +95,11 @@ def test_run_all_approve_run_all_finishes_with_one_of_everything(data_loss: Any)
     assert health_check.run("data", data_loss).healthy and process_status(data_loss).running
     approvals = [d["action"] for d in outcome["approvals"]]
     assert sorted(approvals) == sorted(set(approvals)), f"an approval was asked twice: {approvals}"
+    # One more Run All after the recovery: nothing is asked, nothing stopped, nothing done twice.
+    pid = process_status(data_loss).pid
+    assert run_all(namespace, code, data_loss.root) == (None, None)
+    assert process_status(data_loss).pid == pid, "a rerun stopped (and restarted) the recovered trading system"
+    assert "Already done" in repr(namespace["result"])
 
 
 def waiting_button(label: str) -> Any:

@@ -785,7 +785,7 @@ def test_latest_without_backups_halts_with_what_to_do(world: World, notebook: st
     assert_words(" ".join(choice.skipped), (("backup list", "Procedure D"),))
     journal = f"bare/incidents/{namespace['run'].incident_id}.jsonl"
     after = world.snapshot()
-    assert set(after) - set(before) == {"bare/incidents", journal}
+    assert set(after) - set(before) == {"bare/incidents", journal, "bare/incidents/.procedure.lock"}
     assert {k: v for k, v in after.items() if not k.startswith("bare/incidents")} == before
     assert '"halted"' in (world.tmp / journal).read_text()  # the halt is on disk, saved notebook or not
 
