@@ -552,3 +552,11 @@ def test_an_empty_directory_is_not_taken_for_a_site(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="does not look like a site"):
         start(kernel(tmp_path), "triage")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_restore_then_a_repair_are_both_named() -> None:
+    from recovery_lib.postmortem import IncidentSummary
+
+    summary = IncidentSummary(remedy="repair", backup_used="20261203T000000Z-full-abcdef")
+    text = notification(summary, "Level 1")
+    assert "restored from backup 20261203T000000Z-full-abcdef, then the ledger repaired in place" in text
