@@ -9,6 +9,8 @@ failed recovery reads like a successful one.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -86,6 +88,12 @@ class Again:
 
     def __repr__(self) -> str:
         return f"↩ {self.summary()}"
+
+
+def digest(plan: dict[str, Any], fingerprint: str) -> str:
+    """What an approval is for: exactly this plan (its plain data) on exactly this site state."""
+    text = json.dumps(plan, sort_keys=True, default=str) + fingerprint
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def once(run: Run, step: str, key: str = "") -> Again | None:

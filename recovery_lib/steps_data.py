@@ -8,8 +8,6 @@ the trades, and the record counts trades lost, recovered from the exchange and s
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from .clock import human_duration, now
@@ -28,7 +26,7 @@ from .remedy import (
 )
 from .rendering import Findings
 from .replay import exchange_fills, replay_fills, replay_symbols
-from .steps_base import Halted, NothingToDo, did, halt, halted, idle, once, prepares, refused
+from .steps_base import Halted, NothingToDo, did, digest, halt, halted, idle, once, prepares, refused
 from .steps_restore import BackupChoice
 
 
@@ -188,8 +186,7 @@ def plan_remedies(run: Run, choice: BackupChoice) -> RemedyPlan | Halted:
 
 def remedy_key(options: RemedyPlan) -> str:
     """A digest of exactly what the options do, and the ledger they were planned on."""
-    text = json.dumps(options.to_dict(), sort_keys=True, default=str) + options.fingerprint
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return digest(options.to_dict(), options.fingerprint)
 
 
 def remedy_approval(run: Run, options: RemedyPlan | Halted, remedy: str = "least_loss", then: str = "") -> Any:
@@ -234,13 +231,16 @@ def apply_remedy(run: Run, options: RemedyPlan | Halted) -> Any:
     if skipped := halted(run):
         return skipped
     action = run.gate.chosen([REPAIR, RESTORE], default=run.remedy_action or RESTORE)
-    if skipped := refused(run, action):
+    # A restore asks the gate in restore() itself: asking here too recorded its approval twice.
+    if action != RESTORE and (skipped := refused(run, action)):
         return skipped
     option = options.option(action)
     if option is None or not option.viable:  # never reached through the gate; kept as a hard stop
         return halt(run, f"{action} is not possible: {'; '.join(option.why_not) if option else 'not offered'}")
     run.known_trade_ids = options.known_ids
-    if action == RESTORE and option.restore_plan is not None:
+    if action == RESTORE:
+        if option.restore_plan is None:  # never offered as viable without one; kept as a hard stop
+            return halt(run, "restore is not possible: the dry run made no restore plan")
         from .steps_restore import restore
 
         result = restore(run, option.restore_plan)

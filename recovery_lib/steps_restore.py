@@ -8,8 +8,6 @@ recovery point for a later "latest" to pick.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +21,7 @@ from .records import MIME_TYPE, to_plain
 from .rendering import LiveDisplay, LiveWidget, human_age, human_size, human_time, name_all
 from .restore import RestorePlan, RestoreResult
 from .restore_journal import RestoreError
-from .steps_base import Again, Halted, NothingToDo, did, halt, halted, idle, once, prepares, refused
+from .steps_base import Again, Halted, NothingToDo, did, digest, halt, halted, idle, once, prepares, refused
 
 VERIFIED_TAG = "verified"
 FITNESS_CHECKED = ("config", "data")  # the categories RecoveryManager.fitness checks (state has no check)
@@ -415,8 +413,7 @@ def plan(
 
 def plan_key(restore_plan: RestorePlan) -> str:
     """A digest of exactly what a plan does and the site it was made on: an approval is for this key."""
-    text = json.dumps(restore_plan.to_dict(), sort_keys=True, default=str) + restore_plan.fingerprint
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return digest(restore_plan.to_dict(), restore_plan.fingerprint)
 
 
 def approval(run: Run, restore_plan: RestorePlan | Halted, then: str = "") -> Any:
