@@ -374,52 +374,38 @@ def stop_trading(roots: list[Path]) -> list[str]:
     return left
 
 
-@pytest.fixture(scope="module")
-def broken_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], BrokenSite]]:
-    """``broken_sites(name)`` builds a broken site; teardown stops every trading process and checks it is gone."""
-    made: list[BrokenSite] = []
+def _sites(tmp_path_factory: pytest.TempPathFactory, maker: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """``make(name, **options)`` builds a site with ``maker`` in a fresh directory; at teardown every
+    trading process of those sites is stopped, and the fixture fails if one is left."""
+    made: list[Any] = []
 
-    def make(name: str) -> BrokenSite:
-        parent = tmp_path_factory.mktemp(name)
-        site = make_broken_site(parent)
+    def make(name: str, **options: Any) -> Any:
+        site = maker(tmp_path_factory.mktemp(name), **options)
         made.append(site)
         return site
 
     yield make
     left = stop_trading([site.root for site in made])
     assert not left, f"trading processes still running after stop_system: {left}"
+
+
+@pytest.fixture(scope="module")
+def broken_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], BrokenSite]]:
+    """``broken_sites(name)`` builds a site with a corrupted config (:func:`make_broken_site`)."""
+    yield from _sites(tmp_path_factory, make_broken_site)
 
 
 @pytest.fixture(scope="module")
 def data_loss_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., DataLossSite]]:
     """``data_loss_sites(name, variant=...)`` builds a site that lost data (:func:`make_data_loss_site`);
-    teardown stops every trading process (the notebooks restart it) and checks it is gone."""
-    made: list[DataLossSite] = []
-
-    def make(name: str, **options: Any) -> DataLossSite:
-        site = make_data_loss_site(tmp_path_factory.mktemp(name), **options)
-        made.append(site)
-        return site
-
-    yield make
-    left = stop_trading([site.root for site in made])
-    assert not left, f"trading processes still running after stop_system: {left}"
+    the notebooks restart its trading process, which teardown stops."""
+    yield from _sites(tmp_path_factory, make_data_loss_site)
 
 
 @pytest.fixture(scope="module")
 def failed_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], FailedSite]]:
-    """``failed_sites(name)`` builds a site after a complete failure (:func:`make_failed_site`); teardown
-    stops every trading process (Procedure C restarts it) and checks it is gone."""
-    made: list[FailedSite] = []
-
-    def make(name: str) -> FailedSite:
-        site = make_failed_site(tmp_path_factory.mktemp(name))
-        made.append(site)
-        return site
-
-    yield make
-    left = stop_trading([site.root for site in made])
-    assert not left, f"trading processes still running after stop_system: {left}"
+    """``failed_sites(name)`` builds a site after a complete failure (:func:`make_failed_site`)."""
+    yield from _sites(tmp_path_factory, make_failed_site)
 
 
 # --- JupyterLab servers ------------------------------------------------------------------------

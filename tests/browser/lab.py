@@ -455,6 +455,19 @@ class NotebookPage:
         self.executions = 0
 
 
+def open_notebook(page: Page, server: Any, shots: Any, transcript: Transcript, name: str, label: str) -> NotebookPage:
+    """Open ``name`` in JupyterLab (its runs go into ``transcript`` under ``label``)."""
+    notebook = NotebookPage(page, server, name, shots, label, transcript)
+    notebook.open()
+    return notebook
+
+
+def verify_and_summarise(page: Page, server: Any, shots: Any, transcript: Transcript) -> None:
+    """What the engineer does after a procedure: V, then P, each with Run All (approving when asked)."""
+    for name, label in (("V_verification.ipynb", "V"), ("P_post_recovery.ipynb", "P")):
+        open_notebook(page, server, shots, transcript, name, label).run_all_approving()
+
+
 # --- the site -----------------------------------------------------------------------------------
 
 
@@ -469,6 +482,16 @@ def journal(site: Path) -> dict[str, list[dict[str, Any]]]:
                 entries.append(json.loads(line))
         found[path.name.removesuffix(".jsonl")] = entries
     return found
+
+
+def only_journal(site: Path) -> tuple[dict[str, list[dict[str, Any]]], str, list[dict[str, Any]]]:
+    """(every journal, the incident id, its entries) when the site holds exactly one incident's
+    journal; with several, the id is "" and the entries are empty (the tests then say so)."""
+    journals = journal(site)
+    if len(journals) != 1:
+        return journals, "", []
+    ((incident_id, entries),) = journals.items()
+    return journals, incident_id, entries
 
 
 def records(entries: list[dict[str, Any]], procedure: str | None = None, name: str | None = None) -> list[Any]:

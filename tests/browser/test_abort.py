@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from lab import NotebookPage, Transcript, journal, records, site_snapshot
+from lab import NotebookPage, Transcript, only_journal, records, site_snapshot
 
 from recovery_lib.gate import trading_gate
 from recovery_lib.integrity import check_data
@@ -116,9 +116,7 @@ def aborted(
     record.data_ok, record.data_summary = data.ok, data.summary()
     (reconciliation,) = [check for check in gate.checks if check.name == "reconciliation"]
     record.reconciled, record.reconciliation = reconciliation.ok, reconciliation.detail
-    record.journals = journal(site.root)
-    if len(record.journals) == 1:
-        (record.entries,) = record.journals.values()
+    record.journals, _, record.entries = only_journal(site.root)
     record.blocked = list(offline.blocked)
     record.transcript.write(shots.directory / "rendered-outputs.txt")
     yield record

@@ -24,7 +24,17 @@ from typing import TYPE_CHECKING, Any
 
 import nbformat
 import pytest
-from lab import APPROVAL_STOPPED, APPROVAL_WAITING, CellRun, NotebookPage, Transcript, journal, records
+from lab import (
+    APPROVAL_STOPPED,
+    APPROVAL_WAITING,
+    CellRun,
+    NotebookPage,
+    Transcript,
+    only_journal,
+    open_notebook,
+    records,
+    verify_and_summarise,
+)
 
 from recovery_lib.health import health_check
 from recovery_lib.ledger import read_ledger
@@ -78,21 +88,13 @@ def incident(
     triage = NotebookPage(page, server, "00_detect_and_triage.ipynb", shots, "00", record.transcript)
     triage.open()
     triage.run_all()
-    procedure = NotebookPage(page, server, "B_data_recovery.ipynb", shots, "B", record.transcript)
-    procedure.open()
+    procedure = open_notebook(page, server, shots, record.transcript, "B_data_recovery.ipynb", "B")
     procedure.run_through(procedure.code_tags)
-    verification = NotebookPage(page, server, "V_verification.ipynb", shots, "V", record.transcript)
-    verification.open()
-    verification.run_all_approving()
-    post = NotebookPage(page, server, "P_post_recovery.ipynb", shots, "P", record.transcript)
-    post.open()
-    post.run_all_approving()
+    verify_and_summarise(page, server, shots, record.transcript)
 
     record.seconds = time.monotonic() - began
     record.blocked = list(offline.blocked)
-    record.journals = journal(site.root)
-    if len(record.journals) == 1:
-        ((record.incident_id, record.entries),) = record.journals.items()
+    record.journals, record.incident_id, record.entries = only_journal(site.root)
     record.transcript.write(shots.directory / "rendered-outputs.txt")
     yield record
 

@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from lab import APPROVAL_STOPPED, CellRun, NotebookPage, Transcript, journal, records
+from lab import (
+    APPROVAL_STOPPED,
+    CellRun,
+    NotebookPage,
+    Transcript,
+    only_journal,
+    open_notebook,
+    records,
+    verify_and_summarise,
+)
 
 from recovery_lib.backup import RecoveryManager
 from recovery_lib.health import health_check
@@ -65,18 +74,12 @@ def incident(
     triage = NotebookPage(page, server, "00_detect_and_triage.ipynb", shots, "00", record.transcript)
     triage.open()
     triage.run_all()
-    procedure = NotebookPage(page, server, "C_full_system_recovery.ipynb", shots, "C", record.transcript)
-    procedure.open()
+    procedure = open_notebook(page, server, shots, record.transcript, "C_full_system_recovery.ipynb", "C")
     procedure.run_through(procedure.code_tags)
-    for name, label in (("V_verification.ipynb", "V"), ("P_post_recovery.ipynb", "P")):
-        notebook = NotebookPage(page, server, name, shots, label, record.transcript)
-        notebook.open()
-        notebook.run_all_approving()
+    verify_and_summarise(page, server, shots, record.transcript)
     record.seconds = time.monotonic() - began
     record.blocked = list(offline.blocked)
-    record.journals = journal(site.root)
-    if len(record.journals) == 1:
-        ((record.incident_id, record.entries),) = record.journals.items()
+    record.journals, record.incident_id, record.entries = only_journal(site.root)
     record.transcript.write(shots.directory / "rendered-outputs.txt")
     yield record
 

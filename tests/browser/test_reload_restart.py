@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from lab import NotebookPage, Transcript, journal, records
+from lab import NotebookPage, Transcript, journal, only_journal, records, verify_and_summarise
 
 from recovery_lib.health import health_check
 
@@ -94,13 +94,8 @@ def interrupted(
     shots.take(page, "B-after-kernel-restart")
     record.kernels = (before, reloaded, procedure.kernel_pids())
     procedure.run_through(procedure.code_tags)
-    for name, label in (("V_verification.ipynb", "V"), ("P_post_recovery.ipynb", "P")):
-        notebook = NotebookPage(page, server, name, shots, label, record.transcript)
-        notebook.open()
-        notebook.run_all_approving()
-    record.journals = journal(site.root)
-    if len(record.journals) == 1:
-        (record.entries,) = record.journals.values()
+    verify_and_summarise(page, server, shots, record.transcript)
+    record.journals, _, record.entries = only_journal(site.root)
     record.blocked = list(offline.blocked)
     record.transcript.write(shots.directory / "rendered-outputs.txt")
     yield record

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from lab import RAW_REPR, CellRun, NotebookPage, Transcript, journal, records
+from lab import RAW_REPR, CellRun, NotebookPage, Transcript, only_journal, records, verify_and_summarise
 
 from recovery_lib.health import health_check
 
@@ -59,14 +59,9 @@ def loop(
     procedure = NotebookPage(page, server, "B_data_recovery.ipynb", shots, "B", record.transcript)
     procedure.open()
     record.passes = procedure.run_all_approving(PASSES)
-    for name, label in (("V_verification.ipynb", "V"), ("P_post_recovery.ipynb", "P")):
-        notebook = NotebookPage(page, server, name, shots, label, record.transcript)
-        notebook.open()
-        notebook.run_all_approving()
+    verify_and_summarise(page, server, shots, record.transcript)
     record.seconds = time.monotonic() - began
-    record.journals = journal(site.root)
-    if len(record.journals) == 1:
-        (record.entries,) = record.journals.values()
+    record.journals, _, record.entries = only_journal(site.root)
     record.transcript.write(shots.directory / "rendered-outputs.txt")
     yield record
 
