@@ -22,7 +22,7 @@ from pathlib import Path
 
 OPERATION = r"""
 import json, resource, sys, time
-from recovery_lib.backup import RecoveryManager
+from recovery_lib.manager import RecoveryManager
 site, op = sys.argv[1], sys.argv[2]
 manager = RecoveryManager(site=site)
 started = time.perf_counter()
@@ -74,7 +74,7 @@ def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "recovery_lib.cli",
+                "recovery_lib.cli.main",
                 "sandbox",
                 "create",
                 str(site),
@@ -114,7 +114,7 @@ def main() -> int:
         incremental = run_operation(site, "backup")
         listing = json.loads(
             subprocess.run(
-                [sys.executable, "-m", "recovery_lib.cli", "backup", "list", "--json", "--site", str(site)],
+                [sys.executable, "-m", "recovery_lib.cli.main", "backup", "list", "--json", "--site", str(site)],
                 capture_output=True,
                 text=True,
             ).stdout

@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from recovery_lib.health_checks import check_data_files
+from recovery_lib.checks.builtin import check_data_files
 from recovery_lib.sandbox import SandboxSpec, create_sandbox, parse_size
-from recovery_lib.site import load_site
+from recovery_lib.site.config import load_site
 
 
 def timed(action) -> float:  # noqa: ANN001 - any zero-argument callable

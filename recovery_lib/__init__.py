@@ -4,17 +4,12 @@ The runbook's snippets work with their imports changed to this package, e.g.
 ``from recovery_lib import health_check`` or ``from recovery_lib import RecoveryManager, BackupType``.
 """
 
-from .backup import (
-    BackupError,
-    BackupMetadata,
-    BackupStatus,
-    BackupType,
-    RecoveryManager,
-    RetentionPolicy,
-)
-from .errors import RecoveryError, SiteConfigError, SiteError
-from .health import HealthCheckRegistry, HealthResult, health_check
-from .site import Site, load_site
+from recovery_lib.backup import BackupError, BackupMetadata, BackupStatus, BackupType, RetentionPolicy
+from recovery_lib.checks.default import health_check
+from recovery_lib.checks.registry import HealthCheckRegistry, HealthResult
+from recovery_lib.errors import RecoveryError, SiteConfigError, SiteError
+from recovery_lib.manager import RecoveryManager
+from recovery_lib.site.config import Site, load_site
 
 __all__ = [
     "BackupError",

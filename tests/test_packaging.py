@@ -43,4 +43,4 @@ def test_committed_notebooks_carry_no_outputs() -> None:
 
 def test_console_script_points_at_main() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"recovery": "recovery_lib.cli:main"}
+    assert scripts == {"recovery": "recovery_lib.cli.main:main"}

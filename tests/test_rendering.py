@@ -9,9 +9,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from recovery_lib.approval import ApprovalGate
-from recovery_lib.process import ProcessAction
 from recovery_lib.rendering import WIDGET_VIEW, Findings, LiveWidget, export_html, frame_html, static_widgets
+from recovery_lib.runbook.approval import ApprovalGate
+from recovery_lib.site.process import ProcessAction
 
 
 def test_an_approval_widget_carries_the_decision_as_static_text() -> None:

@@ -36,8 +36,8 @@ REMEDY_PARAMETER = (
 VALIDATE = """\
 from IPython.display import display
 
-from recovery_lib import procedures as steps
-from recovery_lib.notebook import start
+from recovery_lib.runbook import procedures as steps
+from recovery_lib.runbook.notebook import start
 
 run = start(globals(), procedure="{procedure}")  # checks every parameter before anything is read or written
 run"""

@@ -1,19 +1,27 @@
-"""Backups: the on-disk format, creation, verification, retention, and the RecoveryManager."""
+"""Backups: the on-disk format, creation (scan, capture, store), verification, sampling, retention, locks.
 
-from .fitness import fitness_problems
-from .listing import UnreadableBackup, list_quarantined, read_backups, suggest_backup_ids
-from .lock import LockedError
-from .manager import PRE_RECOVERY_TAG, BackupIncomplete, RecoveryManager
-from .model import BackupError, BackupMetadata, BackupStatus, BackupType, FileEntry, Manifest
-from .retention import PrunePlan, RetentionPolicy
-from .sample import BackupCheck, BackupsCheck, check_backups_sampled
-from .verify import Problem, VerifyReport
+``recovery_lib.manager.RecoveryManager`` is the API that puts them together."""
+
+from recovery_lib.backup.fitness import fitness_problems
+from recovery_lib.backup.listing import UnreadableBackup, list_quarantined, read_backups, suggest_backup_ids
+from recovery_lib.backup.lock import LockedError
+from recovery_lib.backup.model import (
+    PRE_RECOVERY_TAG,
+    BackupError,
+    BackupMetadata,
+    BackupStatus,
+    BackupType,
+    FileEntry,
+    Manifest,
+)
+from recovery_lib.backup.retention import PrunePlan, RetentionPolicy
+from recovery_lib.backup.sample import BackupCheck, BackupsCheck, check_backups_sampled
+from recovery_lib.backup.verify import Problem, VerifyReport
 
 __all__ = [
     "PRE_RECOVERY_TAG",
     "BackupCheck",
     "BackupError",
-    "BackupIncomplete",
     "BackupMetadata",
     "BackupStatus",
     "BackupType",
@@ -23,7 +31,6 @@ __all__ = [
     "Manifest",
     "Problem",
     "PrunePlan",
-    "RecoveryManager",
     "RetentionPolicy",
     "UnreadableBackup",
     "VerifyReport",

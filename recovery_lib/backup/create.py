@@ -22,12 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .. import clock
-from ..atomic import fsync_dir
-from ..process import consistent_view
-from ..site import Site
-from .fileio import Copied, FileChangedError, copy_and_hash, make_writable_tree, sync_filesystem, write_file
-from .model import (
+from recovery_lib import clock
+from recovery_lib.backup.model import (
     CATEGORIES,
     MANIFEST,
     METADATA,
@@ -41,7 +37,18 @@ from .model import (
     Manifest,
     render_sums,
 )
-from .paths import UnsafePathError, safe_relative
+from recovery_lib.fsops.atomic import fsync_dir
+from recovery_lib.fsops.fileio import (
+    Copied,
+    FileChangedError,
+    copy_and_hash,
+    make_writable_tree,
+    sync_filesystem,
+    write_file,
+)
+from recovery_lib.fsops.paths import UnsafePathError, safe_relative
+from recovery_lib.site.config import Site
+from recovery_lib.site.process import consistent_view
 
 TMP_PREFIX = ".tmp-"
 RACY_WINDOW_NS = 3_000_000_000  # a file modified this close to the backup start is re-hashed

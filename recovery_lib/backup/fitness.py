@@ -12,10 +12,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from ..integrity import check_config_file, check_data
-from ..site import Site
-from .model import MANIFEST, BackupError, parse_manifest
-from .paths import is_within
+from recovery_lib.backup.model import MANIFEST, BackupError, parse_manifest
+from recovery_lib.fsops.paths import is_within
+from recovery_lib.site.config import Site
+from recovery_lib.site.integrity import check_config_file, check_data
 
 FitnessMemo = dict[tuple[str, str, tuple[tuple[int, ...] | None, ...]], tuple[str, ...]]
 

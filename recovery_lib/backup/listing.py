@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .model import BackupError, BackupMetadata, read_metadata
+from recovery_lib.backup.model import BackupError, BackupMetadata, read_metadata
 
 QUARANTINE_PREFIX = ".quarantine-"  # a damaged backup set aside: never listed, never restored from
 UNREADABLE_ADVICE = (

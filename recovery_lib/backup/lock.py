@@ -16,9 +16,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from ..clock import now_iso
-from ..errors import RecoveryError
-from ..flock import flock_within
+from recovery_lib.clock import now_iso
+from recovery_lib.errors import RecoveryError
+from recovery_lib.fsops.flock import flock_within
 
 LOCK_NAME = ".lock"
 

@@ -14,9 +14,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .. import clock
-from ..errors import RecoveryError
-from .paths import UnsafePathError, is_within, safe_relative
+from recovery_lib import clock
+from recovery_lib.errors import RecoveryError
+from recovery_lib.fsops.paths import UnsafePathError, is_within, safe_relative
 
 FORMAT_VERSION = 1
 METADATA = "metadata.json"

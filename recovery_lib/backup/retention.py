@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .model import PRE_RECOVERY_TAG, BackupMetadata
+from recovery_lib.backup.model import PRE_RECOVERY_TAG, BackupMetadata
 
 BUCKETS: dict[str, Callable[[datetime], str]] = {
     "hourly": lambda t: t.strftime("%Y-%m-%d %H"),

@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..rendering import name_all
-from .fileio import hash_file
-from .listing import read_backups
-from .model import PRE_RECOVERY_TAG, BackupMetadata, BackupStatus, FileEntry
-from .verify import WORKERS, Problem, verify_backup_dir
+from recovery_lib.backup.listing import read_backups
+from recovery_lib.backup.model import PRE_RECOVERY_TAG, BackupMetadata, BackupStatus, FileEntry
+from recovery_lib.backup.verify import WORKERS, Problem, verify_backup_dir
+from recovery_lib.fsops.fileio import hash_file
+from recovery_lib.rendering import name_all
 
 HASHED, SAMPLED, STRUCTURE_ONLY = "hashed", "sampled", "structure only"
 UNREADABLE = "unreadable"

@@ -14,9 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..rendering import name_all
-from .fileio import hash_file
-from .model import (
+from recovery_lib.backup.model import (
     MANIFEST,
     METADATA,
     SUMS,
@@ -27,6 +25,8 @@ from .model import (
     read_metadata,
     render_sums,
 )
+from recovery_lib.fsops.fileio import hash_file
+from recovery_lib.rendering import name_all
 
 WORKERS = 2
 

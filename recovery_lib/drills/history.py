@@ -11,10 +11,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..clock import now as clock_now
-from ..clock import parse, seconds_between
-from ..journal import JournalRun, read_runs
-from ..records import NotebookRecords, read_notebook
+from recovery_lib.clock import now as clock_now
+from recovery_lib.clock import parse, seconds_between
+from recovery_lib.runbook.journal import JournalRun, read_runs
+from recovery_lib.runbook.records import NotebookRecords, read_notebook
 
 COLUMNS = [
     "run_id",

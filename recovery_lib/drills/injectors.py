@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backup.manager import RecoveryManager, read_backups
-from ..clock import now_iso
-from ..errors import SiteError
-from ..ledger import positions_csv, read_ledger
-from ..process import stop_system
-from ..site import SANDBOX_MARKER, Site
+from recovery_lib.clock import now_iso
+from recovery_lib.errors import SiteError
+from recovery_lib.manager import RecoveryManager, read_backups
+from recovery_lib.site.config import SANDBOX_MARKER, Site
+from recovery_lib.site.process import stop_system
+from recovery_lib.trading.ledger import positions_csv, read_ledger
 
 SCENARIOS = {"config": 1, "data": 2, "full": 3, "backup": 4}
 PROCEDURE_OF = {"config": "A", "data": "B", "full": "C", "backup": "D"}

@@ -10,10 +10,10 @@ import html
 from pathlib import Path
 from typing import Any
 
-from ..kernels import papermill_kernel_options, quiet_kernels
-from ..notebook import ParameterError, validate_parameters
-from ..rendering import install_display_formatters
-from .history import last_drilled, load_records
+from recovery_lib.drills.history import last_drilled, load_records
+from recovery_lib.drills.kernels import papermill_kernel_options, quiet_kernels
+from recovery_lib.rendering import export_html, install_display_formatters
+from recovery_lib.runbook.notebook import ParameterError, validate_parameters
 
 REPORT_NOTEBOOK = "R_drill_report.ipynb"
 
@@ -143,8 +143,6 @@ def load(namespace: dict[str, Any]) -> Any:
 def write_index(outputs: Path, notebooks_dir: Path) -> Path:
     """Run the report notebook over ``outputs`` and write ``outputs/index.html`` (code cells hidden)."""
     import papermill
-
-    from ..rendering import export_html
 
     outputs = check_outputs(outputs, "outputs directory")
     executed = outputs / f".{REPORT_NOTEBOOK}"

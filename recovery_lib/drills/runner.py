@@ -23,21 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_bytes
-from ..backup import RecoveryManager
-from ..clock import now
-from ..errors import RecoveryError
-from ..exchange import get_exchange_client
-from ..kernels import papermill_kernel_options, quiet_kernels
-from ..notebook import APPROVAL_ACTIONS
-from ..process import consistent_view, process_status, start_system, stop_system
-from ..records import read_notebook
-from ..replay import plan_replay
-from ..sandbox import SandboxSpec, create_sandbox
-from ..site import Site, load_site, require_sandbox
-from ..triage import NOTEBOOKS
-from .history import JOURNAL_COPY, drill_row
-from .injectors import ESCALATION_VARIANTS, PROCEDURE_OF, SCENARIOS, VARIANTS, Fault, inject
+from recovery_lib.checks.triage import NOTEBOOKS
+from recovery_lib.clock import now
+from recovery_lib.drills.history import JOURNAL_COPY, drill_row
+from recovery_lib.drills.injectors import ESCALATION_VARIANTS, PROCEDURE_OF, SCENARIOS, VARIANTS, Fault, inject
+from recovery_lib.drills.kernels import papermill_kernel_options, quiet_kernels
+from recovery_lib.errors import RecoveryError
+from recovery_lib.fsops.atomic import atomic_write_bytes
+from recovery_lib.manager import RecoveryManager
+from recovery_lib.rendering import export_html
+from recovery_lib.runbook.notebook import APPROVAL_ACTIONS
+from recovery_lib.runbook.records import read_notebook
+from recovery_lib.sandbox import SandboxSpec, create_sandbox
+from recovery_lib.site.config import Site, load_site, require_sandbox
+from recovery_lib.site.process import consistent_view, process_status, start_system, stop_system
+from recovery_lib.trading.exchange import get_exchange_client
+from recovery_lib.trading.replay import plan_replay
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 TRIAGE = "00_detect_and_triage.ipynb"
@@ -100,8 +101,6 @@ def _execute(name: str, out: Path, parameters: dict[str, Any], cwd: Path) -> tup
 
 
 def _html(notebook: Path) -> None:
-    from ..rendering import export_html
-
     notebook.with_suffix(".html").write_text(export_html(notebook), encoding="utf-8")
 
 

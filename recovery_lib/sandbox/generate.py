@@ -28,13 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import clock
-from ..errors import SiteError
-from ..exchange import SIMULATED_ACCOUNT_FILE, SIMULATED_FILLS_FILE
-from ..ledger import positions_text, units_text
-from ..site import SANDBOX_MARKER
-from . import csvfast
-from .templates import CONFIG_TOML, RECOVERY_TOML
+from recovery_lib import clock
+from recovery_lib.errors import SiteError
+from recovery_lib.sandbox import csvfast
+from recovery_lib.sandbox.templates import CONFIG_TOML, RECOVERY_TOML
+from recovery_lib.site.config import SANDBOX_MARKER
+from recovery_lib.trading.exchange import SIMULATED_ACCOUNT_FILE, SIMULATED_FILLS_FILE
+from recovery_lib.trading.ledger import positions_text, units_text
 
 # symbol -> reference price in USD; all symbols are 7 characters so the CSV stays regular.
 SYMBOLS: dict[str, float] = {

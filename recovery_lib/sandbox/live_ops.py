@@ -27,11 +27,11 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from .. import clock
-from ..atomic import atomic_write_text
-from ..ledger import positions_text, read_ledger, units_text
-from ..site import load_site
-from .generate import DECIMALS, EXCHANGE_FILE, FILL_LOG_FILE, SYMBOLS, TRADES_HEADER, UNITS
+from recovery_lib import clock
+from recovery_lib.fsops.atomic import atomic_write_text
+from recovery_lib.sandbox.generate import DECIMALS, EXCHANGE_FILE, FILL_LOG_FILE, SYMBOLS, TRADES_HEADER, UNITS
+from recovery_lib.site.config import load_site
+from recovery_lib.trading.ledger import positions_text, read_ledger, units_text
 
 PIDFILE = "run/live_ops.pid"
 

@@ -44,11 +44,12 @@ import psutil
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, Route, sync_playwright
 
-from recovery_lib.backup import BackupMetadata, RecoveryManager
+from recovery_lib.backup import BackupMetadata
 from recovery_lib.drills.injectors import Fault, inject
-from recovery_lib.process import process_status, start_system, stop_system
+from recovery_lib.manager import RecoveryManager
 from recovery_lib.sandbox import SandboxSpec, create_sandbox
-from recovery_lib.site import load_site
+from recovery_lib.site.config import load_site
+from recovery_lib.site.process import process_status, start_system, stop_system
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"

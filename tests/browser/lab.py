@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 CELL_TIMEOUT_MS = 60_000
 KERNEL_TIMEOUT_MS = 60_000
 WIDGET_TIMEOUT_MS = 15_000
-# What a cell shows while it waits for approval (recovery_lib/approval.py): a live display saying what
+# What a cell shows while it waits for approval (recovery_lib/runbook/approval.py): a live display saying what
 # to click, and under it a one-line error (ApprovalRequired) instead of a traceback.
 APPROVAL_WAITING = "⛔ Not approved yet."
 APPROVAL_NEEDED = "is not approved yet, nothing was changed"

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from lab import NotebookPage, Transcript, only_journal, records, site_snapshot
 
-from recovery_lib.gate import trading_gate
-from recovery_lib.integrity import check_data
-from recovery_lib.site import load_site
+from recovery_lib.checks.gate import trading_gate
+from recovery_lib.site.config import load_site
+from recovery_lib.site.integrity import check_data
 
 if TYPE_CHECKING:
     from conftest import DataLossSite, LabServer, OfflineContext, Screenshots

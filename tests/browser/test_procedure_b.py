@@ -36,10 +36,10 @@ from lab import (
     verify_and_summarise,
 )
 
-from recovery_lib.health import health_check
-from recovery_lib.ledger import read_ledger
-from recovery_lib.process import consistent_view
-from recovery_lib.site import load_site
+from recovery_lib.checks.default import health_check
+from recovery_lib.site.config import load_site
+from recovery_lib.site.process import consistent_view
+from recovery_lib.trading.ledger import read_ledger
 
 if TYPE_CHECKING:
     from conftest import DataLossSite, LabServer, OfflineContext, Screenshots

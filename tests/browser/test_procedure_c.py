@@ -32,9 +32,9 @@ from lab import (
     verify_and_summarise,
 )
 
-from recovery_lib.backup import RecoveryManager
-from recovery_lib.health import health_check
-from recovery_lib.site import load_site
+from recovery_lib.checks.default import health_check
+from recovery_lib.manager import RecoveryManager
+from recovery_lib.site.config import load_site
 
 if TYPE_CHECKING:
     from conftest import FailedSite, LabServer, OfflineContext, Screenshots

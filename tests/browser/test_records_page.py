@@ -165,8 +165,8 @@ def interactive_record(broken_sites: Callable[[str], BrokenSite], tmp_path_facto
     """Procedure A run with ``interactive=True`` and nobody clicking, exported as the drill runner exports
     records. The trading process is stopped first, so the run gets as far as the restore gate."""
     from recovery_lib.drills.runner import _html
-    from recovery_lib.process import stop_system
-    from recovery_lib.site import load_site
+    from recovery_lib.site.config import load_site
+    from recovery_lib.site.process import stop_system
 
     site = broken_sites("interactive-record")
     assert stop_system(load_site(site.root)).ok

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from lab import NotebookPage, Transcript, journal, only_journal, records, verify_and_summarise
 
-from recovery_lib.health import health_check
+from recovery_lib.checks.default import health_check
 
 if TYPE_CHECKING:
     from conftest import DataLossSite, LabServer, OfflineContext, Screenshots

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from lab import RAW_REPR, CellRun, NotebookPage, Transcript, only_journal, records, verify_and_summarise
 
-from recovery_lib.health import health_check
+from recovery_lib.checks.default import health_check
 
 if TYPE_CHECKING:
     from conftest import DataLossSite, LabServer, OfflineContext, Screenshots

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from recovery_lib.backup import fileio
+from recovery_lib.fsops import fileio
 
 # The filesystem operations, and the functions that perform each.
 OPERATIONS: dict[str, tuple[tuple[Any, str], ...]] = {

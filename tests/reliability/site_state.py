@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from recovery_lib.backup import BackupStatus, RecoveryManager
-from recovery_lib.site import SANDBOX_MARKER
+from recovery_lib.backup import BackupStatus
+from recovery_lib.manager import RecoveryManager
+from recovery_lib.site.config import SANDBOX_MARKER
 
 LONG_ENV = "RECOVERY_TESTS_LONG"  # set by tests/conftest.py from `pytest --long` (`make soak`)
 

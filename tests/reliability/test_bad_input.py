@@ -9,7 +9,7 @@ internal-error status, and never a Python traceback); and with nothing changed o
 test directory (site, backups, the current directory and its neighbours) is snapshotted with
 ``tree()`` before and after, and a site that does not exist must not be created.
 
-The CLI runs in-process (``recovery_lib.cli.main``, stderr captured) for speed; a handful of real
+The CLI runs in-process (``recovery_lib.cli.main.main``, stderr captured) for speed; a handful of real
 subprocess calls of the installed ``recovery`` script prove that no traceback escapes there either.
 Known library bugs are strict xfails whose reason starts with ``BUG``.
 """
@@ -31,11 +31,11 @@ import papermill
 import pytest
 from site_state import make_tiny_site, tree
 
-from recovery_lib import procedures as steps
-from recovery_lib.backup import RecoveryManager
-from recovery_lib.cli import build_parser, main
+from recovery_lib.cli.main import build_parser, main
 from recovery_lib.errors import RecoveryError
-from recovery_lib.notebook import ParameterError, validate_parameters
+from recovery_lib.manager import RecoveryManager
+from recovery_lib.runbook import procedures as steps
+from recovery_lib.runbook.notebook import ParameterError, validate_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -544,9 +544,9 @@ def test_console_script_refuses_without_traceback(world: World, argv: list[str],
 
 
 def test_module_entry_point_refuses_without_traceback(world: World) -> None:
-    """Promise: `python -m recovery_lib.cli` behaves like the script on bad input."""
+    """Promise: `python -m recovery_lib.cli.main` behaves like the script on bad input."""
     done = subprocess.run(
-        [sys.executable, "-m", "recovery_lib.cli", "restore", "..", "--all", "--site", str(world.site)],
+        [sys.executable, "-m", "recovery_lib.cli.main", "restore", "..", "--all", "--site", str(world.site)],
         capture_output=True,
         text=True,
         check=False,

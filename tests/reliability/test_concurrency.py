@@ -40,8 +40,9 @@ from site_state import (
     site_files,
 )
 
-from recovery_lib.backup import PRE_RECOVERY_TAG, BackupStatus, RecoveryManager
+from recovery_lib.backup import BackupStatus
 from recovery_lib.backup.lock import LOCK_NAME, BackupLock
+from recovery_lib.manager import PRE_RECOVERY_TAG, RecoveryManager
 
 BIG_FILE = "data/big.bin"
 BIG_BYTES = 8 << 20  # sparse apart from a random head: instant to create, real work to copy and hash
@@ -54,9 +55,10 @@ WORKER = textwrap.dedent(
     from pathlib import Path
 
     import recovery_lib.backup.lock as lock_module
-    from recovery_lib.backup import RecoveryManager, RetentionPolicy
+    from recovery_lib.manager import RecoveryManager
+    from recovery_lib.backup import RetentionPolicy
     from recovery_lib.errors import RecoveryError
-    from recovery_lib.restore_journal import JOURNAL_NAME
+    from recovery_lib.restore.journal import JOURNAL_NAME
 
     spec = json.loads(sys.argv[1])
     site, signals = Path(spec["site"]), Path(spec["dir"])

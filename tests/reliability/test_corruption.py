@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from site_state import backups_bytes, leftovers, make_tiny_site, tree
 
-from recovery_lib.backup import PRE_RECOVERY_TAG, RecoveryManager
 from recovery_lib.errors import RecoveryError
+from recovery_lib.manager import PRE_RECOVERY_TAG, RecoveryManager
 
 # The file kinds of a backup: one file of each category, and the three format files.
 FILES: dict[str, str] = {

@@ -38,8 +38,9 @@ from site_state import (
     site_with_backups,
 )
 
-from recovery_lib.backup import BackupStatus, RecoveryManager, RetentionPolicy
+from recovery_lib.backup import BackupStatus, RetentionPolicy
 from recovery_lib.errors import RecoveryError
+from recovery_lib.manager import RecoveryManager
 
 # Files written milliseconds ago count as unchanged, so the hard-link path is exercised too.
 pytestmark = pytest.mark.usefixtures("no_racy_window")

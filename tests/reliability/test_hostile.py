@@ -26,9 +26,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from site_state import SiblingWatch, backups_bytes, leftovers, make_tiny_site, tree
 
-from recovery_lib.backup import PRE_RECOVERY_TAG, RecoveryManager
 from recovery_lib.backup.model import read_metadata
 from recovery_lib.errors import RecoveryError
+from recovery_lib.manager import PRE_RECOVERY_TAG, RecoveryManager
 
 CATEGORIES = ("config", "state", "data")
 TRADES = "data/trades.csv"

@@ -38,7 +38,8 @@ from site_state import (
     site_with_backups,
 )
 
-from recovery_lib.backup import RecoveryManager, RetentionPolicy
+from recovery_lib.backup import RetentionPolicy
+from recovery_lib.manager import RecoveryManager
 
 KILLS = 30  # per operation in the default run: the minimum
 

@@ -35,9 +35,10 @@ from hypothesis import strategies as st
 from site_state import CATEGORIES, RESERVED, assert_success_backups_verify, leftovers, scaled, tree
 
 import recovery_lib.backup.create as create_module
-from recovery_lib.backup import PRE_RECOVERY_TAG, BackupError, BackupIncomplete, RecoveryManager
-from recovery_lib.backup.fileio import CHUNK
-from recovery_lib.restore import Action
+from recovery_lib.backup import BackupError
+from recovery_lib.fsops.fileio import CHUNK
+from recovery_lib.manager import PRE_RECOVERY_TAG, BackupIncomplete, RecoveryManager
+from recovery_lib.restore.plan import Action
 
 Entries = dict[str, tuple]
 

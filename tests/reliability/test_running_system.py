@@ -30,12 +30,12 @@ from pathlib import Path
 import pytest
 from site_state import backups_bytes, category_tree, leftovers, tree
 
-from recovery_lib.backup import PRE_RECOVERY_TAG, RecoveryManager
-from recovery_lib.flock import flock_within
-from recovery_lib.process import process_status, start_system, stop_system
-from recovery_lib.restore_journal import JOURNAL_NAME, RestoreError
+from recovery_lib.fsops.flock import flock_within
+from recovery_lib.manager import PRE_RECOVERY_TAG, RecoveryManager
+from recovery_lib.restore.journal import JOURNAL_NAME, RestoreError
 from recovery_lib.sandbox.live_ops import PIDFILE
-from recovery_lib.site import load_site
+from recovery_lib.site.config import load_site
+from recovery_lib.site.process import process_status, start_system, stop_system
 
 FLAGS = {
     "config": (True, False, False),

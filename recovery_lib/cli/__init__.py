@@ -1,0 +1,1 @@
+"""The ``recovery`` command: one module per command group."""

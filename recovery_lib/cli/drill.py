@@ -1,0 +1,229 @@
+"""``recovery drill ...`` and ``recovery schedule``: the runbook's Testing & Drills, by machine."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from recovery_lib.clock import now
+from recovery_lib.drills.history import SCHEDULE, due_scenario, load_records, week_of_month
+from recovery_lib.drills.injectors import ESCALATION_VARIANTS, SCENARIOS, VARIANTS
+from recovery_lib.errors import RecoveryError
+from recovery_lib.site.config import load_site, require_sandbox
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register ``drill`` (run, due, report) and ``schedule``."""
+    drill = commands.add_parser(
+        "drill",
+        help="break a sandbox on purpose and recover it with the notebooks",
+        description="Drills: inject a runbook scenario into a sandbox site, run triage, "
+        "the procedure, verification and post-recovery headless, keep the notebooks.",
+    )
+    sub = drill.add_subparsers(dest="drill_command", metavar="SUBCOMMAND", required=True)
+    run = sub.add_parser(
+        "run",
+        help="run drills and write their records to --outputs",
+        description="Each drill: a fresh sandbox (or --site), a scheduled backup, a second of "
+        "trading, the fault, then the notebooks. Exits 0 only if every scenario recovered.",
+        epilog="Example: recovery drill run --scenario all --outputs outputs",
+    )
+    run.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all", help="which scenario (default all)")
+    run.add_argument("--due", action="store_true", help="run the scenario this week of the month calls for")
+    run.add_argument("--outputs", type=Path, default=Path("outputs"), help="records directory (default outputs)")
+    run.add_argument(
+        "--site", help="drill on this sandbox site (from `recovery sandbox create`) instead of a fresh one"
+    )
+    run.add_argument("--seed", type=int, default=0, help="chooses each scenario's fault variant")
+    run.add_argument(
+        "--variant",
+        help="the fault to inject (needs one --scenario), e.g. duplicated_rows; default: chosen by --seed. "
+        + "; ".join(
+            f"{scenario}: {', '.join((*VARIANTS[scenario], *ESCALATION_VARIANTS.get(scenario, ())))}"
+            for scenario in VARIANTS
+        ),
+    )
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="drills at once (each on its own sandbox; 2 halves the suite's time on 2 cores)",
+    )
+    run.set_defaults(handler=cmd_drill_run)
+    due = sub.add_parser(
+        "due",
+        help="which drill this week of the month calls for",
+        description="Week 1 config, week 2 data, week 3 full, week 4 backup.",
+    )
+    due.set_defaults(handler=cmd_drill_due)
+    report = sub.add_parser("report", help="rebuild outputs/index.html from the records")
+    report.add_argument("--outputs", type=Path, default=Path("outputs"), help="records directory (default outputs)")
+    report.set_defaults(handler=cmd_drill_report)
+    schedule = commands.add_parser(
+        "schedule",
+        help="print crontab lines for backups and the weekly drill",
+        description="Crontab lines: daily 02:00 backups, weekly Sunday backups, "
+        "and the weekly due drill. Install with `crontab -e`.",
+    )
+    site_option(schedule)
+    schedule.set_defaults(handler=cmd_schedule)
+
+
+def _notebooks_dir() -> Path:
+    from recovery_lib.drills.runner import NOTEBOOK_DIR
+
+    return NOTEBOOK_DIR
+
+
+def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
+    """``recovery drill run``: run, summarise, write the records page."""
+    from recovery_lib.drills.report import write_index
+    from recovery_lib.drills.runner import run_drill
+
+    scenarios = [due_scenario()] if args.due else list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    site_dir = _check_drill_args(args)
+    _make_outputs(args.outputs)
+    if args.jobs > 1 and len(scenarios) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        out.write(f"== drills: {', '.join(scenarios)} ({args.jobs} at a time)\n")
+        out.flush()
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [
+                pool.submit(run_drill, scenario, args.outputs, None, args.seed, 1.0, print) for scenario in scenarios
+            ]
+            results = [future.result() for future in futures]
+    else:
+        results = []
+        for scenario in scenarios:
+            out.write(f"== drill: {scenario}\n")
+            out.flush()
+            results.append(
+                run_drill(
+                    scenario,
+                    args.outputs,
+                    site_dir=site_dir,
+                    seed=args.seed,
+                    say=lambda line: (out.write(line + "\n"), out.flush()),
+                    variant=args.variant,
+                )
+            )
+    records = load_records(args.outputs)
+    order = {r.run_id: i for i, r in enumerate(results)}  # the order the scenarios were asked for
+    mine = records[records["run_id"].isin(order)].sort_values("run_id", key=lambda ids: ids.map(order))
+    out.write("\n" + _summary(mine) + "\n")
+    index = write_index(args.outputs, _notebooks_dir())
+    out.write(f"\nRecords: {index.resolve()}\n")
+    failed = [r for r in results if not r.recovered]
+    for result in failed:
+        out.write(f"NOT RECOVERED: {result.scenario} ({result.run_id}): {result.failure}\n")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _check_drill_args(args: argparse.Namespace) -> Path | None:
+    """Every ``drill run`` argument, checked before anything is created; returns the --site root."""
+    if args.jobs < 1:
+        raise RecoveryError(f"--jobs must be at least 1 (drills at once), got {args.jobs}.")
+    if args.variant is not None:
+        if args.scenario == "all" or args.due:
+            raise RecoveryError("--variant names one scenario's fault: pass --scenario too (not all, not --due).")
+        known = (*VARIANTS[args.scenario], *ESCALATION_VARIANTS.get(args.scenario, ()))
+        if args.variant not in known:
+            raise RecoveryError(
+                f"--variant {args.variant!r} is not a {args.scenario} fault; choose from {', '.join(known)}."
+            )
+    if args.site is not None and args.jobs > 1:
+        raise RecoveryError("--site drills one sandbox, which parallel drills cannot share; drop --jobs.")
+    _check_outputs(args.outputs, must_exist=False)
+    if args.site is None:
+        return None
+    site = load_site(args.site)
+    require_sandbox(site)
+    return site.root
+
+
+def _check_outputs(outputs: Path, must_exist: bool) -> None:
+    """``--outputs`` must be a directory (or, for ``drill run``, a path it can create)."""
+    if outputs.exists() and not outputs.is_dir():
+        raise RecoveryError(f"--outputs {outputs} is not a directory; pass --outputs DIR, the drill records directory.")
+    if must_exist and not outputs.exists():
+        raise RecoveryError(
+            f"--outputs {outputs} does not exist; pass the directory `recovery drill run --outputs DIR` wrote "
+            "its records to."
+        )
+
+
+def _make_outputs(outputs: Path) -> None:
+    try:
+        outputs.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RecoveryError(
+            f"--outputs {outputs}: cannot create the records directory ({exc.strerror}); choose another path."
+        ) from exc
+
+
+def _summary(records: Any) -> str:
+    header = (
+        f"{'scenario':<8} {'variant':<24} {'proc':<4} {'outcome':<14} {'recover s':>9} {'data lost s':>11} "
+        f"{'trades lost':>11} {'replayed':>8} esc"
+    )
+    lines = [header, "-" * len(header)]
+    for _, row in records.iterrows():
+
+        def num(value: Any, digits: int = 1) -> str:
+            return "-" if value is None or value != value else f"{float(value):.{digits}f}"
+
+        lines.append(
+            f"{row['scenario']:<8} {row['variant'] or '-':<24} {row['procedure'] or '-':<4} {row['outcome']:<14} "
+            f"{num(row['time_to_recover_s']):>9} {num(row['data_loss_window_s']):>11} "
+            f"{num(row['trades_lost'], 0):>11} {num(row['trades_replayed'], 0):>8} {num(row['escalation_level'], 0)}"
+        )
+    return "\n".join(lines)
+
+
+def cmd_drill_due(args: argparse.Namespace, out: TextIO) -> int:
+    """``recovery drill due``."""
+    today = now().date()
+    week = week_of_month(today)
+    out.write(f"Week {week} of the month: the {SCHEDULE[week]} drill is due (run it with: recovery drill run --due)\n")
+    return EXIT_OK
+
+
+def cmd_drill_report(args: argparse.Namespace, out: TextIO) -> int:
+    """``recovery drill report``."""
+    from recovery_lib.drills.report import write_index
+
+    _check_outputs(args.outputs, must_exist=True)
+    index = write_index(args.outputs, _notebooks_dir())
+    out.write(f"Records: {index.resolve()}\n")
+    return EXIT_OK
+
+
+def cmd_schedule(args: argparse.Namespace, out: TextIO) -> int:
+    """``recovery schedule``: crontab lines (the runbook's automated backups and weekly drills)."""
+    site = load_site(args.site)
+    recovery = shlex.quote(str(Path(sys.executable).with_name("recovery")))
+    where = f"--site {shlex.quote(str(site.root))}"
+    outputs = shlex.quote(str(site.root / "drill-records"))
+    out.write(
+        "\n".join(
+            [
+                f"# recovery_lib schedule for {site.name}: install with `crontab -e`",
+                "# Times are UTC, as in the runbook (CRON_TZ works with cronie and busybox cron;",
+                "# with Debian's cron, run it on a machine whose clock is UTC).",
+                "CRON_TZ=UTC",
+                f"0 2 * * * {recovery} backup create {where} --tag daily -m 'Daily backup'",
+                f"0 3 * * 0 {recovery} backup create {where} --tag weekly -m 'Weekly backup'",
+                f"0 4 * * 1 {recovery} drill run --due --outputs {outputs}",
+            ]
+        )
+        + "\n"
+    )
+    return EXIT_OK

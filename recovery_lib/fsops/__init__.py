@@ -1,0 +1,1 @@
+"""Durable file primitives: atomic write, copy with hashing, flock, path containment."""

@@ -1,0 +1,59 @@
+"""Containment: a path from a manifest or a config may only name something inside its root.
+
+Every path that comes from a backup is treated as hostile until it passes :func:`safe_relative`,
+and nothing is written through a symlink (:func:`assert_no_symlink_parents`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+from recovery_lib.errors import RecoveryError
+
+MAX_PATH_BYTES = 4000  # below PATH_MAX (4096) with room for the root
+MAX_NAME_BYTES = 255
+
+
+class UnsafePathError(RecoveryError):
+    """A path would escape its root or is not representable."""
+
+
+def safe_relative(path: str, *, what: str = "path") -> str:
+    """Return ``path`` normalised if it is a plain relative POSIX path inside its root, else raise.
+
+    Refused: empty, absolute, ``..`` or ``.`` components, backslashes, NUL or newline characters,
+    names that are not valid UTF-8, over-long names.
+    """
+    if not isinstance(path, str) or not path:
+        raise UnsafePathError(f"{what} {path!r} is empty or not a string")
+    if "\0" in path or "\\" in path or "\n" in path or "\r" in path:
+        raise UnsafePathError(f"{what} {path!r} contains a NUL, newline or backslash")
+    pure = PurePosixPath(path)
+    if pure.is_absolute():
+        raise UnsafePathError(f"{what} {path!r} is absolute")
+    parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise UnsafePathError(f"{what} {path!r} has an empty, '.' or '..' component")
+    try:
+        encoded = path.encode("utf-8")  # strict: SHA256SUMS and the manifest are UTF-8 documents
+    except UnicodeEncodeError:
+        raise UnsafePathError(f"{what} {path!r} is not valid UTF-8") from None
+    if len(encoded) > MAX_PATH_BYTES or any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in parts):
+        raise UnsafePathError(f"{what} {path[:60]!r}... is too long")
+    return pure.as_posix()
+
+
+def is_within(relative: str, tops: tuple[str, ...] | list[str]) -> bool:
+    """True when ``relative`` is one of ``tops`` or lies below one of them."""
+    return any(relative == top or relative.startswith(top.rstrip("/") + "/") for top in tops)
+
+
+def assert_no_symlink_parents(root: Path, relative: str) -> None:
+    """Refuse when any directory between ``root`` and ``relative`` is a symlink (writes would escape)."""
+    current = root
+    for part in PurePosixPath(relative).parts[:-1]:
+        current = current / part
+        if current.is_symlink():
+            raise UnsafePathError(f"{current} is a symlink; refusing to write through it (nothing was changed)")
+        if current.exists() and not current.is_dir():
+            raise UnsafePathError(f"{current} is not a directory; cannot restore {relative} below it")

@@ -1,0 +1,1 @@
+"""Restore: plan a restore from a backup, apply it, and the journal that makes it crash-safe."""

@@ -1,0 +1,191 @@
+"""Structured records inside notebooks, and reading them back from archived notebooks.
+
+A notebook cell calls ``record(name, value)``; the value is displayed as JSON under the MIME type
+``application/vnd.recovery-record+json`` (with a readable text fallback), so it travels inside the
+executed ``.ipynb``. ``read_notebook(path)`` returns every record and each ``step:<name>`` cell's
+duration and status from papermill's cell metadata. Secrets are redacted and paths inside the site
+are shown relative to it before anything is recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import re
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from recovery_lib.clock import now_iso
+
+MIME_TYPE = "application/vnd.recovery-record+json"
+SECRET_KEY = re.compile(r"(secret|password|passwd|token|api_?key|credential|private)", re.IGNORECASE)
+REDACTED = "***"
+
+
+def to_plain(value: Any, site_root: Path | None = None) -> Any:
+    """JSON-safe data: dataclasses, enums, paths, datetimes and DataFrames become plain values;
+    secret-looking keys are redacted; paths inside ``site_root`` become site-relative."""
+    if isinstance(value, dict):
+        return {
+            str(key): REDACTED if SECRET_KEY.search(str(key)) and value[key] else to_plain(item, site_root)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_plain(item, site_root) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_plain({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, site_root)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return _relative(value, site_root)
+    if isinstance(value, str) and site_root is not None and str(site_root) in value:
+        return value.replace(str(site_root) + "/", "").replace(str(site_root), ".")
+    if isinstance(value, datetime | date):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a pandas DataFrame
+        return to_plain(value.to_dict(orient="records"), site_root)
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _relative(path: Path, site_root: Path | None) -> str:
+    if site_root is not None:
+        try:
+            return path.resolve().relative_to(site_root).as_posix() or "."
+        except ValueError:
+            pass
+    return str(path)
+
+
+class Recorder:
+    """Records of one notebook run: shown in the notebook and kept for the run's summary."""
+
+    def __init__(self, site_root: Path | None = None, sink: Callable[[str, Any], None] | None = None) -> None:
+        self.site_root = site_root
+        self.values: dict[str, Any] = {}
+        self.sink = sink  # the incident journal: written before the record is shown
+
+    def record(self, name: str, value: Any) -> Any:
+        """Record ``value`` under ``name`` (the last record of a name wins when read back)."""
+        plain = to_plain(value, self.site_root)
+        self.values[name] = plain
+        if self.sink is not None:
+            self.sink(name, plain)
+        _display_record(name, plain, now_iso())
+        return plain
+
+
+def _display_record(name: str, plain: Any, at: str) -> None:
+    try:
+        from IPython.display import display
+    except ImportError:  # plain Python: nothing to show the record in
+        return
+    # People see a small "recorded ... at" tag (JupyterLab and nbconvert HTML prefer text/html): in an
+    # archived record it is the UTC time of the step. The data travels in the custom MIME type.
+    shown = at.replace("T", " ")
+    display(
+        {
+            MIME_TYPE: {"name": name, "value": plain, "at": at},
+            "text/html": f'<small style="color:#777">recorded: <code>{html.escape(name)}</code> at {shown}</small>',
+            "text/plain": f"[recorded: {name} at {shown}]",
+        },
+        raw=True,
+    )
+
+
+_default = Recorder()
+
+
+def record(name: str, value: Any) -> Any:
+    """Record a value into the running notebook (module-level convenience, no site redaction)."""
+    return _default.record(name, value)
+
+
+@dataclasses.dataclass
+class Step:
+    """One ``step:<name>`` cell of an executed notebook."""
+
+    name: str
+    status: str  # completed | failed | pending | not-run
+    duration_s: float | None
+    start_time: str | None
+    end_time: str | None
+
+
+@dataclasses.dataclass
+class NotebookRecords:
+    """What an archived notebook says: its records, its steps and its papermill parameters."""
+
+    path: Path
+    records: dict[str, Any]
+    steps: list[Step]
+    parameters: dict[str, Any]
+    record_steps: dict[str, str] = dataclasses.field(default_factory=dict)  # record name -> step that wrote it
+    record_times: dict[str, str] = dataclasses.field(default_factory=dict)  # record name -> UTC time it was written
+    source: str = ""  # how a person names it: the notebook's file name, or "journal: B" for a journal run
+
+    @property
+    def label(self) -> str:
+        """The notebook's file name, or what the journal run is."""
+        return self.source or self.path.name
+
+    def __getitem__(self, name: str) -> Any:
+        return self.records[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.records.get(name, default)
+
+    @property
+    def failed_step(self) -> Step | None:
+        """The first step that failed, if any."""
+        return next((step for step in self.steps if step.status == "failed"), None)
+
+
+def read_notebook(path: str | Path) -> NotebookRecords:
+    """Read the records and step timings back from an executed notebook."""
+    path = Path(path)
+    # Plain JSON: nbformat's schema validation costs seconds on first import, and an archived
+    # record must be readable even if it no longer validates.
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    records: dict[str, Any] = {}
+    record_steps: dict[str, str] = {}
+    record_times: dict[str, str] = {}
+    steps: list[Step] = []
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        tags = cell.get("metadata", {}).get("tags", [])
+        step_names = [tag.split(":", 1)[1] for tag in tags if tag.startswith("step:")]
+        first_record_at = None
+        for output in cell.get("outputs", []):
+            payload = output.get("data", {}).get(MIME_TYPE)
+            if isinstance(payload, dict) and "name" in payload:
+                records[payload["name"]] = payload.get("value")
+                record_steps[payload["name"]] = step_names[0] if step_names else (tags[0] if tags else "")
+                if payload.get("at"):
+                    record_times[payload["name"]] = payload["at"]
+                    first_record_at = first_record_at or payload["at"]
+        if step_names:
+            info = cell.get("metadata", {}).get("papermill", {})
+            status = info.get("status") or ("completed" if cell.get("execution_count") else "not-run")
+            if info.get("exception"):
+                status = "failed"
+            # Run by hand in JupyterLab there is no papermill timing: the step's first record says when it ran.
+            started = info.get("start_time") or first_record_at
+            steps.append(Step(step_names[0], status, info.get("duration"), started, info.get("end_time")))
+    parameters = notebook.get("metadata", {}).get("papermill", {}).get("parameters", {})
+    return NotebookRecords(
+        path=path,
+        records=records,
+        steps=steps,
+        parameters=to_plain(parameters),
+        record_steps=record_steps,
+        record_times=record_times,
+    )

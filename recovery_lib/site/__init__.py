@@ -1,0 +1,1 @@
+"""The site: recovery.toml and its model, process control, file integrity checks."""
