@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 # JupyterLab refuses to run as root unless told; containers often are root.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help drill test test-browser soak lint lab bench clean
+.PHONY: help drill test test-browser soak lint lab notebooks-clean bench clean
 
 help:
 	@echo "make drill  create .venv, drill every runbook scenario on a sandbox, write outputs/ and outputs/index.html"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-browser  JupyterLab walk-through and records page in Chromium (needs: apt-get install chromium)"
 	@echo "make soak   the reliability suite with its loops run much longer (--long)"
 	@echo "make lab    JupyterLab on notebooks/ with the sandbox as the site"
+	@echo "make notebooks-clean  strip outputs and editor metadata from notebooks/ before committing (docs/notebooks.md)"
 	@echo "make bench  speed benchmarks (see benchmarks/README.md)"
 	@echo "make clean  remove .venv and outputs/"
 
@@ -28,6 +29,7 @@ $(INSTALLED): pyproject.toml
 drill: $(INSTALLED)
 	$(BIN)/recovery drill run --scenario all --outputs outputs --jobs 2
 
+# notebooks/: ruff reads the code cells of the .ipynb files.
 lint: $(INSTALLED)
 	$(BIN)/ruff check recovery_lib tests benchmarks tools notebooks
 	$(BIN)/ruff format --check recovery_lib tests benchmarks tools notebooks
@@ -55,6 +57,10 @@ $(VENV)/.lab-installed: $(INSTALLED)
 lab: $(VENV)/.lab-installed
 	@test -f $(SANDBOX)/.recovery-sandbox.json || $(BIN)/recovery sandbox create $(SANDBOX)
 	RECOVERY_SITE=$(abspath $(SANDBOX)) $(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+# After editing in JupyterLab: no outputs, execution counts or editor metadata; cells and tags kept.
+notebooks-clean: $(INSTALLED)
+	$(BIN)/python tools/clean_notebooks.py
 
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_sandbox.py

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+import recovery_lib.backup.create as create_module
 from recovery_lib.sandbox import SandboxSpec, create_sandbox
 
 LONG_ENV = "RECOVERY_TESTS_LONG"
@@ -64,3 +65,10 @@ def sandbox(sandbox_template: Path, tmp_path: Path) -> Path:
     root = tmp_path / "site"
     shutil.copytree(sandbox_template, root, symlinks=True)
     return root
+
+
+@pytest.fixture
+def no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files written milliseconds ago count as unchanged, so backups hard-link them from their parent
+    (the sandbox copy is only milliseconds old)."""
+    monkeypatch.setattr(create_module, "RACY_WINDOW_NS", 0)

@@ -1,4 +1,5 @@
-"""Packaging promises: environment.yml agrees with pyproject.toml; notebooks carry no outputs."""
+"""Packaging promises: environment.yml agrees with pyproject.toml; notebooks carry no outputs; a
+checkout drills with its own notebooks (a wheel with the copy it carries: test_wheel.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import tomllib
 from pathlib import Path
 
 import yaml
+
+from recovery_lib.drills.runner import NOTEBOOK_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,3 +47,9 @@ def test_committed_notebooks_carry_no_outputs() -> None:
 def test_console_script_points_at_main() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"recovery": "recovery_lib.cli.main:main"}
+
+
+def test_a_checkout_drills_with_its_own_notebooks() -> None:
+    """Editable or source install: the notebook an engineer saved in JupyterLab is the one drills run."""
+    assert NOTEBOOK_DIR == ROOT / "notebooks"
+    assert not (ROOT / "recovery_lib" / "notebooks").exists()  # no second copy to fall out of date

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import secrets
 import shutil
@@ -37,6 +38,7 @@ from recovery_lib.backup.model import (
     Manifest,
     render_sums,
 )
+from recovery_lib.errors import NothingToBackUp
 from recovery_lib.fsops.atomic import fsync_dir
 from recovery_lib.fsops.fileio import (
     Copied,
@@ -49,6 +51,8 @@ from recovery_lib.fsops.fileio import (
 from recovery_lib.fsops.paths import UnsafePathError, safe_relative
 from recovery_lib.site.config import Site
 from recovery_lib.site.process import consistent_view
+
+log = logging.getLogger(__name__)
 
 TMP_PREFIX = ".tmp-"
 RACY_WINDOW_NS = 3_000_000_000  # a file modified this close to the backup start is re-hashed
@@ -100,10 +104,6 @@ def _scan(site: Site, categories: list[str], excluded: list[Path]) -> _Scan:
             else:
                 scan.problems.append(f"{top}: not a regular file or directory")
     return scan
-
-
-class NothingToBackUp(BackupError):
-    """None of the declared paths exist: usually the wrong --site (or a site emptied by the fault)."""
 
 
 def nothing_to_back_up(site: Site, categories: list[str]) -> NothingToBackUp:
@@ -218,21 +218,25 @@ def _capture(
                 # The parent's copy was truncated or replaced since it was made: never share it.
                 raise FileNotFoundError(errno.ENOENT, "parent copy changed", str(parent_dir / relative))
             os.link(parent_dir / relative, target, follow_symlinks=False)
+            log.debug("%s: unchanged since %s, hard-linked", relative, parent_dir.name)
             counters.linked += 1
             return parent
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.ENOENT, errno.EPERM):
                 raise
             # Different filesystem, too many links, or the parent lost the file: copy instead.
+            log.debug("%s: cannot link to %s (%s), copying", relative, parent_dir.name, exc.strerror or exc)
     for attempt in range(COPY_RETRIES):
         try:
             copied = copy_and_hash(site.path(relative), target, stat.S_IMODE(info.st_mode) & ~0o222)
             # The copy keeps the source's mtime (as cp -a would): a later replacement of it shows.
             os.utime(target, ns=(copied.source_stat.st_atime_ns, copied.source_stat.st_mtime_ns))
             counters.bytes_new += copied.size
+            log.debug("%s: copied, %d bytes", relative, copied.size)
             return _entry(relative, copied, target)
         except FileChangedError:
             target.unlink()
+            log.debug("%s: changed while copied (attempt %d of %d)", relative, attempt + 1, COPY_RETRIES)
             if attempt == COPY_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
@@ -275,16 +279,22 @@ def _build(
     backup_id = new_backup_id(backup_type, now)
     scan = _scan(site, categories, excluded=[backup_dir])
     if not scan.files and not scan.dirs:
+        log.info("backup refused: nothing to back up in %s (%s)", site.root, ", ".join(categories))
         raise nothing_to_back_up(site, categories)
+    log.info("backup %s: %d files found in %s (%s)", backup_id, len(scan.files), site.root, ", ".join(categories))
+    # The paths left out are collected where they are refused: a problem's text is for people (a name
+    # may itself hold ": " or quotes), never parsed back.
+    unsafe: set[str] = set()
     for relative, _ in scan.files:
         try:
             safe_relative(relative)
         except UnsafePathError as exc:
+            unsafe.add(relative)
             scan.problems.append(f"{relative!r}: {exc}")
         if relative in RESERVED:
+            unsafe.add(relative)
             scan.problems.append(f"{relative}: name is reserved by the backup format")
-    unsafe = {p.split(":")[0].strip("'") for p in scan.problems}
-    files = [(rel, info) for rel, info in scan.files if rel not in unsafe and rel not in RESERVED]
+    files = [(rel, info) for rel, info in scan.files if rel not in unsafe]
 
     tmp = backup_dir / f"{TMP_PREFIX}{backup_id}"
     tmp.mkdir(parents=True)
@@ -294,6 +304,7 @@ def _build(
         for relative, _ in files:
             (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
         parent_dir = backup_dir / parent[0].backup_id if parent else None
+        log.info("backup %s: unchanged files are linked to %s", backup_id, parent[0].backup_id if parent else "none")
         parent_index = parent[1].by_path() if parent else {}
         counters = _Counters()
         total = sum(info.st_size for _, info in files)
@@ -364,6 +375,7 @@ def _build(
         fsync_dir(tmp)
         os.rename(tmp, backup_dir / backup_id)
     except BaseException:
+        log.warning("backup %s: failed, its temporary directory %s is removed", backup_id, tmp)
         make_writable_tree(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -374,6 +386,9 @@ def _build(
             f"backup {backup_id} was stored, but syncing {backup_dir} failed ({exc.strerror}): after a power "
             "loss it might be missing. Check the disk, then verify it with `recovery backup verify`."
         ) from exc
+    for problem in scan.problems:
+        log.warning("backup %s: left out %s", backup_id, problem)
+    log.info("backup %s: stored in %s as %s", backup_id, backup_dir, metadata.status.value)
     return metadata
 
 

@@ -8,6 +8,7 @@ the config passes the config check and its copy of the data passes the data chec
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -16,6 +17,8 @@ from recovery_lib.backup.model import MANIFEST, BackupError, parse_manifest
 from recovery_lib.fsops.paths import is_within
 from recovery_lib.site.config import Site
 from recovery_lib.site.integrity import check_config_file, check_data
+
+log = logging.getLogger(__name__)
 
 FitnessMemo = dict[tuple[str, str, tuple[tuple[int, ...] | None, ...]], tuple[str, ...]]
 
@@ -52,6 +55,7 @@ def fitness_problems(
         if key not in memo:
             memo[key] = tuple(_problems(site, backup_path, category))
         problems += memo[key]
+    log.debug("backup %s: %s", backup_path.name, problems or "fit to restore")
     return problems
 
 

@@ -7,12 +7,15 @@ use it at any time.
 from __future__ import annotations
 
 import difflib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from recovery_lib.backup.model import BackupError, BackupMetadata, read_metadata
 
 QUARANTINE_PREFIX = ".quarantine-"  # a damaged backup set aside: never listed, never restored from
+log = logging.getLogger(__name__)
+
 UNREADABLE_ADVICE = (
     "It is never listed or restored from. Procedure D: inspect it, quarantine it "
     "(RecoveryManager.quarantine_backup) and take a new backup."
@@ -55,6 +58,7 @@ def read_backups(backup_dir: Path) -> tuple[list[BackupMetadata], list[Unreadabl
             unreadable.append(UnreadableBackup(child.name, str(exc)))
     found.sort(key=lambda m: (m.created, m.backup_id), reverse=True)
     unreadable.sort(key=lambda u: u.backup_id, reverse=True)  # ids start with their UTC time: newest first
+    log.debug("%s: %d backup(s), %d unreadable", backup_dir, len(found), len(unreadable))
     return found, unreadable
 
 

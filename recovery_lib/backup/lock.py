@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import socket
 from pathlib import Path
@@ -17,18 +18,12 @@ from types import TracebackType
 from typing import Self
 
 from recovery_lib.clock import now_iso
-from recovery_lib.errors import RecoveryError
+from recovery_lib.errors import LockedError, LockFileError, RecoveryError
 from recovery_lib.fsops.flock import flock_within
 
 LOCK_NAME = ".lock"
 
-
-class LockedError(RecoveryError):
-    """Another backup, restore or prune holds the backup directory."""
-
-
-class LockFileError(RecoveryError):
-    """The lock file could not be created or written (permissions, a full or failing disk)."""
+log = logging.getLogger(__name__)
 
 
 class _ReentrantFlock:
@@ -70,7 +65,9 @@ class _ReentrantFlock:
             os.close(fd)
             if not blocking:
                 return False
-            raise self._busy()
+            busy = self._busy()
+            log.info("refused: %s", busy)  # raised: the caller reports it (no second warning)
+            raise busy
         try:
             self._taken(fd)
         except BaseException:
@@ -87,6 +84,7 @@ class _ReentrantFlock:
         if self._depth:
             return
         fd, self._fd = self._fd, None
+        log.debug("released %s", type(self).__name__)
         try:
             self._dropping(fd)
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -150,6 +148,7 @@ class BackupLock(_ReentrantFlock):
             os.pwrite(fd, json.dumps(record).encode(), 0)
         except OSError as exc:
             raise self._unusable(exc) from exc
+        log.info("locked %s for %s", self.path.parent, self.operation)
 
     def _dropping(self, fd: int) -> None:
         # Clearing the holder record is a courtesy: a waiter only reads it while the flock is held,

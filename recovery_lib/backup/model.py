@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery_lib import clock
-from recovery_lib.errors import RecoveryError
+from recovery_lib.errors import BackupError
 from recovery_lib.fsops.paths import UnsafePathError, is_within, safe_relative
 
 FORMAT_VERSION = 1
@@ -27,10 +27,6 @@ CATEGORIES = ("config", "state", "data")
 
 
 PRE_RECOVERY_TAG = "pre-recovery"  # the snapshot a restore takes of the state it replaces
-
-
-class BackupError(RecoveryError):
-    """A backup could not be created, read or used; the message names it and the cause."""
 
 
 class BackupType(StrEnum):

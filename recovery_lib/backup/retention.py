@@ -9,11 +9,15 @@ never emptied, and the newest verified backup is never removed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from recovery_lib.backup.model import PRE_RECOVERY_TAG, BackupMetadata
+from recovery_lib.errors import InvalidArgumentError
+
+log = logging.getLogger(__name__)
 
 BUCKETS: dict[str, Callable[[datetime], str]] = {
     "hourly": lambda t: t.strftime("%Y-%m-%d %H"),
@@ -41,7 +45,7 @@ class RetentionPolicy:
         for name in ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"retention {name} must be a whole number >= 0, got {value!r}")
+                raise InvalidArgumentError(f"retention {name} must be a whole number >= 0, got {value!r}")
 
     @property
     def is_empty(self) -> bool:
@@ -96,7 +100,7 @@ class PrunePlan:
 def plan_prune(backups: list[BackupMetadata], policy: RetentionPolicy, newest_verified: str | None) -> PrunePlan:
     """Decide, for ``backups`` given newest first, which the policy keeps."""
     if policy.is_empty:
-        raise ValueError(
+        raise InvalidArgumentError(
             "refusing an empty retention policy: it would remove every backup. "
             "Give at least one keep rule (e.g. --keep-last 7)."
         )
@@ -133,4 +137,8 @@ def plan_prune(backups: list[BackupMetadata], policy: RetentionPolicy, newest_ve
     for group, members in groups.items():
         if not any(member.keep for member in members):
             members[0].reasons.append(f"newest {group} backup (a group is never emptied)")
-    return PrunePlan(decisions)
+    plan = PrunePlan(decisions)
+    log.info("retention plan: keep %d, remove %d", len(plan.keep), len(plan.remove))
+    for decision in decisions:
+        log.debug("%s %s: %s", "keep" if decision.keep else "remove", decision.backup.backup_id, decision.reasons)
+    return plan

@@ -10,6 +10,7 @@ that lists it. Read-only: no lock, no cleanup, nothing written.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +20,11 @@ from pathlib import Path
 from recovery_lib.backup.listing import read_backups
 from recovery_lib.backup.model import PRE_RECOVERY_TAG, BackupMetadata, BackupStatus, FileEntry
 from recovery_lib.backup.verify import WORKERS, Problem, verify_backup_dir
+from recovery_lib.errors import InvalidArgumentError
 from recovery_lib.fsops.fileio import hash_file
 from recovery_lib.rendering import name_all
+
+log = logging.getLogger(__name__)
 
 HASHED, SAMPLED, STRUCTURE_ONLY = "hashed", "sampled", "structure only"
 UNREADABLE = "unreadable"
@@ -155,7 +159,7 @@ def check_backups_sampled(backup_dir: Path, budget_bytes: int, seed: int | None 
     every distinct file hashes everything, whatever the seed.
     """
     if budget_bytes < 0:
-        raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes} ([backups] health_read_mib)")
+        raise InvalidArgumentError(f"budget_bytes must be >= 0, got {budget_bytes} ([backups] health_read_mib)")
     found, unreadable = read_backups(backup_dir)
     backups = []
     for metadata in found:
@@ -192,7 +196,9 @@ def check_backups_sampled(backup_dir: Path, budget_bytes: int, seed: int | None 
         BackupCheck(u.backup_id, UNREADABLE, [], False, STRUCTURE_ONLY, [u.problem], unreadable=True)
         for u in unreadable
     ]
-    return BackupsCheck(checks, budget_bytes, bytes_hashed, len(picked), too_large)
+    result = BackupsCheck(checks, budget_bytes, bytes_hashed, len(picked), too_large)
+    log.info("sampled the backups in %s: %s", backup_dir, result.summary())
+    return result
 
 
 def _result(backup: _Backup) -> BackupCheck:

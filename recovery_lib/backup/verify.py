@@ -7,6 +7,7 @@ manifest / SHA256SUMS / metadata edited). A backup that does not verify is never
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import stat
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from recovery_lib.backup.model import (
 )
 from recovery_lib.fsops.fileio import hash_file
 from recovery_lib.rendering import name_all
+
+log = logging.getLogger(__name__)
 
 WORKERS = 2
 
@@ -99,7 +102,7 @@ def verify_backup_dir(
         metadata = read_metadata(backup_path)
     except BackupError as exc:
         report.problems.append(Problem(METADATA, "metadata", str(exc)))
-        return report
+        return _logged(report)
     report.metadata = metadata
     if metadata.checksum != metadata.compute_checksum():
         report.problems.append(Problem(METADATA, "metadata", "edited after the backup was made (checksum mismatch)"))
@@ -110,7 +113,7 @@ def verify_backup_dir(
     manifest_bytes = _read_checked(backup_path / MANIFEST, report, "manifest")
     sums_bytes = _read_checked(backup_path / SUMS, report, "sums")
     if manifest_bytes is None:
-        return report
+        return _logged(report)
     manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
     if manifest_sha != metadata.manifest_sha256:
         report.problems.append(Problem(MANIFEST, "manifest", "edited after the backup was made (sha256 mismatch)"))
@@ -118,7 +121,7 @@ def verify_backup_dir(
         manifest = parse_manifest(manifest_bytes, f"{backup_path.name}/{MANIFEST}")
     except BackupError as exc:
         report.problems.append(Problem(MANIFEST, "manifest", str(exc)))
-        return report
+        return _logged(report)
     report.manifest = manifest
     if sums_bytes is not None and (
         hashlib.sha256(sums_bytes).hexdigest() != metadata.sums_sha256
@@ -133,6 +136,14 @@ def verify_backup_dir(
     if read_data:
         _check_contents(backup_path, manifest, report, progress, hash_only)
     report.files_checked = len(manifest.files)
+    return _logged(report)
+
+
+def _logged(report: VerifyReport) -> VerifyReport:
+    if report.ok:
+        log.info("verified %s (%s)", report.backup_id, "contents hashed" if report.read_data else "structure")
+    else:
+        log.warning("backup %s is damaged: %s", report.backup_id, "; ".join(map(str, report.problems[:3])))
     return report
 
 

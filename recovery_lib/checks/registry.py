@@ -8,6 +8,7 @@ that raises becomes an unhealthy result carrying the exception's message, never 
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recovery_lib.site.config import Site, load_site
+
+log = logging.getLogger(__name__)
 
 SiteArg = str | os.PathLike[str] | Site | None
 CheckFn = Callable[..., Any]
@@ -109,8 +112,10 @@ class HealthCheckRegistry:
         try:
             result = _normalise(name, fn(site) if _wants_site(fn) else fn())
         except Exception as exc:  # a failing check is a finding, not a crash
+            log.warning("health check %s raised %s: %s", name, type(exc).__name__, exc, exc_info=True)
             result = HealthResult(
                 name, False, f"check raised {type(exc).__name__}: {exc}", {"exception": type(exc).__name__}
             )
         result.duration_s = time.perf_counter() - started
+        log.info("health %s: %s: %s", name, "healthy" if result.healthy else "UNHEALTHY", result.message)
         return result

@@ -12,23 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from recovery_lib.catalog import notebook, scenario
 from recovery_lib.checks.default import health_check
 from recovery_lib.checks.registry import HealthResult
 from recovery_lib.site.config import Site
 
-PROCEDURES = {1: "A", 2: "B", 3: "C", 4: "D"}
-SCENARIO_NAMES = {
-    1: "Configuration Corruption",
-    2: "Data Loss",
-    3: "Complete System Failure",
-    4: "Backup System Failure",
-}
-NOTEBOOKS = {
-    "A": "A_config_recovery.ipynb",
-    "B": "B_data_recovery.ipynb",
-    "C": "C_full_system_recovery.ipynb",
-    "D": "D_backup_system_recovery.ipynb",
-}
+NOTHING = "No disaster detected"
 
 
 @dataclass
@@ -45,19 +34,19 @@ class Triage:
 
     @property
     def name(self) -> str:
-        return SCENARIO_NAMES.get(self.scenario, "No disaster detected") if self.scenario else "No disaster detected"
+        """The runbook's name of the scenario (``Data Loss``), or that none was detected."""
+        return scenario(self.scenario).name if self.scenario else NOTHING
 
     @property
     def notebook(self) -> str | None:
-        return NOTEBOOKS.get(self.procedure or "")
+        """The notebook of the scenario's procedure (``B_data_recovery.ipynb``), if one was detected."""
+        return notebook(self.procedure) if self.procedure else None
 
     def summary(self) -> str:
         """A few lines for a person: what was detected and what to run next, with which incident id."""
         if self.scenario is None:
-            return "No disaster detected" + (
-                f" (failing: {', '.join(self.failed_checks)})" if self.failed_checks else ""
-            )
-        then = [f"Procedure {p} ({NOTEBOOKS[p]})" for p in self.procedures]
+            return NOTHING + (f" (failing: {', '.join(self.failed_checks)})" if self.failed_checks else "")
+        then = [f"Procedure {p} ({notebook(p)})" for p in self.procedures]
         lines = [
             f"Scenario {self.scenario}: {self.name} -> Procedure {self.procedure} ({self.notebook}); "
             f"failing checks: {', '.join(self.failed_checks) or 'none'}",
@@ -93,18 +82,20 @@ def triage(site: Site, results: dict[str, HealthResult] | None = None) -> Triage
     state_gone = any(p.rstrip("/") in site.state_paths for p in missing)
     backups_bad = "backups" in failed
     evidence = {name: {"healthy": r.healthy, "message": r.message} for name, r in results.items()}
+    found: int | None
     if config_bad and (data_bad or state_gone):
-        scenario = 3
+        found = 3
     elif config_bad:
-        scenario = 1
+        found = 1
     elif data_bad or state_gone:
-        scenario = 2
+        found = 2
     elif backups_bad:
-        scenario = 4
+        found = 4
     else:
-        scenario = None
-    procedures = [PROCEDURES[scenario]] if scenario else []
-    if scenario in (1, 2, 3) and backups_bad:
+        found = None
+    procedure = scenario(found).procedure if found else None
+    procedures = [procedure] if procedure else []
+    if found in (1, 2, 3) and backups_bad:
         evidence["also"] = "the backup system is failing too (Scenario 4): Procedure D follows; escalate"
-        procedures.append("D")
-    return Triage(scenario, PROCEDURES.get(scenario or 0), failed, missing, evidence, procedures)
+        procedures.append(scenario(4).procedure)
+    return Triage(found, procedure, failed, missing, evidence, procedures)

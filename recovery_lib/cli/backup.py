@@ -1,24 +1,25 @@
-"""``recovery backup ...`` and ``recovery restore``: printing and prompting around RecoveryManager."""
+"""``recovery backup ...`` (create, list, verify, prune): printing around RecoveryManager."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import sys
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TextIO
 
 from recovery_lib.backup import RetentionPolicy, UnreadableBackup, VerifyReport
 from recovery_lib.backup.listing import UNREADABLE_ADVICE
 from recovery_lib.backup.retention import plan_prune
-from recovery_lib.errors import RecoveryError
-from recovery_lib.manager import BackupIncomplete, RecoveryManager
+from recovery_lib.cli.common import SiteOption, open_manager
+from recovery_lib.cli.logs import NOT_ON_CONSOLE, LogTarget, default_target
+from recovery_lib.errors import EXIT_FAILED, EXIT_OK, RecoveryError
 from recovery_lib.rendering import human_age, human_size
-from recovery_lib.restore.journal import RestoreError
+from recovery_lib.site.config import load_site
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger(__name__)
 RETENTION_COUNTS = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 
 
@@ -37,8 +38,8 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register ``backup`` (create, list, verify, prune) and ``restore``."""
+def add_commands(commands: Any, site_option: SiteOption) -> None:
+    """Register ``backup`` (create, list, verify, prune)."""
     backup = commands.add_parser(
         "backup",
         help="create, list, verify and prune backups",
@@ -50,14 +51,16 @@ def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser],
         "create",
         help="back up the site (all categories unless some are named)",
         description="Back up config, state and data (or only those named). Unchanged files "
-        "are hard-linked to the previous backup. Exits 1 if any file could not be captured.",
+        "are hard-linked to the previous backup. Exits 1 if any file could not be captured. "
+        "What it did and decided is logged to BACKUP_DIR/.logs/recovery.log (rotated; "
+        "recovery --log-file PATH|none backup create ... to change that).",
     )
     site_option(create)
     for category in ("config", "state", "data"):
         create.add_argument(f"--{category}", action="store_true", help=f"include {category}")
     create.add_argument("--tag", action="append", default=[], metavar="TAG", help="tag the backup (repeatable)")
     create.add_argument("-m", "--description", default="", help="what this backup is for")
-    create.set_defaults(handler=cmd_backup_create)
+    create.set_defaults(handler=cmd_backup_create, log_target=backup_log_target)
 
     listing = sub.add_parser("list", help="list backups, newest first", description="List backups, newest first.")
     site_option(listing)
@@ -106,53 +109,6 @@ def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser],
     prune.add_argument("--dry-run", action="store_true", help="show what would be removed, remove nothing")
     prune.set_defaults(handler=cmd_backup_prune)
 
-    restore = commands.add_parser(
-        "restore",
-        help="restore config, state and/or data from a backup",
-        description="Plan a restore, show it, and apply exactly that plan. Refused while the trading system "
-        "runs. The current state is saved first in a backup tagged pre-recovery. Exits 0 only if "
-        "everything asked for was restored and verified.",
-        epilog="Example: recovery restore latest --config --dry-run",
-    )
-    site_option(restore)
-    restore.add_argument(
-        "backup_id", metavar="ID|latest", help="backup to restore from ('latest': newest that verifies)"
-    )
-    restore.add_argument("--config", action="store_true", help="restore config")
-    restore.add_argument("--state", action="store_true", help="restore state")
-    restore.add_argument("--data", action="store_true", help="restore data")
-    restore.add_argument("--all", action="store_true", help="restore config, state and data")
-    restore.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
-    restore.add_argument("--yes", action="store_true", help="apply without asking (needed when not on a terminal)")
-    restore.set_defaults(handler=cmd_restore)
-
-
-class _Bar:
-    """tqdm on a terminal, nothing elsewhere (logs stay readable)."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar: Any = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if not sys.stderr.isatty():
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="B", unit_scale=True, desc=self.label, leave=False)
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def _manager(args: argparse.Namespace, label: str) -> tuple[RecoveryManager, _Bar]:
-    bar = _Bar(label)
-    return RecoveryManager(site=args.site, progress=bar), bar
-
 
 def _row(metadata: Any) -> dict[str, Any]:
     return {
@@ -168,21 +124,37 @@ def _row(metadata: Any) -> dict[str, Any]:
     }
 
 
+def backup_log_target(args: argparse.Namespace) -> LogTarget:
+    """``backup create`` logs to the site's backup directory: the trail is kept with the backups."""
+    return default_target(load_site(args.site).backup_dir)
+
+
 def cmd_backup_create(args: argparse.Namespace, out: TextIO) -> int:
-    """``recovery backup create``."""
+    """``recovery backup create``; a PARTIAL backup raises BackupIncomplete (exit 1)."""
     chosen = [args.config, args.state, args.data]
     flags = chosen if any(chosen) else [True, True, True]
-    manager, bar = _manager(args, "backup")
+    categories = [name for name, wanted in zip(("config", "state", "data"), flags, strict=True) if wanted]
+    log.info("backup create: %s%s", ", ".join(categories), "" if any(chosen) else " (none named: all)")
+    manager, bar = open_manager(args, "backup")
     try:
         backup_id = manager.create_backup(*flags, description=args.description, tags=args.tag)
-    except BackupIncomplete as exc:
+    finally:
         bar.close()
-        sys.stderr.write(f"recovery: {exc}\n")
-        return EXIT_FAILED
-    bar.close()
     metadata = manager.get_backup(backup_id)
     for note in manager.notes:
+        log.info("note: %s", note)
         out.write(f"note: {note}\n")
+    log.info(
+        "backup %s (%s) stored in %s: %d files, %d bytes, %d new, %d linked, %.2f s",
+        backup_id,
+        metadata.backup_type.value,
+        manager.backup_dir,
+        metadata.files_count,
+        metadata.size_bytes,
+        metadata.bytes_new,
+        metadata.files_linked,
+        metadata.duration_s,
+    )
     out.write(
         f"Backup {backup_id} ({metadata.backup_type.value}): {metadata.files_count} files, "
         f"{metadata.size_bytes:,} bytes, {metadata.bytes_new:,} new, {metadata.files_linked} linked, "
@@ -193,13 +165,14 @@ def cmd_backup_create(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_backup_list(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery backup list``."""
-    manager, _ = _manager(args, "list")
+    manager, _ = open_manager(args, "list")
     if manager.backup_dir.exists() and not manager.backup_dir.is_dir():
         raise RecoveryError(
             f"the backup directory {manager.backup_dir} is a file, not a directory: there are no backups "
             "to list. Move the file aside (Procedure D does it) or set [backups] dir in recovery.toml."
         )
     backups = manager.list_backups(tags=args.tag, backup_type=args.type)
+    log.info("%d backup(s) listed in %s, %d unreadable", len(backups), manager.backup_dir, len(manager.unreadable))
     if args.json:
         out.write(
             json.dumps(
@@ -252,12 +225,13 @@ def _unreadable_json(item: UnreadableBackup, read_data: bool) -> dict[str, Any]:
 
 def cmd_backup_verify(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery backup verify``: each backup named, unreadable ones as failures (never left out)."""
-    manager, bar = _manager(args, "verify")
+    manager, bar = open_manager(args, "verify")
     ids = [b.backup_id for b in manager.list_backups()] if args.backup_id == "all" else [args.backup_id]
     unreadable = manager.unreadable if args.backup_id == "all" else []
     if not ids and not unreadable:  # nothing to verify: nothing to restore from is a failure, not "all ok"
         if args.json:
             out.write("[]\n")
+        log.warning("no backups in %s: nothing to verify", manager.backup_dir, extra=NOT_ON_CONSOLE)
         sys.stderr.write(
             f"recovery: no backups in {manager.backup_dir}: nothing to verify and nothing to restore from. "
             "Create one with `recovery backup create` (runbook Procedure D).\n"
@@ -265,6 +239,10 @@ def cmd_backup_verify(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_FAILED
     reports = [manager.verify_backup(backup_id, read_data=args.read_data) for backup_id in ids]
     bar.close()
+    for report in reports:
+        log.log(logging.INFO if report.ok else logging.WARNING, "verify: %s", report.summary(), extra=NOT_ON_CONSOLE)
+    for item in unreadable:
+        log.warning("verify: %s is unreadable: %s", item.backup_id, item.problem, extra=NOT_ON_CONSOLE)
     if args.json:
         entries = [_verified_json(r) for r in reports] + [_unreadable_json(u, args.read_data) for u in unreadable]
         out.write(json.dumps(entries, indent=2) + "\n")
@@ -286,50 +264,8 @@ def cmd_backup_prune(args: argparse.Namespace, out: TextIO) -> int:
         keep_tags=tuple(args.keep_tag),
     )
     plan_prune([], policy, None)  # refuses an empty policy before the manager's lock creates backups/
-    manager, _ = _manager(args, "prune")
+    manager, _ = open_manager(args, "prune")
     plan = manager.prune(policy, dry_run=args.dry_run)
+    log.info("prune%s with %s: %s", " (dry run)" if args.dry_run else "", policy, plan.summary())
     out.write(("Dry run, nothing removed: " if args.dry_run else "Pruned: ") + plan.summary() + "\n")
-    return EXIT_OK
-
-
-def _confirm(question: str) -> bool:
-    sys.stderr.write(question)
-    sys.stderr.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
-
-
-def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
-    """``recovery restore``: plan, show, (ask), apply the same plan."""
-    wanted = [args.config or args.all, args.state or args.all, args.data or args.all]
-    if not any(wanted):
-        raise RestoreError("choose what to restore: --config, --state, --data or --all")
-    manager, bar = _manager(args, "restore")
-    plan = manager.plan_restore(args.backup_id, *wanted)
-    for note in manager.notes:
-        out.write(f"note: {note}\n")
-    out.write(plan.summary() + "\n")
-    if plan.blockers:
-        sys.stderr.write(f"recovery: restore refused: {plan.blockers[0]}\n")
-        return EXIT_USAGE
-    if args.dry_run:
-        out.write("Dry run: nothing was changed.\n")
-        return EXIT_OK
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise RestoreError("not on a terminal: review the plan with --dry-run, then pass --yes to apply it")
-        if not _confirm("Apply this plan? The current state is backed up first. [y/N] "):
-            out.write("Not applied; nothing was changed.\n")
-            return EXIT_FAILED  # nothing was restored: a script must not read this as success
-    result = manager.apply_restore(plan)
-    bar.close()
-    if result.pre_recovery_backup_id:
-        out.write(f"Pre-recovery backup: {result.pre_recovery_backup_id}\n")
-    if not result.ok:
-        for problem in result.problems:
-            sys.stderr.write(f"recovery: restore problem: {problem}\n")
-        return EXIT_FAILED
-    out.write(
-        f"Restored {', '.join(plan.categories)} from {plan.backup_id}: {result.files_written} files, "
-        f"{result.bytes_written:,} bytes written and verified in {result.duration_s:.2f} s.\n"
-    )
     return EXIT_OK

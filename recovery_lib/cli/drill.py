@@ -9,13 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from recovery_lib.catalog import DRILLS, by_week, schedule_text
+from recovery_lib.cli.logs import LogTarget, default_target
 from recovery_lib.clock import now
-from recovery_lib.drills.history import SCHEDULE, due_scenario, load_records, week_of_month
-from recovery_lib.drills.injectors import ESCALATION_VARIANTS, SCENARIOS, VARIANTS
-from recovery_lib.errors import RecoveryError
+from recovery_lib.drills.history import due_scenario, load_records, week_of_month
+from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS
+from recovery_lib.errors import EXIT_FAILED, EXIT_OK, RecoveryError
 from recovery_lib.site.config import load_site, require_sandbox
-
-EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -34,7 +34,7 @@ def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser],
         "trading, the fault, then the notebooks. Exits 0 only if every scenario recovered.",
         epilog="Example: recovery drill run --scenario all --outputs outputs",
     )
-    run.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all", help="which scenario (default all)")
+    run.add_argument("--scenario", choices=[*DRILLS, "all"], default="all", help="which scenario (default all)")
     run.add_argument("--due", action="store_true", help="run the scenario this week of the month calls for")
     run.add_argument("--outputs", type=Path, default=Path("outputs"), help="records directory (default outputs)")
     run.add_argument(
@@ -56,11 +56,11 @@ def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser],
         metavar="N",
         help="drills at once (each on its own sandbox; 2 halves the suite's time on 2 cores)",
     )
-    run.set_defaults(handler=cmd_drill_run)
+    run.set_defaults(handler=cmd_drill_run, log_target=drill_log_target)
     due = sub.add_parser(
         "due",
         help="which drill this week of the month calls for",
-        description="Week 1 config, week 2 data, week 3 full, week 4 backup.",
+        description=schedule_text().capitalize() + ".",  # Week 1 config, week 2 data, ...
     )
     due.set_defaults(handler=cmd_drill_due)
     report = sub.add_parser("report", help="rebuild outputs/index.html from the records")
@@ -76,6 +76,11 @@ def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser],
     schedule.set_defaults(handler=cmd_schedule)
 
 
+def drill_log_target(args: argparse.Namespace) -> LogTarget:
+    """``drill run`` logs to its records directory (``--outputs``), next to the records it writes."""
+    return default_target(args.outputs)
+
+
 def _notebooks_dir() -> Path:
     from recovery_lib.drills.runner import NOTEBOOK_DIR
 
@@ -87,7 +92,7 @@ def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
     from recovery_lib.drills.report import write_index
     from recovery_lib.drills.runner import run_drill
 
-    scenarios = [due_scenario()] if args.due else list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    scenarios = [due_scenario()] if args.due else list(DRILLS) if args.scenario == "all" else [args.scenario]
     site_dir = _check_drill_args(args)
     _make_outputs(args.outputs)
     if args.jobs > 1 and len(scenarios) > 1:
@@ -192,7 +197,8 @@ def cmd_drill_due(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery drill due``."""
     today = now().date()
     week = week_of_month(today)
-    out.write(f"Week {week} of the month: the {SCHEDULE[week]} drill is due (run it with: recovery drill run --due)\n")
+    drill = by_week(week).drill
+    out.write(f"Week {week} of the month: the {drill} drill is due (run it with: recovery drill run --due)\n")
     return EXIT_OK
 
 

@@ -11,10 +11,25 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from recovery_lib.catalog import RECOVERY_PROCEDURES, SCENARIOS, by_week
 from recovery_lib.clock import now as clock_now
 from recovery_lib.clock import parse, seconds_between
 from recovery_lib.runbook.journal import JournalRun, read_runs
-from recovery_lib.runbook.records import NotebookRecords, read_notebook
+from recovery_lib.runbook.record_types import DrillRecord, RunRecord, TriageRecord, VerificationRecord
+from recovery_lib.runbook.records import (
+    NotebookRecords,
+    drill_of,
+    escalation_of,
+    halted_of,
+    outcome_of,
+    read_notebook,
+    remedy_of,
+    restore_result_of,
+    run_of,
+    trades_of,
+    triage_of,
+    verification_of,
+)
 
 COLUMNS = [
     "run_id",
@@ -42,15 +57,16 @@ COLUMNS = [
     "failed_step",
     "notebooks",
 ]
-SCHEDULE = {1: "config", 2: "data", 3: "full", 4: "backup"}  # week of the month -> scenario
-PROCEDURES = ("A", "B", "C", "D")
+# Week of the month -> drill scenario, from the runbook's monthly schedule (recovery_lib.catalog).
+SCHEDULE = {s.week: s.drill for s in sorted(SCENARIOS, key=lambda s: s.week)}
+PROCEDURES = RECOVERY_PROCEDURES
 JOURNAL_COPY = "journal.jsonl"  # the incident journal, copied beside the drill's notebooks
 
 
 def _completed(archived: NotebookRecords, journal: dict[str, JournalRun]) -> NotebookRecords:
     """The notebook's records, completed by its run in the journal (records it wrote that the saved
     notebook lacks). The notebook's own records win where both have one."""
-    run_id = (archived.get("run") or {}).get("run_id")
+    run_id = run_of(archived).get("run_id")
     from_journal = journal.get(run_id) if run_id else None
     if from_journal is None:
         return archived
@@ -63,10 +79,10 @@ def _completed(archived: NotebookRecords, journal: dict[str, JournalRun]) -> Not
 
 def _failed_step(name: str, archived: NotebookRecords) -> str | None:
     """Why one notebook did not succeed: its first failed criterion, its halt, or the step that failed."""
-    outcome = archived.get("outcome") or {}
+    outcome = outcome_of(archived)
     if outcome.get("failed_criteria"):
         return f"{name}: criterion failed: {outcome['failed_criteria'][0]}"
-    halted = archived.get("halted")
+    halted = halted_of(archived)
     if halted:
         return f"{name}: {archived.record_steps.get('halted', '?')}: halted: {halted.get('reason')}"
     if archived.failed_step:
@@ -83,10 +99,10 @@ def drill_row(run_dir: Path) -> dict[str, Any] | None:
     notebooks = sorted(run_dir.glob("*.ipynb"))
     if not notebooks:
         return None
-    drill: dict[str, Any] = {}
-    run: dict[str, Any] = {}
-    triage: dict[str, Any] = {}
-    verification: dict[str, Any] = {}
+    drill: DrillRecord = {}
+    run: RunRecord = {}
+    triage: TriageRecord = {}
+    verification: VerificationRecord = {}
     verification_failed: list[str] = []
     verified_at = None
     procedures: list[tuple[str, NotebookRecords]] = []
@@ -96,27 +112,25 @@ def drill_row(run_dir: Path) -> dict[str, Any] | None:
     journal = {r.run: r for r in read_runs(copy)} if copy.is_file() else {}
     for path in notebooks:
         archived = _completed(read_notebook(path), journal)
-        records = archived.records
-        if isinstance(records.get("drill"), dict):
-            drill.update(records["drill"])
-        run = run or records.get("run", {})  # the first notebook's run record starts the incident
-        triage = triage or records.get("triage", {})
-        letter = records.get("run", {}).get("procedure")
+        drill.update(drill_of(archived))
+        run = run or run_of(archived)  # the first notebook's run record starts the incident
+        triage = triage or triage_of(archived)
+        letter = run_of(archived).get("procedure")
         if letter in PROCEDURES:
             procedures.append((path.name, archived))
         elif letter == "V":
-            verification = records.get("verification", {})
-            verified_at = (records.get("outcome") or {}).get("finished_at")
-            verification_failed = (records.get("outcome") or {}).get("failed_criteria", [])
+            verification = verification_of(archived)
+            verified_at = outcome_of(archived).get("finished_at")
+            verification_failed = outcome_of(archived).get("failed_criteria", [])
         elif archived.failed_step:
             other_failures.append(f"{path.name}: {archived.failed_step.name}")
-        if (records.get("escalation") or {}).get("level"):
-            levels.append(int(records["escalation"]["level"]))
-    succeeded = bool(procedures) and all((a.get("outcome") or {}).get("success") is True for _, a in procedures)
+        if level := escalation_of(archived).get("level"):
+            levels.append(int(level))
+    succeeded = bool(procedures) and all(outcome_of(a).get("success") is True for _, a in procedures)
     recovered = succeeded and bool(verification.get("ok"))
     failed_step = None
     for name, archived in procedures:
-        if (archived.get("outcome") or {}).get("success") is not True:
+        if outcome_of(archived).get("success") is not True:
             failed_step = _failed_step(name, archived) or f"{name}: did not reach its outcome"
             break
     if failed_step is None and not recovered:
@@ -125,10 +139,10 @@ def drill_row(run_dir: Path) -> dict[str, Any] | None:
         else:
             failed = verification_failed or verification.get("failing") or []
             failed_step = f"verification failed: {', '.join(failed)}" if verification else "verification did not run"
-    restores = [a.get("restore_result") for _, a in procedures if (a.get("restore_result") or {}).get("ok")]
+    restores = [restore_result_of(a) for _, a in procedures if restore_result_of(a).get("ok")]
     restore_point = restores[0].get("backup_created_at") if restores else None
-    remedies = [a.get("remedy", {}).get("action") for _, a in procedures if a.get("remedy")]
-    replayed = [(a.get("trades") or {}).get("recovered") for _, a in procedures]
+    remedies = [remedy_of(a).get("action") for _, a in procedures if remedy_of(a)]
+    replayed = [trades_of(a).get("recovered") for _, a in procedures]
     fault_at = drill.get("fault_at")
     ttr = seconds_between(verified_at, fault_at) if recovered else None
     loss = seconds_between(fault_at, restore_point) if restore_point else (0.0 if recovered else None)
@@ -138,7 +152,7 @@ def drill_row(run_dir: Path) -> dict[str, Any] | None:
         "kind": run.get("kind"),
         "scenario": drill.get("scenario") or triage.get("scenario_name"),
         "variant": drill.get("variant"),
-        "procedure": "+".join(letter for letter in (a.get("run", {}).get("procedure") for _, a in procedures))
+        "procedure": "+".join(letter for letter in (run_of(a).get("procedure") for _, a in procedures))
         or triage.get("procedure"),
         "started_at": run.get("started_at"),
         "fault_at": fault_at,
@@ -177,12 +191,12 @@ def load_records(outputs_dir: str | Path) -> Any:
 
 def week_of_month(day: date) -> int:
     """1-4: days 1-7 are week 1, ..., days 22 and later week 4 (the runbook's monthly schedule)."""
-    return min(4, (day.day - 1) // 7 + 1)
+    return min(max(SCHEDULE), (day.day - 1) // 7 + 1)
 
 
 def due_scenario(day: date | None = None) -> str:
     """The scenario the monthly schedule drills this week."""
-    return SCHEDULE[week_of_month(day or clock_now().date())]
+    return by_week(week_of_month(day or clock_now().date())).drill
 
 
 def last_drilled(records: Any, now: datetime | None = None) -> Any:

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recovery_lib.catalog import SCENARIOS as RUNBOOK_SCENARIOS
+from recovery_lib.catalog import by_drill
 from recovery_lib.clock import now_iso
 from recovery_lib.errors import SiteError
 from recovery_lib.manager import RecoveryManager, read_backups
@@ -23,8 +25,9 @@ from recovery_lib.site.config import SANDBOX_MARKER, Site
 from recovery_lib.site.process import stop_system
 from recovery_lib.trading.ledger import positions_csv, read_ledger
 
-SCENARIOS = {"config": 1, "data": 2, "full": 3, "backup": 4}
-PROCEDURE_OF = {"config": "A", "data": "B", "full": "C", "backup": "D"}
+# Drill scenario name -> the runbook's scenario number and its procedure (recovery_lib.catalog).
+SCENARIOS = {s.drill: s.number for s in RUNBOOK_SCENARIOS}
+PROCEDURE_OF = {s.drill: s.procedure for s in RUNBOOK_SCENARIOS}
 # Each scenario's faults. Besides the runbook's plain ones: a config that parses but fails its checks
 # (section_renamed), corruption rather than loss (duplicated_rows, edited_position), the nightly backup
 # taken of the broken state (broken_in_newest_backup) and a damaged newest backup (newest_backup_damaged):
@@ -72,11 +75,13 @@ class Fault:
 
     @property
     def scenario_number(self) -> int:
-        return SCENARIOS[self.scenario]
+        """The runbook's number of the drilled scenario (``data`` -> 2)."""
+        return by_drill(self.scenario).number
 
     @property
     def expected_procedure(self) -> str:
-        return PROCEDURE_OF[self.scenario]
+        """The procedure that should recover from it (``data`` -> ``B``)."""
+        return by_drill(self.scenario).procedure
 
 
 def _require_sandbox(site: Site) -> None:
@@ -176,9 +181,11 @@ def _lose_data(site: Site, variant: str, rng: random.Random, actions: list[str])
                 handle.write(b"\n".join(copies) + b"\n")
         actions.append(f"{site.trades_file}: appended {len(copies)} duplicated rows (copies of existing trades)")
     elif variant == "state_deleted":
-        for top in site.state_paths:
-            shutil.rmtree(site.path(top), ignore_errors=True)
-            actions.append(f"{top}/: deleted (the trading process dies on its next write)")
+        # Under the write lock: a write of the process in the middle of rmtree would leave state/ behind.
+        with _trading_paused(site):
+            for top in site.state_paths:
+                shutil.rmtree(site.path(top), ignore_errors=True)
+                actions.append(f"{top}/: deleted (the trading process dies on its next write)")
     elif variant == "phantom_trade":
         stopped = stop_system(site)
         actions.append(f"trading process stopped ({stopped.message})")

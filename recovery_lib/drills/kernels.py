@@ -2,7 +2,7 @@
 
 Each kernel start prints warnings to stderr that tell a person nothing; they go to a temp file,
 which callers show when a kernel fails. Kernels talk over Unix sockets in a private directory
-(:class:`SocketKernelManager`) rather than TCP.
+(:class:`SocketKernelManager`) rather than TCP, and run the Python that runs the drill.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
+from ipykernel.kernelspec import RESOURCES, get_kernel_dict
+from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Unicode, default
 
@@ -28,6 +30,17 @@ class SocketKernelManager(AsyncKernelManager):
 
     transport = Unicode("ipc")
     _socket_dir: str | None = None
+
+    @property
+    def kernel_spec(self) -> KernelSpec:
+        """ipykernel in this interpreter (``sys.executable``), whatever kernelspecs the Jupyter path holds.
+
+        The notebooks must import the recovery_lib that runs the drill: a ``python3`` kernelspec in
+        ``~/.local/share/jupyter`` or ``$JUPYTER_PATH`` naming another Python would run them against
+        another copy (a checkout's instead of the installed wheel's) or none at all."""
+        if self._kernel_spec is None:
+            self._kernel_spec = KernelSpec(resource_dir=RESOURCES, **get_kernel_dict())
+        return self._kernel_spec
 
     @default("ip")
     def _private_socket_prefix(self) -> str:

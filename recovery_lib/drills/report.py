@@ -10,12 +10,13 @@ import html
 from pathlib import Path
 from typing import Any
 
+from recovery_lib import catalog
 from recovery_lib.drills.history import last_drilled, load_records
 from recovery_lib.drills.kernels import papermill_kernel_options, quiet_kernels
 from recovery_lib.rendering import export_html, install_display_formatters
 from recovery_lib.runbook.notebook import ParameterError, validate_parameters
 
-REPORT_NOTEBOOK = "R_drill_report.ipynb"
+REPORT_NOTEBOOK = catalog.notebook(catalog.REPORT)
 
 
 # Left-aligned text and no wrapping of ids: the index and records are read, not scanned as numbers.

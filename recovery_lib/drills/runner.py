@@ -20,13 +20,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from recovery_lib.checks.triage import NOTEBOOKS
+from recovery_lib import catalog
+from recovery_lib.catalog import DRILLS, by_drill
 from recovery_lib.clock import now
 from recovery_lib.drills.history import JOURNAL_COPY, drill_row
-from recovery_lib.drills.injectors import ESCALATION_VARIANTS, PROCEDURE_OF, SCENARIOS, VARIANTS, Fault, inject
+from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS, Fault, inject
 from recovery_lib.drills.kernels import papermill_kernel_options, quiet_kernels
 from recovery_lib.errors import RecoveryError
 from recovery_lib.fsops.atomic import atomic_write_bytes
@@ -40,11 +42,20 @@ from recovery_lib.site.process import consistent_view, process_status, start_sys
 from recovery_lib.trading.exchange import get_exchange_client
 from recovery_lib.trading.replay import plan_replay
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
-TRIAGE = "00_detect_and_triage.ipynb"
-PROCEDURE_NOTEBOOKS = NOTEBOOKS  # procedure letter -> notebook, as triage names them
-VERIFY = "V_verification.ipynb"
-POST = "P_post_recovery.ipynb"
+
+def _find_notebooks() -> Path:
+    """The procedure notebooks: the copy a wheel carries inside the package (recovery_lib/notebooks/),
+    else, in an editable or source install, the checkout's notebooks/ beside the package, so a
+    notebook edited in JupyterLab is the one the next drill runs."""
+    package = Path(str(resources.files("recovery_lib")))
+    packaged = package / "notebooks"
+    return packaged if packaged.is_dir() else package.parent / "notebooks"
+
+
+NOTEBOOK_DIR = _find_notebooks()
+TRIAGE = catalog.notebook(catalog.TRIAGE)
+VERIFY = catalog.notebook(catalog.VERIFICATION)
+POST = catalog.notebook(catalog.POST_RECOVERY)
 APPROVALS = list(APPROVAL_ACTIONS)  # a drill approves everything the gate can ask for
 Say = Callable[[str], None]
 
@@ -139,8 +150,9 @@ def run_drill(
     A ``site_dir`` that is missing, malformed or not a sandbox raises :class:`SiteError` before
     anything is started or written.
     """
-    if scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)} or all")
+    if scenario not in DRILLS:
+        raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(DRILLS)} or all")
+    expected = by_drill(scenario).procedure
     known = (*VARIANTS[scenario], *ESCALATION_VARIANTS.get(scenario, ()))
     if variant is not None and variant not in known:
         raise ValueError(f"unknown {scenario} fault {variant!r}; choose from {', '.join(known)}")
@@ -166,14 +178,14 @@ def run_drill(
         trades_at_fault = _last_trade_id(site)
         result.fault = inject(site, scenario, variant=variant, seed=seed)
         say(f"[{run_id}] injected {scenario}/{result.fault.variant}: {'; '.join(result.fault.actions)}")
-        target = site.targets[PROCEDURE_OF[scenario]]
+        target = site.targets[expected]
         drill = {
             "run_id": run_id,
             "scenario": scenario,
             "variant": result.fault.variant,
             "fault_at": result.fault.fault_at,
             "actions": result.fault.actions,
-            "expected_procedure": PROCEDURE_OF[scenario],
+            "expected_procedure": expected,
             "trades_at_fault": trades_at_fault,
             "rto_target_s": target.rto_minutes * 60,
             "rpo_target_s": target.rpo_hours * 3600,
@@ -195,14 +207,13 @@ def run_drill(
         result.triage_procedure = triage.get("procedure")
         result.procedures = list(triage.get("procedures") or [result.triage_procedure])
         say(f"[{run_id}] triage: scenario {triage.get('scenario')} -> procedures {', '.join(result.procedures)}")
-        if result.triage_procedure != PROCEDURE_OF[scenario]:
+        if result.triage_procedure != expected:
             raise _DrillFailure(
-                f"triage named procedure {result.triage_procedure}, expected "
-                f"{PROCEDURE_OF[scenario]} for the {scenario} scenario"
+                f"triage named procedure {result.triage_procedure}, expected {expected} for the {scenario} scenario"
             )
         failures = []
         for number, letter in enumerate(result.procedures, start=2):
-            name = PROCEDURE_NOTEBOOKS[letter]
+            name = catalog.notebook(letter)
             path, error = _execute(name, run_dir / f"{number:02d}_{name}", common, root)
             result.notebooks.append(path)
             if error and not read_notebook(path).get("outcome"):

@@ -7,11 +7,14 @@ crash leaves either the old file or the new one, never a torn mix.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+log = logging.getLogger(__name__)
 
 
 def fsync_dir(path: Path) -> None:
@@ -45,6 +48,7 @@ def atomic_writer(path: Path, *, readonly: bool = False, mode: int = 0o644) -> I
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+    log.debug("wrote %s (atomic replace)", path)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, readonly: bool = False, mode: int = 0o644) -> None:

@@ -11,18 +11,17 @@ import ctypes
 import ctypes.util
 import errno
 import hashlib
+import logging
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from recovery_lib.errors import RecoveryError
+from recovery_lib.errors import FileChangedError
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20  # 1 MiB: large enough for hashlib to release the GIL and for few syscalls
-
-
-class FileChangedError(RecoveryError):
-    """The source changed while it was being copied."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +148,7 @@ def make_writable_tree(root: Path) -> None:
     """Give the owner write permission on every directory below ``root`` so it can be removed."""
     if not root.exists() or root.is_symlink():
         return
+    log.debug("making %s writable (to remove it)", root)
     for folder, dirs, _ in os.walk(root):
         os.chmod(folder, stat.S_IMODE(os.lstat(folder).st_mode) | stat.S_IWUSR | stat.S_IXUSR)
         for name in dirs:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import time
+
+log = logging.getLogger(__name__)
 
 
 def flock_within(fd: int, operation: int, timeout_s: float, poll_s: float = 0.02) -> bool:
@@ -15,5 +18,6 @@ def flock_within(fd: int, operation: int, timeout_s: float, poll_s: float = 0.02
             return True
         except BlockingIOError:
             if time.monotonic() >= deadline:
+                log.debug("flock still held by another process after %.1f s", timeout_s)
                 return False
             time.sleep(poll_s)

@@ -6,16 +6,15 @@ and nothing is written through a symlink (:func:`assert_no_symlink_parents`).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path, PurePosixPath
 
-from recovery_lib.errors import RecoveryError
+from recovery_lib.errors import UnsafePathError
+
+log = logging.getLogger(__name__)
 
 MAX_PATH_BYTES = 4000  # below PATH_MAX (4096) with room for the root
 MAX_NAME_BYTES = 255
-
-
-class UnsafePathError(RecoveryError):
-    """A path would escape its root or is not representable."""
 
 
 def safe_relative(path: str, *, what: str = "path") -> str:
@@ -54,6 +53,7 @@ def assert_no_symlink_parents(root: Path, relative: str) -> None:
     for part in PurePosixPath(relative).parts[:-1]:
         current = current / part
         if current.is_symlink():
+            log.info("refused to write through the symlink %s", current)
             raise UnsafePathError(f"{current} is a symlink; refusing to write through it (nothing was changed)")
         if current.exists() and not current.is_dir():
             raise UnsafePathError(f"{current} is not a directory; cannot restore {relative} below it")

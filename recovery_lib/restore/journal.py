@@ -14,12 +14,14 @@ Every phase is written with the atomic write pattern, so the journal is always o
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from recovery_lib.errors import RecoveryError
+from recovery_lib.backup.lock import SiteRestoreLock
+from recovery_lib.errors import RestoreError
 from recovery_lib.fsops.atomic import atomic_write_text, fsync_dir
 from recovery_lib.fsops.fileio import make_writable_tree
 
@@ -27,9 +29,7 @@ JOURNAL_NAME = ".recovery-journal.json"
 STAGING_PREFIX = ".recovery-staging-"
 OLD_PREFIX = ".recovery-old-"
 
-
-class RestoreError(RecoveryError):
-    """A restore was refused or failed; the message says whether the site was changed."""
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,6 +49,7 @@ class Journal:
         return site_root / f"{OLD_PREFIX}{self.restore_id}"
 
     def save(self, site_root: Path) -> None:
+        log.debug("restore %s of backup %s: journal phase %s", self.restore_id, self.backup_id, self.phase)
         atomic_write_text(site_root / JOURNAL_NAME, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
@@ -65,6 +66,12 @@ class Journal:
             ) from exc
 
 
+def journal_present(site_root: Path) -> bool:
+    """Whether a restore journal (or a torn temp file of one) is in the site: a restore is running or
+    was interrupted."""
+    return (site_root / JOURNAL_NAME).exists() or any(site_root.glob(f".{JOURNAL_NAME}.*.tmp"))
+
+
 def swap_in(site_root: Path, journal: Journal) -> None:
     """Move every restored top into place; idempotent, so it also finishes an interrupted swap."""
     staging, old = journal.staging_dir(site_root), journal.old_dir(site_root)
@@ -75,16 +82,19 @@ def swap_in(site_root: Path, journal: Journal) -> None:
         moving_out = (current.exists() or current.is_symlink()) and (new.exists() or top not in journal.staged)
         if moving_out and not previous.exists():
             previous.parent.mkdir(parents=True, exist_ok=True)
+            log.debug("restore %s: moving %s aside", journal.restore_id, top)
             os.rename(current, previous)
             fsync_dir(current.parent)
         if top in journal.staged and new.exists():
             current.parent.mkdir(parents=True, exist_ok=True)
+            log.debug("restore %s: swapping in %s", journal.restore_id, top)
             os.rename(new, current)
             fsync_dir(current.parent)
 
 
 def cleanup(site_root: Path, journal: Journal) -> None:
     """Remove the staging and old trees, then the journal (last, so a crash here is retried)."""
+    log.debug("restore %s: removing its staging and old trees, then the journal", journal.restore_id)
     for directory in (journal.staging_dir(site_root), journal.old_dir(site_root)):
         if directory.exists():
             make_writable_tree(directory)
@@ -112,3 +122,18 @@ def recover_interrupted_restore(site_root: Path) -> str | None:
         journal.save(site_root)
     cleanup(site_root, journal)
     return f"completed interrupted restore {journal.restore_id} of {journal.backup_id}"
+
+
+def finish_interrupted_restore(site_root: Path, site_lock: SiteRestoreLock) -> str | None:
+    """Finish or roll back an interrupted restore of the site, if any: what was done, or None.
+
+    A journal is only "interrupted" if no restore holds the site: one that another manager (another
+    backup directory) is running right now must be left alone, so nothing is done unless
+    ``site_lock`` can be taken at once. The caller holds the backup directory's lock.
+    """
+    if not journal_present(site_root) or not site_lock.acquire(blocking=False):
+        return None
+    try:
+        return recover_interrupted_restore(site_root)
+    finally:
+        site_lock.release()

@@ -1,22 +1,21 @@
-"""Restore plans and their atomic application (Terraform's habit: plan, then apply that plan).
+"""Restore plans (Terraform's habit: plan, then apply that plan).
 
 :func:`make_plan` reads the backup's manifest and the site and says, per file, what a restore
 would do (create / replace / delete / unchanged) and what it would lose (a site file newer than the
-backup's copy, a file the backup does not hold) without touching the disk. :func:`execute_plan`
-applies exactly that plan: it stages every restored top-level path on the site's filesystem,
-verifying hashes as it copies, and then swaps each one in through the journal of
-:mod:`restore_journal`. The plan carries a fingerprint of the site it was made against, and an
-apply on a site that has changed since is refused.
+backup's copy, a file the backup does not hold) without touching the disk. The plan carries a
+fingerprint of the site it was made against (:func:`site_fingerprint`), and an apply on a site that
+has changed since is refused. :mod:`recovery_lib.restore.apply` applies exactly this plan and
+returns a :class:`RestoreResult`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
+import logging
 import os
-import secrets
 import stat
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -24,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from recovery_lib.backup.model import BackupMetadata, FileEntry, Manifest
-from recovery_lib.fsops.fileio import copy_and_hash, hash_file, sync_filesystem
+from recovery_lib.errors import RestoreError
+from recovery_lib.fsops.fileio import hash_file
 from recovery_lib.fsops.paths import UnsafePathError, assert_no_symlink_parents, is_within
 from recovery_lib.rendering import human_time, name_all
-from recovery_lib.restore.journal import JOURNAL_NAME, Journal, RestoreError, cleanup, swap_in
 from recovery_lib.site.config import Site
 
-WORKERS = 2
+log = logging.getLogger(__name__)
+
 ROWS_SUFFIX = ".csv"  # files whose loss is counted in rows (newline bytes), the unit people use
 COUNT_BLOCK = 1 << 20
 
@@ -118,8 +118,6 @@ class RestorePlan:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        import html
-
         return f"<pre>{html.escape(self.summary())}</pre>"
 
     def __repr__(self) -> str:
@@ -177,7 +175,7 @@ class RestoreResult:
         return self.summary()
 
 
-def _site_tree(site_root: Path, top: str) -> dict[str, os.stat_result]:
+def site_tree(site_root: Path, top: str) -> dict[str, os.stat_result]:
     """Every non-directory under ``top`` in the site (symlinks included, never followed)."""
     found: dict[str, os.stat_result] = {}
     root = site_root / top
@@ -203,7 +201,7 @@ def site_fingerprint(site_root: Path, tops: list[str]) -> str:
     """A digest of what is under ``tops`` now (paths, sizes, mtimes, inodes): detects any change."""
     digest = hashlib.sha256()
     for top in sorted(tops):
-        for path, info in sorted(_site_tree(site_root, top).items()):
+        for path, info in sorted(site_tree(site_root, top).items()):
             digest.update(
                 f"{path}\0{info.st_mode}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ctime_ns}\0{info.st_ino}\n".encode()
             )
@@ -267,6 +265,12 @@ def _deleted_loses(info: os.stat_result, backup_created_ns: int) -> str:
     return f"not in the backup{after} ({info.st_size:,} bytes)"
 
 
+def _refused(message: str) -> RestoreError:
+    """The error for a refusal, logged: every refused restore leaves a trail."""
+    log.warning("%s", message)
+    return RestoreError(message)
+
+
 def make_plan(
     site: Site,
     metadata: BackupMetadata,
@@ -283,7 +287,7 @@ def make_plan(
     tops: dict[str, tuple[str, ...]] = {}
     for category in categories:
         if category not in manifest.categories:
-            raise RestoreError(
+            raise _refused(
                 f"backup {metadata.backup_id} holds {', '.join(manifest.categories) or 'nothing'}, not {category}; "
                 "choose a backup that includes it (recovery backup list)."
             )
@@ -291,20 +295,20 @@ def make_plan(
         declared = [top.rstrip("/") for top in site.categories[category]]
         strays = [top for top in tops[category] if not is_within(top, declared)]
         if strays:
-            raise RestoreError(
+            raise _refused(
                 f"backup {metadata.backup_id} maps {category} to {', '.join(strays)}, outside this site's {category} "
                 f"paths ({', '.join(declared)} in recovery.toml); restore refused, nothing was changed."
             )
     all_tops = [top for paths in tops.values() for top in paths]
     for top in all_tops:
         if any(other != top and is_within(top, [other]) for other in all_tops):
-            raise RestoreError(f"backup {metadata.backup_id} declares overlapping paths ({top}); cannot restore safely")
+            raise _refused(f"backup {metadata.backup_id} declares overlapping paths ({top}); cannot restore safely")
         try:
             assert_no_symlink_parents(site.root, top)  # its parents; ``top`` itself is moved aside whole
         except UnsafePathError as exc:
-            raise RestoreError(f"{exc}. Remove it (or replace it with a real directory) and plan again.") from exc
+            raise _refused(f"{exc}. Remove it (or replace it with a real directory) and plan again.") from exc
         if (site.root / top).is_symlink():
-            raise RestoreError(
+            raise _refused(
                 f"{site.root / top} is a symlink where a restored path goes; remove it and plan again "
                 "(nothing was changed)."
             )
@@ -314,7 +318,7 @@ def make_plan(
         backup_files = {e.path: e for e in manifest.files if is_within(e.path, category_tops)}
         present: dict[str, os.stat_result] = {}
         for top in category_tops:
-            present.update(_site_tree(site.root, top))
+            present.update(site_tree(site.root, top))
         for path, entry in sorted(backup_files.items()):
             info = present.get(path)
             if info is None:
@@ -329,7 +333,7 @@ def make_plan(
                 actions.append(
                     FileAction(path, Action.DELETE, info.st_size, category, _deleted_loses(info, created_ns))
                 )
-    return RestorePlan(
+    plan = RestorePlan(
         backup_id=metadata.backup_id,
         backup_created_at=metadata.created_at,
         categories=tuple(categories),
@@ -339,194 +343,17 @@ def make_plan(
         fingerprint=site_fingerprint(site.root, all_tops),
         blockers=tuple(blockers),
     )
-
-
-def _stage(
-    site_root: Path,
-    backup_path: Path,
-    plan: RestorePlan,
-    manifest: Manifest,
-    staging: Path,
-    progress: Callable[[int, int], None] | None,
-) -> tuple[int, int]:
-    """Build the new trees in ``staging``; unchanged files are hard-linked from the site, the rest
-    copied from the backup with their hashes checked. Raises RestoreError on any mismatch."""
-    entries = manifest.by_path()
-    tops = [top for paths in plan.tops.values() for top in paths]
-    for directory in manifest.dirs:
-        if is_within(directory, tops):
-            (staging / directory).mkdir(parents=True, exist_ok=True)
-    work = [a for a in plan.actions if a.action is not Action.DELETE]
-    for action in work:
-        (staging / action.path).parent.mkdir(parents=True, exist_ok=True)
-    total = sum(a.size for a in work if a.action is not Action.UNCHANGED)
-
-    def corrupted(path: str) -> RestoreError:
-        return RestoreError(
-            f"backup {plan.backup_id}: {path} is corrupted (sha256 differs from the manifest); "
-            "restore refused and the site was not changed. Verify the backup and choose another."
-        )
-
-    def place(action: FileAction) -> int:
-        """Every backup file is read exactly once: copied and hashed, or (unchanged) only hashed."""
-        entry = entries[action.path]
-        target = staging / action.path
-        if action.action is Action.UNCHANGED:
-            source = site_root / action.path
-            # Linking shares the inode with the live file, so only when no chmod is needed.
-            if stat.S_IMODE(os.lstat(source).st_mode) == entry.mode:
-                if hash_file(backup_path / action.path)[0] != entry.sha256:
-                    raise corrupted(action.path)
-                try:
-                    os.link(source, target, follow_symlinks=False)
-                    return 0
-                except OSError:
-                    pass  # another filesystem or link limit: copy it like the rest
-        copied = copy_and_hash(backup_path / action.path, target, entry.mode)
-        if copied.sha256 != entry.sha256 or copied.size != entry.size:
-            raise corrupted(action.path)
-        os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))
-        return copied.size
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    written = files = 0
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for size in pool.map(place, work):
-            written += size
-            files += 1 if size or not entries else 0
-            if progress:
-                progress(written, total)
-    return sum(1 for a in work if a.action is not Action.UNCHANGED), written
-
-
-def _verify_result(site_root: Path, plan: RestorePlan, manifest: Manifest) -> list[str]:
-    """After the swap: the restored trees hold exactly the backup's files, at the right sizes."""
-    problems = []
-    for category, tops in plan.tops.items():
-        expected = {e.path: e for e in manifest.files if is_within(e.path, tops)}
-        present: dict[str, os.stat_result] = {}
-        for top in tops:
-            present.update(_site_tree(site_root, top))
-        for path, entry in expected.items():
-            info = present.get(path)
-            if info is None:
-                problems.append(f"{path}: missing after restore ({category})")
-            elif not stat.S_ISREG(info.st_mode) or info.st_size != entry.size:
-                problems.append(f"{path}: wrong size or type after restore ({category})")
-        problems.extend(
-            f"{path}: unexpected file after restore ({category})" for path in present if path not in expected
-        )
-    return problems
-
-
-def execute_plan(
-    site: Site,
-    plan: RestorePlan,
-    backup_path: Path,
-    manifest: Manifest,
-    progress: Callable[[int, int], None] | None = None,
-    blockers: Callable[[], list[str]] = list,
-    before_swap: Callable[[], object] = lambda: None,
-) -> tuple[int, int, list[str], list[str]]:
-    """Stage, verify, swap in, verify again. The caller holds the lock and has checked the blockers;
-    ``before_swap()`` runs once staging has checked every restored byte (the caller's pre-recovery
-    backup); ``blockers()`` is asked again just before the swap (the trading system may have been started).
-
-    Returns (files written, bytes written, problems found after the swap, notes for the person).
-    """
-    if (site.root / JOURNAL_NAME).exists():
-        raise RestoreError(
-            f"{site.root / JOURNAL_NAME} exists: an earlier restore is unfinished; "
-            "run any recovery command to complete it first."
-        )
-    tops = [top for paths in plan.tops.values() for top in paths]
-    staged = sorted({top for top in tops if (backup_path / top).exists()})
-    journal = Journal(
-        restore_id=secrets.token_hex(4), backup_id=plan.backup_id, phase="staging", tops=sorted(tops), staged=staged
+    log.info(
+        "restore planned from backup %s (%s): create %d, replace %d, delete %d, unchanged %d; "
+        "%d file(s) lose newer content",
+        plan.backup_id,
+        ", ".join(plan.categories),
+        plan.count(Action.CREATE),
+        plan.count(Action.REPLACE),
+        plan.count(Action.DELETE),
+        plan.count(Action.UNCHANGED),
+        len(plan.losses),
     )
-    staging = journal.staging_dir(site.root)
-    try:
-        journal.save(site.root)  # first, so that a crash at any later point is found and undone
-        staging.mkdir()
-    except OSError as exc:
-        left = _cleanup_after_failure(site.root, journal)
-        raise RestoreError(
-            f"cannot stage the restore in site {site.root}: {_where(exc, site.root)}: {exc.strerror}. "
-            f"Nothing was changed; make the site writable and check the disk has space, then try again.{left}"
-        ) from exc
-    try:
-        files, written = _stage(site.root, backup_path, plan, manifest, staging, progress)
-        sync_filesystem(staging)  # staged bytes durable before the journal says "swap"
-        _refuse_if(blockers())  # the system may have been started while staging
-        before_swap()  # the pre-recovery backup: only once every restored byte has been checked
-        _refuse_if(blockers())  # and again right before the swap
-        journal.phase = "swapping"
-        journal.save(site.root)
-    except OSError as exc:
-        left = _cleanup_after_failure(site.root, journal)  # nothing in the site was touched yet
-        raise RestoreError(
-            f"restore failed while staging: {_where(exc, site.root)}: {exc.strerror}. Nothing in the site "
-            f"was changed; fix the cause (disk space, permissions) and restore again.{left}"
-        ) from exc
-    except BaseException:
-        _cleanup_after_failure(site.root, journal)
-        raise
-    _swap(site.root, journal)
-    notes = _finish(site.root, journal)
-    problems = _verify_result(site.root, plan, manifest)
-    return files, written, problems, notes
-
-
-def _refuse_if(late: list[str]) -> None:
-    if late:
-        raise RestoreError(f"restore stopped before the swap, nothing was changed: {late[0]}")
-
-
-def _where(exc: OSError, site_root: Path) -> str:
-    """The file an OSError is about, or the site when the call had only a descriptor."""
-    return str(exc.filename) if exc.filename else f"a file in {site_root}"
-
-
-def _cleanup_after_failure(site_root: Path, journal: Journal) -> str:
-    """Remove staging after a failure before the swap; if even that fails, the journal (still in
-    phase "staging") makes the next recovery command roll it back. Returns a note for the message."""
-    try:
-        cleanup(site_root, journal)
-    except OSError as exc:
-        return (
-            f" Removing the staging area also failed ({_where(exc, site_root)}: {exc.strerror}); "
-            "the next recovery command removes it."
-        )
-    return ""
-
-
-def _swap(site_root: Path, journal: Journal) -> None:
-    """Swap the staged trees in. ``swap_in`` is idempotent, so one failed rename is retried at once;
-    if it fails again the journal (phase "swapping") lets the next recovery command finish it."""
-    try:
-        swap_in(site_root, journal)
-    except OSError:
-        try:
-            swap_in(site_root, journal)
-        except OSError as exc:
-            raise RestoreError(
-                f"restore interrupted while swapping in the restored files: {_where(exc, site_root)}: "
-                f"{exc.strerror}. The journal {site_root / JOURNAL_NAME} records where it stopped: fix the "
-                "cause and run any recovery command (e.g. `recovery backup list`) to complete the restore."
-            ) from exc
-
-
-def _finish(site_root: Path, journal: Journal) -> list[str]:
-    """Mark the swap done and remove staging and the old trees. The restore has happened by now, so a
-    failure here is a note, not an error: the journal makes the next recovery command tidy up."""
-    try:
-        journal.phase = "swapped"
-        journal.save(site_root)
-        cleanup(site_root, journal)
-    except OSError as exc:
-        return [
-            f"restored, but tidying up failed ({_where(exc, site_root)}: {exc.strerror}); "
-            "the next recovery command removes what is left"
-        ]
-    return []
+    for blocker in plan.blockers:
+        log.warning("restore from backup %s blocked: %s", plan.backup_id, blocker)
+    return plan

@@ -21,19 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from recovery_lib.clock import now_iso
-from recovery_lib.errors import RecoveryError
+from recovery_lib.errors import ApprovalRequired
 from recovery_lib.rendering import LiveWidget, human_time
-
-
-class ApprovalRequired(RecoveryError):
-    """A destructive step was reached without approval: nothing was changed."""
-
-    shown = False  # the full message is already in a live display above the error line
-
-    def _render_traceback_(self) -> list[str]:
-        if self.shown:  # the live display says what to click and turns green when it is clicked
-            return ["⏸ Stopped here until approved; nothing was changed (see above)."]
-        return super()._render_traceback_()
 
 
 @dataclass

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from recovery_lib.catalog import DATA_LOSS_LIMIT_HOURS
 from recovery_lib.site.config import DEFAULT_CONTACTS, Contact, Site
 
-DATA_LOSS_LIMIT_S = 24 * 3600
+DATA_LOSS_LIMIT_S = DATA_LOSS_LIMIT_HOURS * 3600
 LEVEL_NAMES = {1: "Self-Service", 2: "Team Lead", 3: "Senior Engineer", 4: "Emergency"}  # the runbook's
 # Who the runbook's placeholder contacts mean, for when recovery.toml names nobody at a level.
 DEFAULT_WHO = {1: "the on-call engineer", 2: "the Team Lead", 3: "the on-call Senior Engineer", 4: "the CTO/CEO"}

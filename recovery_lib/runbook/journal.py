@@ -27,16 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from recovery_lib.clock import now_iso
-from recovery_lib.errors import RecoveryError
+from recovery_lib.errors import JournalError, ProcedureBusy
 from recovery_lib.fsops.atomic import fsync_dir
 
 SUFFIX = ".jsonl"
 # An incident id becomes a file name: letters, digits, dot, dash, underscore; never hidden.
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class JournalError(RecoveryError):
-    """The incident journal cannot be written: the step that needed it did not go on."""
 
 
 def valid_incident_id(incident_id: str) -> bool:
@@ -201,10 +197,6 @@ def open_incident(directory: Path) -> str | None:
 
 LOCK_NAME = ".procedure.lock"
 _held: dict[Path, int] = {}  # lock file -> open descriptor, for this process (one kernel)
-
-
-class ProcedureBusy(RecoveryError):
-    """Another kernel runs a recovery procedure on this site: two at once would restore twice."""
 
 
 def hold_procedure_lock(directory: Path, holder: dict[str, Any]) -> None:

@@ -12,12 +12,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recovery_lib.catalog import COMPLETE_FAILURE, POST_RECOVERY, PROCEDURES, RECOVERY_PROCEDURES
 from recovery_lib.clock import human_duration, seconds_between
 from recovery_lib.runbook.escalation import Facts
 from recovery_lib.runbook.journal import IncidentJournal
-from recovery_lib.runbook.records import NotebookRecords, Step, read_notebook
+from recovery_lib.runbook.records import (
+    NotebookRecords,
+    Step,
+    aborted_of,
+    backup_selection_of,
+    drill_of,
+    escalation_of,
+    found_no_backup,
+    halted_of,
+    outcome_of,
+    read_notebook,
+    remedy_of,
+    restore_result_of,
+    run_of,
+    trades_of,
+    triage_of,
+    verification_of,
+)
 
-PROCEDURE_LETTERS = ("A", "B", "C", "D")
+PROCEDURE_LETTERS = RECOVERY_PROCEDURES
 
 
 @dataclass
@@ -26,6 +44,7 @@ class IncidentSummary:
 
     incident_id: str | None = None
     scenario: str | None = None
+    scenario_number: int | None = None  # the runbook's scenario (1-4) triage detected: what decisions read
     what_failed: list[str] = field(default_factory=list)
     detected_at: str | None = None
     recovered_at: str | None = None
@@ -92,7 +111,7 @@ class IncidentSummary:
             aborted="; ".join(p["halted"] for p in self.current if p.get("aborted")) or None,
             data_loss_s=self.data_loss_window_s,
             systems_affected=len(self.what_failed),
-            complete_failure=self.scenario == "Complete System Failure",
+            complete_failure=self.scenario_number == COMPLETE_FAILURE,
         )
 
 
@@ -100,7 +119,7 @@ def _add(total: int | None, value: Any) -> int | None:
     return (total or 0) + int(value) if isinstance(value, int | float) else total
 
 
-PROCEDURE_NAMES = {"triage": "00 triage", "V": "V verification", "P": "P post-recovery"}
+PROCEDURE_NAMES = {p.key: p.label for p in PROCEDURES}  # how a journal run is named: "00 triage"
 
 
 def journal_records(journal: IncidentJournal, exclude: set[str] | None = None) -> list[NotebookRecords]:
@@ -108,7 +127,7 @@ def journal_records(journal: IncidentJournal, exclude: set[str] | None = None) -
     post-recovery runs and ``exclude`` (run ids) are left out. Its steps are the records, in order."""
     found = []
     for run in journal.runs():
-        if run.procedure == "P" or run.run in (exclude or set()):
+        if run.procedure == POST_RECOVERY or run.run in (exclude or set()):
             continue
         found.append(
             NotebookRecords(
@@ -120,7 +139,7 @@ def journal_records(journal: IncidentJournal, exclude: set[str] | None = None) -
                 source=f"{PROCEDURE_NAMES.get(run.procedure, run.procedure)} (journal)",
             )
         )
-    return sorted(found, key=lambda n: (n.get("run") or {}).get("started_at") or "")
+    return sorted(found, key=lambda n: run_of(n).get("started_at") or "")
 
 
 def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
@@ -132,17 +151,19 @@ def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
     for source in sources:
         notebook = source if isinstance(source, NotebookRecords) else read_notebook(source)
         summary.notebooks.append(notebook.label)
-        run = notebook.get("run", {})
+        run = run_of(notebook)
         summary.incident_id = summary.incident_id or run.get("incident_id")
-        fault_at = fault_at or (notebook.get("drill") or {}).get("fault_at")
+        fault_at = fault_at or drill_of(notebook).get("fault_at")
         if run.get("started_at"):
             starts.append(run["started_at"])
-        triage = notebook.get("triage")
+        triage = triage_of(notebook)
         if triage:
             summary.scenario = triage.get("scenario_name")
+            number = triage.get("scenario")
+            summary.scenario_number = number if isinstance(number, int) and not isinstance(number, bool) else None
             summary.what_failed = triage.get("failed_checks", [])
             summary.detected_at = triage.get("detected_at")
-        restore = notebook.get("restore_result")
+        restore = restore_result_of(notebook)
         if restore:
             rolled_back = True
             summary.restored_ok = bool(restore.get("ok")) and summary.restored_ok is not False
@@ -152,12 +173,12 @@ def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
             if point and summary.data_loss_window_s is None:
                 # What a restore gives up: everything between the restore point and the failure.
                 summary.data_loss_window_s = seconds_between(fault_at or run.get("started_at"), point)
-        remedy = notebook.get("remedy")
+        remedy = remedy_of(notebook)
         if remedy:
             summary.remedy = remedy.get("action")
             if remedy.get("action") == "repair":
                 summary.restored_ok = bool(remedy.get("ok")) and summary.restored_ok is not False
-        trades = notebook.get("trades")
+        trades = trades_of(notebook)
         if trades:
             summary.trades_lost = _add(summary.trades_lost, trades.get("lost"))
             summary.trades_recovered = _add(summary.trades_recovered, trades.get("recovered"))
@@ -166,28 +187,29 @@ def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
             if summary.verified_ok is not None:  # it verified the site as it was before this procedure
                 summary.verified_ok, summary.verification_failed, summary.recovered_at = None, [], None
                 summary.verification_stale = True
-            outcome = notebook.get("outcome") or {}
+            outcome = outcome_of(notebook)
             summary.procedures.append(
                 {
                     "procedure": run["procedure"],
                     "notebook": notebook.label,
                     "success": outcome.get("success"),  # None: the notebook never reached its verdict
                     "failed_criteria": outcome.get("failed_criteria", []),
-                    "halted": (notebook.get("halted") or {}).get("reason"),
-                    "aborted": notebook.get("aborted"),  # who clicked Abort on what, when
+                    "halted": halted_of(notebook).get("reason"),
+                    "aborted": aborted_of(notebook),  # who clicked Abort on what, when
                     "trading_running": outcome.get("trading_running"),
-                    "no_backup": (notebook.get("backup_selection") or {}).get("backup_id", "") is None,
+                    "no_backup": found_no_backup(backup_selection_of(notebook)),
                 }
             )
-        if notebook.get("verification"):
+        verification, finished = verification_of(notebook), outcome_of(notebook).get("finished_at")
+        if verification:
             summary.verification_stale = False
-            summary.verified_ok = bool(notebook["verification"].get("ok"))
-            summary.verification_failed = list((notebook.get("outcome") or {}).get("failed_criteria", []))
-            summary.recovered_at = (notebook.get("outcome") or {}).get("finished_at") or summary.recovered_at
-        if notebook.get("escalation"):
-            summary.escalations.append(notebook["escalation"])
-        if (notebook.get("outcome") or {}).get("finished_at"):
-            ends.append(notebook["outcome"]["finished_at"])
+            summary.verified_ok = bool(verification.get("ok"))
+            summary.verification_failed = list(outcome_of(notebook).get("failed_criteria", []))
+            summary.recovered_at = finished or summary.recovered_at
+        if escalation := escalation_of(notebook):
+            summary.escalations.append(escalation)
+        if finished:
+            ends.append(finished)
         summary.steps += [
             {"notebook": notebook.label, "step": s.name, "status": s.status, "duration_s": s.duration_s}
             for s in notebook.steps

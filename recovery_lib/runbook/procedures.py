@@ -3,27 +3,32 @@
 Each step does one runbook step, records it and returns data; notebook cells call these and display
 what they return. The steps live in one module per concern:
 
-- :mod:`.steps_base`: halting a run, health evidence, :class:`ProcedureFailed`;
-- :mod:`.steps_system`: health, triage, stopping and (behind the trading gate) restarting, the incident;
-- :mod:`.steps_restore`: backups, the choice of backup, the dry run, approval, restore, procedure backups;
-- :mod:`.steps_checks`: config, data, exchange and reconciliation checks;
-- :mod:`.steps_data`: Procedure B's assessment, repair-or-restore, and trades written back from the exchange;
-- :mod:`.steps_backups`: Procedure D's backup directory, verification and quarantine;
-- :mod:`.steps_verdict`: success criteria, the verification verdict, and the outcome every procedure ends with;
-- :mod:`.steps_post`: the post-recovery notebook.
+- :mod:`.steps.base`: the :func:`~recovery_lib.runbook.steps.base.step` decorator every step carries (the one
+  rule for a halted run, a run with nothing to do and a rerun), :class:`Halted`, health evidence;
+- :mod:`.steps.system`: health, triage, stopping and (behind the trading gate) restarting, the incident;
+- :mod:`.steps.choice`: the backups overview and the choice of backup (the picker in JupyterLab);
+- :mod:`.steps.restore`: the dry run, its approval, and the restore;
+- :mod:`.steps.procedure_backups`: the backups a procedure takes (emergency, pre-recovery, "verified");
+- :mod:`.steps.checks`: config, data, exchange and reconciliation checks;
+- :mod:`.steps.data`: Procedure B's assessment, repair-or-restore, and trades written back from the exchange;
+- :mod:`.steps.backups`: Procedure D's backup directory, verification and quarantine;
+- :mod:`.steps.verdict`: success criteria, the verification verdict, and the outcome every procedure ends with;
+- :mod:`.steps.post`: the post-recovery notebook.
 """
 
 from __future__ import annotations
 
-from recovery_lib.runbook.notebook import REMEDIES
+from recovery_lib.errors import ProcedureFailed, UnfitPick
+from recovery_lib.runbook.parameters import REMEDIES
 from recovery_lib.runbook.steps.backups import (
     backup_dir_status,
     backup_schedule,
     quarantine_damaged,
     verify_all_backups,
 )
-from recovery_lib.runbook.steps.base import Halted, ProcedureFailed, halt
+from recovery_lib.runbook.steps.base import Halted, halt
 from recovery_lib.runbook.steps.checks import check_exchange, reconcile, verify_config, verify_data
+from recovery_lib.runbook.steps.choice import BackupChoice, backups_overview, choose_backup
 from recovery_lib.runbook.steps.data import (
     apply_remedy,
     assess_data_loss,
@@ -33,19 +38,13 @@ from recovery_lib.runbook.steps.data import (
     replay_trades,
 )
 from recovery_lib.runbook.steps.post import escalation_from, incident_summary, notify_text, verification_backup
-from recovery_lib.runbook.steps.restore import (
-    BackupChoice,
+from recovery_lib.runbook.steps.procedure_backups import (
     NotTaken,
-    UnfitPick,
-    approval,
-    backups_overview,
-    choose_backup,
     create_backup,
-    plan,
     pre_recovery_backup,
-    restore,
     verified_backup,
 )
+from recovery_lib.runbook.steps.restore import approval, plan, restore
 from recovery_lib.runbook.steps.system import (
     RestartRefused,
     check_health,

@@ -5,6 +5,10 @@ A notebook cell calls ``record(name, value)``; the value is displayed as JSON un
 executed ``.ipynb``. ``read_notebook(path)`` returns every record and each ``step:<name>`` cell's
 duration and status from papermill's cell metadata. Secrets are redacted and paths inside the site
 are shown relative to it before anything is recorded.
+
+Each record's type is defined once (:mod:`recovery_lib.runbook.record_types`,
+:mod:`recovery_lib.runbook.restore_record_types`); ``RECORD_TYPES`` names them all, and the readers
+below (``run_of``, ``outcome_of``, ...) give a stored record back as its type.
 """
 
 from __future__ import annotations
@@ -17,9 +21,51 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 from recovery_lib.clock import now_iso
+from recovery_lib.runbook.record_types import (
+    AbortedRecord,
+    ApprovalRecord,
+    ConfigCheckRecord,
+    DataCheckRecord,
+    DrillRecord,
+    EscalationRecord,
+    ExchangeCheckRecord,
+    HaltedRecord,
+    HealthRecord,
+    IncidentRecord,
+    IncidentSummaryRecord,
+    ListingRecord,
+    NotificationRecord,
+    OutcomeRecord,
+    ReconciliationRecord,
+    RestartSystemRecord,
+    RunRecord,
+    StopSystemRecord,
+    SuccessCriteriaRecord,
+    TradingGateRecord,
+    TriageRecord,
+    VerificationRecord,
+)
+from recovery_lib.runbook.restore_record_types import (
+    BackupDirRecord,
+    BackupScheduleRecord,
+    BackupSelectionRecord,
+    BackupsRecord,
+    BackupTakenRecord,
+    BackupVerificationRecord,
+    DataLossExtentRecord,
+    DataLossWindowRecord,
+    PreRecoveryBackupRecord,
+    QuarantineRecord,
+    RemedyChoiceRecord,
+    RemedyPlanRecord,
+    RemedyRecord,
+    RestorePlanRecord,
+    RestoreResultRecord,
+    TradesRecord,
+)
 
 MIME_TYPE = "application/vnd.recovery-record+json"
 SECRET_KEY = re.compile(r"(secret|password|passwd|token|api_?key|credential|private)", re.IGNORECASE)
@@ -189,3 +235,150 @@ def read_notebook(path: str | Path) -> NotebookRecords:
         record_steps=record_steps,
         record_times=record_times,
     )
+
+
+# --- the registry -----------------------------------------------------------------------------------
+
+RECORD_TYPES: dict[str, Any] = {
+    "run": RunRecord,
+    "drill": DrillRecord,
+    "health_<label>": HealthRecord,
+    "triage": TriageRecord,
+    "backups": BackupsRecord,
+    "backup_selection": BackupSelectionRecord,
+    "data_loss_extent": DataLossExtentRecord,
+    "data_loss_window": DataLossWindowRecord,
+    "approval_<action>": ApprovalRecord,
+    "aborted": AbortedRecord,
+    "stop_system": StopSystemRecord,
+    "trading_gate": TradingGateRecord,
+    "restart_system": RestartSystemRecord,
+    "pre_recovery_backup": PreRecoveryBackupRecord,
+    "restore_plan": RestorePlanRecord,
+    "remedy_plan": RemedyPlanRecord,
+    "remedy_choice": RemedyChoiceRecord,
+    "remedy": RemedyRecord,
+    "restore_result": RestoreResultRecord,
+    "trades": TradesRecord,
+    "config_check": ConfigCheckRecord,
+    "data_check": DataCheckRecord,
+    "reconciliation": ReconciliationRecord,
+    "incident": IncidentRecord,
+    "pre_recovery_listing": ListingRecord,
+    "post_recovery_backup": BackupTakenRecord,
+    "verification_backup": BackupTakenRecord,
+    "emergency_backup": BackupTakenRecord,
+    "backup_dir": BackupDirRecord,
+    "backup_verification": BackupVerificationRecord,
+    "quarantine": QuarantineRecord,
+    "backup_schedule": BackupScheduleRecord,
+    "exchange_check": ExchangeCheckRecord,
+    "verification": VerificationRecord,
+    "halted": HaltedRecord,
+    "success_criteria": SuccessCriteriaRecord,
+    "escalation": EscalationRecord,
+    "outcome": OutcomeRecord,
+    "incident_summary": IncidentSummaryRecord,
+    "notification": NotificationRecord,
+}
+"""Every record a notebook writes, by name (``<label>``/``<action>``: a family of names), and its type."""
+
+_FAMILIES = {"health_": "health_<label>", "approval_": "approval_<action>"}
+
+
+def record_type(name: str) -> Any:
+    """The type of the record ``name`` (``health_before`` is a ``health_<label>``); KeyError if unknown."""
+    if name in RECORD_TYPES:
+        return RECORD_TYPES[name]
+    for prefix, family in _FAMILIES.items():
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return RECORD_TYPES[family]
+    raise KeyError(f"{name!r} is no record of docs/records.md; add its type to RECORD_TYPES in {__name__}")
+
+
+def record_fields(name: str) -> tuple[str, ...]:
+    """The fields of the record ``name``, in the order its type declares them (empty for a mapping)."""
+    return tuple(getattr(record_type(name), "__annotations__", {}))
+
+
+# --- the readers ------------------------------------------------------------------------------------
+
+
+class RecordSource(Protocol):
+    """Where records are read from: a notebook's or a journal run's records (``NotebookRecords``, a dict)."""
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The stored value of record ``name``."""
+        ...
+
+
+def _stored(source: RecordSource, name: str) -> dict[str, Any]:
+    """The record as stored; an absent record (or one that is no JSON object) reads as an empty one, so
+    each of its fields reads as missing."""
+    value = source.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def run_of(source: RecordSource) -> RunRecord:
+    """The ``run`` record (empty when absent)."""
+    return cast(RunRecord, _stored(source, "run"))
+
+
+def drill_of(source: RecordSource) -> DrillRecord:
+    """The ``drill`` record (empty when absent: not a drill)."""
+    return cast(DrillRecord, _stored(source, "drill"))
+
+
+def triage_of(source: RecordSource) -> TriageRecord:
+    """The ``triage`` record (empty when absent)."""
+    return cast(TriageRecord, _stored(source, "triage"))
+
+
+def backup_selection_of(source: RecordSource) -> BackupSelectionRecord:
+    """The ``backup_selection`` record (empty when absent)."""
+    return cast(BackupSelectionRecord, _stored(source, "backup_selection"))
+
+
+def found_no_backup(selection: BackupSelectionRecord) -> bool:
+    """The selection found no usable backup: ``backup_id`` recorded as null (absent is not the same)."""
+    return "backup_id" in selection and selection["backup_id"] is None
+
+
+def restore_result_of(source: RecordSource) -> RestoreResultRecord:
+    """The ``restore_result`` record (empty when absent: no restore was applied)."""
+    return cast(RestoreResultRecord, _stored(source, "restore_result"))
+
+
+def remedy_of(source: RecordSource) -> RemedyRecord:
+    """The ``remedy`` record (empty when absent)."""
+    return cast(RemedyRecord, _stored(source, "remedy"))
+
+
+def trades_of(source: RecordSource) -> TradesRecord:
+    """The ``trades`` record (empty when absent)."""
+    return cast(TradesRecord, _stored(source, "trades"))
+
+
+def verification_of(source: RecordSource) -> VerificationRecord:
+    """The ``verification`` record (empty when absent: not the verification notebook)."""
+    return cast(VerificationRecord, _stored(source, "verification"))
+
+
+def outcome_of(source: RecordSource) -> OutcomeRecord:
+    """The ``outcome`` record (empty when absent: the notebook never reached its verdict)."""
+    return cast(OutcomeRecord, _stored(source, "outcome"))
+
+
+def halted_of(source: RecordSource) -> HaltedRecord:
+    """The ``halted`` record (empty when absent: the run did not halt)."""
+    return cast(HaltedRecord, _stored(source, "halted"))
+
+
+def aborted_of(source: RecordSource) -> AbortedRecord | None:
+    """The ``aborted`` record, or None when nobody aborted the run."""
+    return cast(AbortedRecord, _stored(source, "aborted")) or None
+
+
+def escalation_of(source: RecordSource) -> EscalationRecord:
+    """The ``escalation`` record (empty when absent)."""
+    return cast(EscalationRecord, _stored(source, "escalation"))

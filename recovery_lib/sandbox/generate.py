@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from recovery_lib import clock
-from recovery_lib.errors import SiteError
+from recovery_lib.errors import InvalidArgumentError, SiteError
 from recovery_lib.sandbox import csvfast
 from recovery_lib.sandbox.templates import CONFIG_TOML, RECOVERY_TOML
 from recovery_lib.site.config import SANDBOX_MARKER
@@ -88,7 +88,7 @@ def parse_size(text: str) -> int:
     """``"1G"``, ``"500M"``, ``"64k"`` or a plain byte count to bytes."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:ib|b)?|b)?\s*", text, flags=re.IGNORECASE)
     if not match:
-        raise ValueError(f"size {text!r} is not a size; use e.g. 500M, 1G or 4096")
+        raise InvalidArgumentError(f"size {text!r} is not a size; use e.g. 500M, 1G or 4096")
     number, unit = float(match.group(1)), (match.group(2) or "").upper()
     return int(number * 1024 ** " KMGT".index(unit or " "))
 
@@ -287,7 +287,7 @@ def create_sandbox(
     """
     spec = spec or SandboxSpec()
     if spec.trades < 1 or spec.reports < 0 or spec.report_rows < 0:
-        raise ValueError("trades must be >= 1, reports and report rows >= 0")
+        raise InvalidArgumentError("trades must be >= 1, reports and report rows >= 0")
     began = time.monotonic()
     now = (spec.now or clock.now()).astimezone(UTC).replace(microsecond=0)
     dest = Path(dest).expanduser().absolute()
@@ -313,7 +313,7 @@ def create_sandbox(
         small = _write_small_files(staging, spec, now, book)
         budget = max((spec.size_bytes or 0) - trade_bytes - len(positions) - small, 0) if spec.size_bytes else 0
         if spec.size_bytes and budget and spec.reports == 0:
-            raise ValueError("a size target needs at least one report to fill (use --reports N with N >= 1)")
+            raise InvalidArgumentError("a size target needs at least one report to fill (use --reports N with N >= 1)")
         report_bytes = _write_reports(staging / "data/reports", spec, now, budget, report, trade_bytes, total)
         _swap_into_place(staging, dest)
     except BaseException:

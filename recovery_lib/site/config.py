@@ -8,21 +8,23 @@ The file format is specified in ``docs/recovery-toml.md``.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from recovery_lib.errors import SiteConfigError, SiteError
-from recovery_lib.site.tomlconf import key_line, load_toml
+from recovery_lib import catalog
+from recovery_lib.errors import SiteError
+from recovery_lib.site.schema import SCHEMA, SUBTABLES, Reader, check_records_dir
+from recovery_lib.site.tomlconf import load_toml
+
+log = logging.getLogger(__name__)
 
 SITE_ENV = "RECOVERY_SITE"
 CONFIG_NAME = "recovery.toml"
 SANDBOX_MARKER = ".recovery-sandbox.json"
 CATEGORIES = ("config", "state", "data")
-PROCEDURES = ("A", "B", "C", "D")
-ESCALATION_LEVELS = ("level1", "level2", "level3", "level4")
 
 
 @dataclass(frozen=True)
@@ -83,13 +85,10 @@ class ReconcileSpec:
     decimals: int = 8
 
 
-# Defaults from the runbook: time estimates per procedure (upper bound) and the 24 h data-loss
-# threshold of escalation level 2.
+# Defaults from the runbook's catalog: each procedure's time estimate (upper bound), and the 24 h
+# data-loss threshold of escalation level 2.
 DEFAULT_TARGETS = {
-    "A": Target(rto_minutes=10, rpo_hours=24),
-    "B": Target(rto_minutes=30, rpo_hours=24),
-    "C": Target(rto_minutes=60, rpo_hours=24),
-    "D": Target(rto_minutes=30, rpo_hours=24),
+    r.key: Target(r.rto_minutes, r.rpo_hours) for r in catalog.PROCEDURES if r.rto_minutes and r.rpo_hours
 }
 DEFAULT_CONTACTS = {
     "level1": Contact("Self-Service", "the on-call engineer, with this runbook"),
@@ -210,121 +209,12 @@ def load_site(site: str | os.PathLike[str] | Site | None = None) -> Site:
     if not config_path.is_file():
         return Site(root=root, name=root.name)
     data, text = load_toml(config_path)
+    log.debug("site %s: reading %s", root, CONFIG_NAME)
     return _site_from_toml(root, config_path, data, text)
 
 
-# --- recovery.toml schema -------------------------------------------------------------------
-
-Check = tuple[str, Callable[[Any], bool]]
-
-
-def _is_str(value: Any) -> bool:
-    return isinstance(value, str)
-
-
-def _is_str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
-
-
-def _is_non_negative(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-
-
-STR: Check = ("a string", _is_str)
-STR_LIST: Check = ("a list of strings", _is_str_list)
-NUMBER: Check = ("a non-negative number", _is_non_negative)
-COUNT: Check = ("a non-negative integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
-CLIENT: Check = ('one of "none", "simulated", "ccxt"', lambda v: v in ("none", "simulated", "ccxt"))
-
-SCHEMA: dict[str, dict[str, Check]] = {
-    "site": {"name": STR},
-    "paths": {
-        "config": STR_LIST,
-        "state": STR_LIST,
-        "data": STR_LIST,
-        "config_file": STR,
-        "positions_file": STR,
-        "trades_file": STR,
-        "reports_dir": STR,
-        "critical": STR_LIST,
-    },
-    "config_check": {"required_sections": STR_LIST},
-    "backups": {"dir": STR, "max_age_hours": NUMBER, "schedule": STR_LIST, "health_read_mib": NUMBER},
-    "process": {"pidfile": STR, "match": STR, "detect": STR, "stop": STR, "start": STR, "write_lock": STR},
-    "exchange": {
-        "client": CLIENT,
-        "path": STR,
-        "exchange_id": STR,
-        "api_key_env": STR,
-        "secret_env": STR,
-        "ticker_symbol": STR,
-    },
-    "reconcile": {"tolerance": NUMBER, "decimals": COUNT},
-    "alerts": {"webhook_url": STR},
-    "records": {"dir": STR},
-}
-# Tables of tables: [targets.A] ... [targets.D], [escalation.level1] ... [escalation.level4].
-SUBTABLES: dict[str, tuple[tuple[str, ...], dict[str, Check]]] = {
-    "targets": (PROCEDURES, {"rto_minutes": NUMBER, "rpo_hours": NUMBER}),
-    "escalation": (ESCALATION_LEVELS, {"name": STR, "contact": STR}),
-}
-
-
-class _Reader:
-    """Validates the parsed TOML against the schema, raising errors that name file, line and key."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.text = text
-
-    def fail(self, table: tuple[str, ...], key: str | None, problem: str) -> SiteConfigError:
-        dotted = ".".join((*table, key) if key else table) or None
-        return SiteConfigError(str(self.path), key_line(self.text, table, key), dotted, problem)
-
-    def table(self, data: dict[str, Any], table: tuple[str, ...], schema: dict[str, Check]) -> dict[str, Any]:
-        for key, value in data.items():
-            if key not in schema:
-                known = ", ".join(sorted(schema))
-                raise self.fail(table, key, f"unknown key. Known keys in [{'.'.join(table)}]: {known}.")
-            description, valid = schema[key]
-            if not valid(value):
-                raise self.fail(table, key, f"must be {description}, got {value!r}.")
-        return data
-
-    def site_path(self, table: tuple[str, ...], key: str, value: str) -> str:
-        """A site-relative POSIX path: never absolute, never climbing out with ``..``."""
-        pure = PurePosixPath(value)
-        if not value or pure.is_absolute() or ".." in pure.parts or "\\" in value:
-            raise self.fail(
-                table, key, f"{value!r} must be a relative path inside the site (no '/', '..' or '\\' prefix)."
-            )
-        return pure.as_posix() + ("/" if value.endswith("/") else "")
-
-
-def _check_records_dir(reader: _Reader, root: Path, setting: str, restored: list[str]) -> None:
-    """The journals must survive every restore: never inside a restored category, however the path
-    is written (relative, absolute, with ``..``)."""
-    if not setting.strip():
-        raise reader.fail(("records",), "dir", "must name a directory (default: incidents).")
-    target = Path(os.path.normpath(root / setting))  # an absolute setting replaces root here
-    try:
-        parts = target.relative_to(root).parts
-    except ValueError:
-        return  # outside the site: no restore touches it
-    for top in restored:
-        top_parts = PurePosixPath(top.rstrip("/")).parts
-        if not parts or parts[: len(top_parts)] == top_parts or top_parts[: len(parts)] == parts:
-            raise reader.fail(
-                ("records",),
-                "dir",
-                f"{setting!r} is inside the restored path {top!r} (or is the site itself): a restore would "
-                "replace the incident journals. Choose a directory outside config, state and data "
-                "(default: incidents).",
-            )
-
-
 def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: str) -> Site:
-    reader = _Reader(config_path, text)
+    reader = Reader(config_path, text)
     for name, value in data.items():
         if name not in SCHEMA and name not in SUBTABLES:
             known = ", ".join(sorted([*SCHEMA, *SUBTABLES]))
@@ -379,7 +269,7 @@ def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: s
                 )
 
     records_dir = section("records").get("dir", defaults.records_dir_setting)
-    _check_records_dir(
+    check_records_dir(
         reader,
         root,
         records_dir,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import html
+import logging
 import os
 import subprocess
 import time
@@ -18,6 +19,8 @@ from typing import Any
 
 from recovery_lib.fsops.flock import flock_within
 from recovery_lib.site.config import Site
+
+log = logging.getLogger(__name__)
 
 DETECT_TIMEOUT_S = 10
 
@@ -144,9 +147,11 @@ def stop_system(site: Site, timeout_s: float = 30.0) -> ProcessAction:
             before.running,
             "no [process] stop command in recovery.toml: stop the trading system by hand",
         )
+    log.info("stopping the trading system of %s: %s", site.root, site.process.stop)
     code, output = _run_command(site, site.process.stop, timeout_s)
     after = _wait_for(site, False, timeout_s)
     ok = after is not True
+    log.log(logging.INFO if ok else logging.WARNING, "stop command exited %d; running afterwards: %s", code, after)
     return ProcessAction(
         "stop",
         ok,
@@ -174,6 +179,7 @@ def start_system(site: Site, timeout_s: float = 30.0, stay_up_s: float = STAY_UP
             "no [process] start command in recovery.toml: start the trading system by hand",
         )
     # Started detached: the system must outlive this notebook or command.
+    log.info("starting the trading system of %s: %s", site.root, site.process.start)
     subprocess.Popen(
         site.process.start,
         shell=True,
@@ -185,14 +191,17 @@ def start_system(site: Site, timeout_s: float = 30.0, stay_up_s: float = STAY_UP
     )
     after = _wait_for(site, True, timeout_s)
     if after is not True:
+        log.warning("the trading system is not running %g s after its start command", timeout_s)
         return ProcessAction("start", False, after, f"not running {timeout_s:g} s after the start command")
     first = process_status(site).pid
     time.sleep(stay_up_s)
     now = process_status(site)
     if not now.running or (first is not None and now.pid != first):
+        log.warning("the trading system started, then exited within %g s (%s)", stay_up_s, now.detail)
         return ProcessAction(
             "start", False, now.running, f"started, then exited within {stay_up_s:g} s ({now.detail}): see its logs"
         )
+    log.info("the trading system runs (pid %s)", now.pid)
     return ProcessAction("start", True, True, "system running")
 
 

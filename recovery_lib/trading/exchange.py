@@ -15,6 +15,7 @@ through this API begins then) and the sandbox's trading process appends every fi
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,8 @@ from recovery_lib.errors import ExchangeError
 from recovery_lib.site.config import Site, load_site
 from recovery_lib.site.integrity import TRADE_COLUMNS
 from recovery_lib.trading.ledger import Ledger, LedgerError, Trade, read_ledger
+
+log = logging.getLogger(__name__)
 
 SIMULATED_ACCOUNT_FILE = "account.json"
 SIMULATED_FILLS_FILE = "my_trades.csv"  # the exchange's fill log: the ledger's columns and row text
@@ -119,18 +122,18 @@ class SimulatedExchange:
 
     def _fill_log(self) -> Ledger:
         try:
-            log = read_ledger(self.fills_path, str(self.fills_path))
+            fill_log = read_ledger(self.fills_path, str(self.fills_path))
         except LedgerError as exc:
             raise ExchangeError(f"simulated exchange unreachable: {exc}") from exc
-        if not log.exists:
+        if not fill_log.exists:
             raise ExchangeError(
                 f"simulated exchange unreachable: its fill log {self.fills_path} is missing "
                 "(a sandbox made before fill logs existed: recreate it with `recovery sandbox create --force`)"
             )
-        if log.header_missing or log.invalid_lines or log.duplicates():
-            problems = "; ".join(log.problems())
+        if fill_log.header_missing or fill_log.invalid_lines or fill_log.duplicates():
+            problems = "; ".join(fill_log.problems())
             raise ExchangeError(f"simulated exchange unreachable: its fill log is damaged: {problems}")
-        return log
+        return fill_log
 
     def fetch_my_trades(
         self,
@@ -145,9 +148,9 @@ class SimulatedExchange:
         oldest ``limit`` of the rest. ``info`` holds the row's exact field strings. A last line still
         being written (no final newline yet) is not reported.
         """
-        log = self._fill_log()
-        trades = log.trades
-        if log.unterminated_last_row:
+        fill_log = self._fill_log()
+        trades = fill_log.trades
+        if fill_log.unterminated_last_row:
             trades = trades[: len(trades) - 1]
         fills = []
         for trade in trades:
@@ -158,6 +161,7 @@ class SimulatedExchange:
                 continue
             fills.append(_unified_trade(trade, milliseconds))
         fills.sort(key=lambda fill: (fill["timestamp"], int(fill["id"])))
+        log.debug("simulated exchange: %d fill(s) for %s since %s ms", len(fills), symbol or "all symbols", since)
         return fills if limit is None else fills[: max(limit, 0)]
 
     def _milliseconds(self, trade: Trade) -> int:
@@ -204,9 +208,13 @@ def get_exchange_client(site: str | os.PathLike[str] | Site | None = None) -> An
     resolved = load_site(site)
     kind = resolved.exchange.client
     if kind == "simulated":
+        log.debug("site %s: the simulated exchange in %s", resolved.root, resolved.exchange.path)
         return SimulatedExchange(resolved.path(resolved.exchange.path) / SIMULATED_ACCOUNT_FILE)
     if kind == "ccxt":
+        # The exchange's name only: the keys stay in the environment and out of the log.
+        log.info("site %s: ccxt exchange %s", resolved.root, resolved.exchange.exchange_id)
         return _ccxt_client(resolved)
+    log.warning("site %s has no exchange client configured", resolved.root)
     raise ExchangeError(
         f"no exchange client is configured for site {resolved.root}; "
         'set [exchange] client = "ccxt" (or "simulated" in a sandbox) in recovery.toml'

@@ -15,6 +15,7 @@ positions file that cannot be read; it returns a :class:`Reconciliation` with ``
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -23,6 +24,8 @@ from typing import Any
 from recovery_lib.errors import ExchangeError
 from recovery_lib.rendering import name_all
 from recovery_lib.site.config import Site
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ["symbol", "position", "exchange", "difference", "decimals", "matches"]
 DECIMAL_PLACES = 2  # ccxt's precisionMode constants
@@ -133,12 +136,12 @@ def reconcile(site: Site, exchange: Any, positions: Mapping[str, Decimal] | None
             positions = read_positions(site)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            return Reconciliation(False, [], f"{site.positions_file} cannot be read: {reason}")
+            return _impossible(f"{site.positions_file} cannot be read: {reason}")
     try:
         totals = exchange.fetch_balance().get("total", {}) or {}
         markets = exchange.load_markets() if hasattr(exchange, "load_markets") else {}
     except Exception as exc:  # any client error (network, auth, ccxt's own): a finding, never a crash
-        return Reconciliation(False, [], f"the exchange cannot be asked: {type(exc).__name__}: {exc}")
+        return _impossible(f"the exchange cannot be asked: {type(exc).__name__}: {exc}")
     mode = getattr(exchange, "precisionMode", None)
     default = site.reconcile.decimals
     tolerance = _decimal(site.reconcile.tolerance)
@@ -167,7 +170,7 @@ def reconcile(site: Site, exchange: Any, positions: Mapping[str, Decimal] | None
     try:
         balances = {currency: _decimal(amount) for currency, amount in totals.items()}
     except (InvalidOperation, TypeError, ValueError) as exc:
-        return Reconciliation(False, [], f"the exchange's balances are not numbers: {exc}")
+        return _impossible(f"the exchange's balances are not numbers: {exc}")
     rows = []
     bases, quotes = set(), set()
     for symbol in sorted(positions):
@@ -183,7 +186,18 @@ def reconcile(site: Site, exchange: Any, positions: Mapping[str, Decimal] | None
         unexpected = row(currency, Decimal(0), amount, tick_of(by_base.get(currency)))
         if not unexpected["matches"]:
             rows.append(unexpected)
-    return Reconciliation(ok=all(r["matches"] for r in rows), rows=rows)
+    result = Reconciliation(ok=all(r["matches"] for r in rows), rows=rows)
+    if result.ok:
+        log.info("reconciliation: %s", result.summary())
+    else:
+        log.warning("reconciliation: %s", result.summary())
+    return result
+
+
+def _impossible(reason: str) -> Reconciliation:
+    """A reconciliation that could not be made: a finding for the caller, and a warning in the log."""
+    log.warning("reconciliation impossible: %s", reason)
+    return Reconciliation(False, [], reason)
 
 
 def reconcile_positions(site: Site, exchange: Any) -> Any:

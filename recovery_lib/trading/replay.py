@@ -12,10 +12,14 @@ both by construction.
 
 from __future__ import annotations
 
+import logging
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+import numpy as np
 
 from recovery_lib import clock
 from recovery_lib.errors import ExchangeError
@@ -33,6 +37,8 @@ from recovery_lib.trading.ledger import (
     trade_from_fill,
     write_ledger,
 )
+
+log = logging.getLogger(__name__)
 
 # Fills older than this before the ledger's newest trade are not asked of a real exchange: a restore
 # loses the trades after its restore point, i.e. after the restored ledger's newest trade; the margin
@@ -116,8 +122,6 @@ def replay_symbols(site: Site, exchange: Any, ledger: Ledger | None = None) -> l
     None for the simulated exchange, which answers for all symbols at once."""
     if isinstance(exchange, SimulatedExchange):
         return None
-    import tomllib
-
     wanted: set[str] = set()
     if ledger is not None:
         wanted.update(ledger.trades.symbols)
@@ -205,8 +209,6 @@ def missing_fills(trades: Sequence[Trade], fills: Mapping[int, Trade]) -> list[T
 
 def _conflicts(rows: TradeRows, fills: Mapping[int, Trade]) -> list[int]:
     """Ids whose ledger row says something else than the exchange's fill of that id."""
-    import numpy as np
-
     if not fills or not len(rows):
         return []
     known = np.fromiter(fills.keys(), dtype=np.int64, count=len(fills))
@@ -263,6 +265,12 @@ def _plan(site: Site, exchange: Any, repair: bool, since_ms: int | None, dry_run
         conflicting_ids=conflicts,
         repair=applied_repair,
     )
+    log.debug(
+        "%s: the exchange reports %d fill(s); %d are missing from the ledger",
+        site.trades_file,
+        len(fills),
+        len(missing),
+    )
     return _Plan(result, trades, set(fills))
 
 
@@ -273,7 +281,9 @@ def plan_replay(site: Site, exchange: Any, *, repair: bool = False, since_ms: in
     exchange contradicts) gives ``refused`` unless ``repair`` is True, in which case the result also
     carries the :class:`~recovery_lib.trading.ledger.LedgerRepair` that would be applied first.
     """
-    return _plan(site, exchange, repair, since_ms, dry_run=True).result
+    result = _plan(site, exchange, repair, since_ms, dry_run=True).result
+    log.info("replay planned for %s: %s", site.trades_file, result.summary())
+    return result
 
 
 def replay_fills(site: Site, exchange: Any, *, repair: bool = False, since_ms: int | None = None) -> ReplayResult:
@@ -288,6 +298,7 @@ def replay_fills(site: Site, exchange: Any, *, repair: bool = False, since_ms: i
     """
     plan = _plan(site, exchange, repair, since_ms, dry_run=False)
     if plan.trades is None:
+        log.warning("replay into %s refused: %s", site.trades_file, plan.result.refused)
         raise LedgerError(f"replay refused: {plan.result.refused} Nothing was changed.")
     result, fill_ids = plan.result, plan.fill_ids
     if result.recovered or (result.repair is not None and result.repair.needed):
@@ -296,4 +307,9 @@ def replay_fills(site: Site, exchange: Any, *, repair: bool = False, since_ms: i
     after = read_ledger(site.path(site.trades_file), site.trades_file)
     result.still_missing = len(fill_ids - after.ids)  # counted on what is on disk now, not on the plan
     result.ledger_trades = len(after.trades)
+    log.info("replay into %s: %s", site.trades_file, result.summary())
+    if result.still_missing:
+        log.warning(
+            "%s: %d fill(s) of the exchange still missing after the replay", site.trades_file, result.still_missing
+        )
     return result

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
 import pytest
+import snapshots
 
 from recovery_lib.backup import BackupError, list_quarantined
 from recovery_lib.manager import RecoveryManager
@@ -16,14 +16,7 @@ TRADES = "data/trades.csv"
 
 def tree(root: Path) -> dict[str, tuple]:
     """Every entry under ``root``: bytes, mode and mtime (a quarantined backup keeps all three)."""
-    entries = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(folder, name)
-            info = os.lstat(path)
-            data = path.read_bytes() if stat.S_ISREG(info.st_mode) else b""
-            entries[path.relative_to(root).as_posix()] = (data, stat.S_IMODE(info.st_mode), info.st_mtime_ns)
-    return entries
+    return snapshots.tree(root, mtimes=snapshots.KINDS)
 
 
 def flip_own_copy(path: Path, offset: int = 100) -> None:

@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import snapshots
 
 import recovery_lib.backup.create as create_module
 from recovery_lib.backup import BackupsCheck, check_backups_sampled
@@ -79,14 +80,7 @@ def distinct_inodes(backup_dir: Path) -> dict[tuple[int, int], int]:
 
 def tree(root: Path) -> dict[str, tuple]:
     """Every entry with its bytes, mode and mtime: the check must change none of them."""
-    entries = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(folder, name)
-            info = os.lstat(path)
-            data = path.read_bytes() if stat.S_ISREG(info.st_mode) else b""
-            entries[path.relative_to(root).as_posix()] = (data, stat.S_IMODE(info.st_mode), info.st_mtime_ns)
-    return entries
+    return snapshots.tree(root, mtimes=snapshots.KINDS)
 
 
 def by_id(checked: BackupsCheck) -> dict[str, object]:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from snapshots import files
 
 import recovery_lib.backup.create as create_module
 from recovery_lib.backup import BackupError, BackupStatus, Problem, suggest_backup_ids
@@ -33,12 +34,8 @@ SESSION = "state/session.json"
 
 
 def site_snapshot(root: Path) -> dict[str, bytes]:
-    backups = root / "backups"
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and backups not in p.parents
-    }
+    """Every file of the site outside its backup directory, with its bytes."""
+    return files(root, exclude=("backups",))
 
 
 def make_writable(path: Path) -> None:

@@ -14,9 +14,7 @@ kernel's execution count, never on a fixed sleep.
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import nbformat
 from playwright.sync_api import Dialog, Locator, Page, expect
+from snapshots import tree
 
 if TYPE_CHECKING:
-    from conftest import LabServer, Screenshots
+    from conftest import Screenshots
+    from lab_server import LabServer
 
 CELL_TIMEOUT_MS = 60_000
 KERNEL_TIMEOUT_MS = 60_000
@@ -509,22 +509,9 @@ def site_snapshot(root: Path, skip: tuple[str, ...] = (), everything: bool = Fal
     """Every entry under the site (symlinks not followed): kind, mode and bytes, without the top-level
     directories in ``skip`` and, unless ``everything`` (the trading process is stopped), without what
     the running trading process itself writes (trades, positions, session state, exchange, run/)."""
-    found: dict[str, tuple[Any, ...]] = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(folder, name)
-            key = path.relative_to(root).as_posix()
-            trading = key.startswith(TRADING_PROCESS_WRITES) or key in ("exchange", "run")
-            if not everything and (trading or TRADING_PROCESS_TEMP.match(key)):
-                continue
-            if key.split("/", 1)[0] in skip:
-                continue
-            info = path.lstat()
-            mode = stat.S_IMODE(info.st_mode)
-            if stat.S_ISLNK(info.st_mode):
-                found[key] = ("symlink", os.readlink(path))
-            elif stat.S_ISDIR(info.st_mode):
-                found[key] = ("dir", mode)
-            else:
-                found[key] = ("file", mode, path.read_bytes())
-    return found
+
+    def keep(key: str) -> bool:
+        trading = key.startswith(TRADING_PROCESS_WRITES) or key in ("exchange", "run")
+        return everything or not (trading or TRADING_PROCESS_TEMP.match(key))
+
+    return tree(root, skip, keep=keep)

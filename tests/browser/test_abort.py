@@ -29,7 +29,9 @@ from recovery_lib.site.config import load_site
 from recovery_lib.site.integrity import check_data
 
 if TYPE_CHECKING:
-    from conftest import DataLossSite, LabServer, OfflineContext, Screenshots
+    from browser_sites import DataLossSite
+    from conftest import OfflineContext, Screenshots
+    from lab_server import LabServer
 
 pytestmark = pytest.mark.browser
 

@@ -34,7 +34,9 @@ from lab import (
 )
 
 if TYPE_CHECKING:
-    from conftest import BrokenSite, LabServer, OfflineContext, Screenshots
+    from browser_sites import BrokenSite
+    from conftest import OfflineContext, Screenshots
+    from lab_server import LabServer
 
 pytestmark = pytest.mark.browser
 

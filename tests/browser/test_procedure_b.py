@@ -42,7 +42,9 @@ from recovery_lib.site.process import consistent_view
 from recovery_lib.trading.ledger import read_ledger
 
 if TYPE_CHECKING:
-    from conftest import DataLossSite, LabServer, OfflineContext, Screenshots
+    from browser_sites import DataLossSite
+    from conftest import OfflineContext, Screenshots
+    from lab_server import LabServer
 
 pytestmark = pytest.mark.browser
 

@@ -37,7 +37,9 @@ from recovery_lib.manager import RecoveryManager
 from recovery_lib.site.config import load_site
 
 if TYPE_CHECKING:
-    from conftest import FailedSite, LabServer, OfflineContext, Screenshots
+    from browser_sites import FailedSite
+    from conftest import OfflineContext, Screenshots
+    from lab_server import LabServer
 
 pytestmark = pytest.mark.browser
 

@@ -22,7 +22,8 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 if TYPE_CHECKING:
-    from conftest import BrokenSite, DrillRecords, OfflineContext, Screenshots
+    from browser_sites import BrokenSite
+    from conftest import DrillRecords, OfflineContext, Screenshots
 
 pytestmark = pytest.mark.browser
 

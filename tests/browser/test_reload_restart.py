@@ -24,7 +24,9 @@ from lab import NotebookPage, Transcript, journal, only_journal, records, verify
 from recovery_lib.checks.default import health_check
 
 if TYPE_CHECKING:
-    from conftest import DataLossSite, LabServer, OfflineContext, Screenshots
+    from browser_sites import DataLossSite
+    from conftest import OfflineContext, Screenshots
+    from lab_server import LabServer
 
 pytestmark = pytest.mark.browser
 

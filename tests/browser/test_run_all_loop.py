@@ -26,7 +26,9 @@ from lab import RAW_REPR, CellRun, NotebookPage, Transcript, only_journal, recor
 from recovery_lib.checks.default import health_check
 
 if TYPE_CHECKING:
-    from conftest import DataLossSite, LabServer, OfflineContext, Screenshots
+    from browser_sites import DataLossSite
+    from conftest import OfflineContext, Screenshots
+    from lab_server import LabServer
 
 pytestmark = pytest.mark.browser
 

@@ -120,7 +120,7 @@ def test_internal_errors_are_not_reported_as_unhealthy(
     def boom(args: object, out: object) -> int:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("recovery_lib.cli.main.cmd_site", boom)
+    monkeypatch.setattr("recovery_lib.cli.site.cmd_site", boom)
     code, _ = run("site", "--site", str(sandbox))
     assert code == 3
     assert "internal error" in capsys.readouterr().err

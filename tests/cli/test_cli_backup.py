@@ -177,13 +177,13 @@ def test_refusal_while_running_says_where_to_run_the_stop_command(
 
 def test_declining_the_restore_at_the_prompt_exits_non_zero(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Found by a new user: answering 'n' exited 0, which a script would read as 'restored'."""
-    import recovery_lib.cli.backup as cli_backup
+    import recovery_lib.cli.restore as cli_restore
 
     assert run("backup", "create", "--site", str(sandbox))[0] == 0
     (sandbox / "config" / "config.toml").write_text("broken = \n")
     before = tree(sandbox)
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
-    monkeypatch.setattr(cli_backup, "_confirm", lambda prompt: False)
+    monkeypatch.setattr(cli_restore, "_confirm", lambda prompt: False)
     code, out = run("restore", "latest", "--config", "--site", str(sandbox))
     assert code == 1 and "Not applied; nothing was changed." in out
     assert tree(sandbox) == before

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+
+from snapshots import tree
 
 from recovery_lib.backup import BackupStatus
 from recovery_lib.manager import RecoveryManager
@@ -57,33 +58,6 @@ def make_tiny_site(root: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return root
-
-
-def tree(root: Path, exclude: tuple[str, ...] = ()) -> dict[str, tuple]:
-    """Every entry under ``root``, symlinks never followed: (kind, bytes or target, mode).
-
-    Top-level names in ``exclude`` are left out (e.g. ``"backups"``). A missing root is empty.
-    """
-    found: dict[str, tuple] = {}
-    if not root.exists():
-        return found
-    for folder, dirs, files in os.walk(root):
-        base = Path(folder)
-        if base == root:
-            dirs[:] = [d for d in dirs if d not in exclude]
-            files = [f for f in files if f not in exclude]
-        for name in dirs + files:
-            path = base / name
-            relative = path.relative_to(root).as_posix()
-            info = os.lstat(path)
-            mode = stat.S_IMODE(info.st_mode)
-            if stat.S_ISLNK(info.st_mode):
-                found[relative] = ("link", os.readlink(path), 0)
-            elif stat.S_ISDIR(info.st_mode):
-                found[relative] = ("dir", b"", mode)
-            else:
-                found[relative] = ("file", path.read_bytes(), mode)
-    return found
 
 
 def category_tree(site: Path, category: str) -> dict[str, tuple]:

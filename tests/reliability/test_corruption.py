@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from site_state import backups_bytes, leftovers, make_tiny_site, tree
+from site_state import backups_bytes, leftovers, make_tiny_site
+from snapshots import tree
 
 from recovery_lib.errors import RecoveryError
 from recovery_lib.manager import PRE_RECOVERY_TAG, RecoveryManager

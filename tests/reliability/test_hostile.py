@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from site_state import SiblingWatch, backups_bytes, leftovers, make_tiny_site, tree
+from site_state import SiblingWatch, backups_bytes, leftovers, make_tiny_site
+from snapshots import tree
 
 from recovery_lib.backup.model import read_metadata
 from recovery_lib.errors import RecoveryError

@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from site_state import backups_bytes, category_tree, leftovers, tree
+from site_state import backups_bytes, category_tree, leftovers
+from snapshots import tree
 
 from recovery_lib.fsops.flock import flock_within
 from recovery_lib.manager import PRE_RECOVERY_TAG, RecoveryManager

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+import recovery_lib.restore.apply as restore_module
 import recovery_lib.restore.journal as journal_module
-import recovery_lib.restore.plan as restore_module
 from recovery_lib.fsops.fileio import make_writable_tree
 from recovery_lib.manager import RecoveryManager
 from recovery_lib.restore.journal import JOURNAL_NAME
@@ -223,7 +223,7 @@ def test_a_crash_in_the_middle_of_swapping_two_categories_is_rolled_forward(
 
 CHILD = r"""
 import os, signal, sys
-import recovery_lib.restore.plan as restore
+import recovery_lib.restore.apply as restore
 import recovery_lib.restore.journal as restore_journal
 from recovery_lib.manager import RecoveryManager
 

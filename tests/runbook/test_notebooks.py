@@ -7,20 +7,17 @@ must not change anything (interactive without clicks, bad parameters, triage, ve
 checked against a snapshot of every file, mode and symlink in the site, backups included.
 
 Papermill runs cost a few seconds each: the four incident drills (triage, procedure, then the
-verification and post-recovery notebooks for A) are executed once per module and shared.
+verification and post-recovery notebooks for A) are executed once per module and shared. The
+conventions of the committed notebooks, checked without a kernel: test_notebook_conventions.py.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import os
-import re
 import shutil
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,24 +32,12 @@ import pytest
 from recovery_lib import health_check
 from recovery_lib.checks.registry import HealthResult
 from recovery_lib.manager import RecoveryManager
-from recovery_lib.runbook.notebook import validate_parameters
 from recovery_lib.runbook.records import NotebookRecords, read_notebook
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
-ALL_NOTEBOOKS = (
-    "00_detect_and_triage.ipynb",
-    "A_config_recovery.ipynb",
-    "B_data_recovery.ipynb",
-    "C_full_system_recovery.ipynb",
-    "D_backup_system_recovery.ipynb",
-    "V_verification.ipynb",
-    "P_post_recovery.ipynb",
-    "R_drill_report.ipynb",
-)
-REPORT_NOTEBOOK = "R_drill_report.ipynb"
 PROCEDURES = {
     "A": "A_config_recovery.ipynb",
     "B": "B_data_recovery.ipynb",
@@ -70,7 +55,6 @@ APPROVE_ALL = ["restore", "backup", "stop_system", "start_system"]
 OPERATOR = "drill-bot"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 PROTECTED = ("config", "state", "data")  # the sandbox's backed-up directories
-COMMON_PARAMETERS = {"site", "interactive", "approve", "operator", "incident_id", "kind"}
 BROKEN_TOML = '[trading\nstrategy = "unterminated\n'
 
 # The first cell of each procedure that would write: with interactive=True and no click it must fail closed.
@@ -769,60 +753,3 @@ def test_no_backups_escalates_instead_of_crashing(sandbox: Path, tmp_path: Path)
     assert_all_steps_timed(records, PROCEDURES["A"], failing="outcome")
     assert (sandbox / "config" / "config.toml").read_text() == BROKEN_TOML
     assert changed(before, snapshot(sandbox)) == []
-
-
-# --- 8. conventions of the committed notebooks --------------------------------------------------
-
-PARAMETER_LINE = re.compile(r"^(?P<name>[a-z_][a-z0-9_]*): (?P<type>[^=]+?) = (?P<value>.+?)  # (?P<help>\S.*)$")
-
-
-def test_every_notebook_is_committed() -> None:
-    assert sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb")) == sorted(ALL_NOTEBOOKS)
-
-
-@pytest.mark.parametrize("name", ALL_NOTEBOOKS)
-def test_notebook_conventions(name: str) -> None:
-    notebook = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
-    nbformat.validate(notebook)
-    code = [(i, c) for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
-    assert all(c.outputs == [] and c.execution_count is None for _, c in code), "committed with outputs"
-
-    (_, parameters), (_, validate), *steps = code
-    assert parameters.metadata.get("tags") == ["parameters"]
-    names = []
-    for line in parameters.source.splitlines():
-        match = PARAMETER_LINE.match(line)
-        assert match, f"not `name: type = value  # help`: {line!r}"
-        (statement,) = ast.parse(line).body
-        assert isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
-        ast.literal_eval(statement.value)
-        names.append(match["name"])
-    assert len(names) == len(set(names))
-    if name != REPORT_NOTEBOOK:  # the records page takes only its outputs directory
-        assert set(names) >= COMMON_PARAMETERS
-    if name in PROCEDURES.values() and name != PROCEDURES["D"]:
-        assert 'backup_id: str = "latest"' in parameters.source
-    defaults: dict[str, Any] = {}
-    exec(compile(parameters.source, name, "exec", dont_inherit=True), defaults)  # the defaults pass validation
-    assert set(validate_parameters(defaults, hidden=set())) == set(names)
-
-    assert validate.metadata.get("tags") == ["validate"]
-
-    step_names = []
-    for index, cell in steps:
-        tags = cell.metadata.get("tags", [])
-        step = [tag for tag in tags if tag.startswith("step:")]
-        assert len(step) == 1, f"cell {index} has step tags {tags}"
-        step_names.append(step[0].split(":", 1)[1])
-        above = notebook.cells[index - 1]
-        assert above.cell_type == "markdown" and above.source.startswith("## "), f"cell {index}: no title above"
-        assert len([part for part in above.source.split("\n\n") if part.strip()]) >= 2, "title without purpose"
-    assert step_names and all(re.fullmatch(r"[a-z0-9_]+", s) for s in step_names)
-    assert len(step_names) == len(set(step_names)), f"duplicate step names: {step_names}"
-
-
-def test_committed_notebooks_match_the_builder() -> None:
-    done = subprocess.run(
-        [sys.executable, "tools/build_notebooks.py", "--check"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stdout + done.stderr

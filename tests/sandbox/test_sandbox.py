@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from snapshots import files
 
 from recovery_lib.errors import SiteError
 from recovery_lib.sandbox import SandboxSpec, create_sandbox, parse_size
@@ -27,11 +28,6 @@ SMALL = SandboxSpec(trades=300, reports=2, report_rows=10, seed=5, now=SANDBOX_N
 def read_rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    """Every file under root with its content, for before/after comparisons."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def site_bytes(root: Path) -> int:
@@ -158,7 +154,7 @@ def test_same_seed_same_bytes_and_other_seed_differs(tmp_path: Path) -> None:
     create_sandbox(tmp_path / "c", SandboxSpec(trades=300, reports=2, report_rows=10, seed=6, now=SANDBOX_NOW))
     first = (tmp_path / "a/data/trades.csv").read_bytes()
     assert first == (tmp_path / "b/data/trades.csv").read_bytes()
-    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    assert files(tmp_path / "a") == files(tmp_path / "b")
     other = (tmp_path / "c/data/trades.csv").read_bytes()
     assert other != first
     assert len(other.splitlines()) == len(first.splitlines()) == 301
@@ -210,11 +206,11 @@ def test_non_empty_non_sandbox_directory_is_refused_untouched(tmp_path: Path) ->
     (precious / "sub").mkdir(parents=True)
     (precious / "notes.txt").write_text("do not delete")
     (precious / "sub/data.csv").write_text("a,b\n1,2\n")
-    before = tree(precious)
+    before = files(precious)
     for force in (False, True):
         with pytest.raises(SiteError, match="not a sandbox"):
             create_sandbox(precious, SMALL, force=force)
-    assert tree(precious) == before
+    assert files(precious) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]
 
 
@@ -235,10 +231,10 @@ def test_empty_directory_is_used(tmp_path: Path) -> None:
 
 
 def test_existing_sandbox_needs_force(sandbox: Path) -> None:
-    before = tree(sandbox)
+    before = files(sandbox)
     with pytest.raises(SiteError, match="already holds a sandbox"):
         create_sandbox(sandbox, SMALL)
-    assert tree(sandbox) == before
+    assert files(sandbox) == before
 
 
 def test_force_replaces_an_existing_sandbox(sandbox: Path) -> None:
@@ -265,11 +261,11 @@ def test_failure_leaves_no_partial_site_or_staging(tmp_path: Path, monkeypatch: 
 
 
 def test_failure_during_forced_replace_keeps_the_old_sandbox(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    before = tree(sandbox)
+    before = files(sandbox)
     monkeypatch.setattr(generate_module, "_write_reports", _failing_reports)
     with pytest.raises(RuntimeError, match="disk exploded"):
         create_sandbox(sandbox, SMALL, force=True)
-    assert tree(sandbox) == before
+    assert files(sandbox) == before
     assert [p.name for p in sandbox.parent.iterdir()] == ["site"]
 
 

@@ -12,10 +12,17 @@ from recovery_lib.checks.builtin import writable_problem
 from recovery_lib.checks.default import health_check
 from recovery_lib.clock import now
 from recovery_lib.rendering import Findings, frame_html, frame_text, name_all
-from recovery_lib.runbook.notebook import Run
-from recovery_lib.runbook.steps.base import Halted, refused
+from recovery_lib.runbook.restore_record_types import (
+    BackupDirRecord,
+    BackupScheduleRecord,
+    BackupVerificationRecord,
+    QuarantineRecord,
+)
+from recovery_lib.runbook.run import Run
+from recovery_lib.runbook.steps.base import GO_ON, Halted, refused, step
 
 
+@step(on_halt=GO_ON)  # each of Procedure D's steps asks its own approval
 def backup_dir_status(run: Run) -> Findings | Halted:
     """Runbook D step 1: the backup directory exists (created if not; a file in its place is moved
     aside, never deleted) and is writable."""
@@ -44,15 +51,15 @@ def backup_dir_status(run: Run) -> Findings | Halted:
     backups = run.manager.list_backups()
     if created or not any(m.status is BackupStatus.SUCCESS for m in backups):
         run.facts.no_backup = True  # runbook: "Backup not available" escalates to level 2
-    status = {
-        "backup_dir": run.relative(directory),
-        "created": created,
-        "permissions_fixed": fixed_mode,
-        "moved_aside": moved_aside,
-        "writable": writable_problem(directory) is None,
-        "backups": len(backups),
-        "message": writable.message,
-    }
+    status = BackupDirRecord(
+        backup_dir=run.relative(directory),
+        created=created,
+        permissions_fixed=fixed_mode,
+        moved_aside=moved_aside,
+        writable=writable_problem(directory) is None,
+        backups=len(backups),
+        message=writable.message,
+    )
     run.record("backup_dir", status)
     return Findings("Backup directory", status)
 
@@ -64,6 +71,7 @@ class BackupVerification:
     rows: list[dict[str, str]] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)  # backup directory names, unreadable ones included
     quarantined: list[str] = field(default_factory=list)  # set by quarantine_damaged: where each damaged one went
+    quarantined_ids: list[str] = field(default_factory=list)  # idem: which damaged backups moved (criteria read this)
 
     def frame(self) -> Any:
         """A table: mark, backup, status, problems."""
@@ -78,6 +86,7 @@ class BackupVerification:
         return frame_text(self.frame())
 
 
+@step(on_halt=GO_ON)  # it only reads
 def verify_all_backups(run: Run) -> BackupVerification:
     """Runbook D step 2: every backup verified, every byte hashed; unreadable ones listed too."""
     result = BackupVerification()
@@ -98,15 +107,19 @@ def verify_all_backups(run: Run) -> BackupVerification:
         row = {"": "❌ UNREADABLE", "backup": unreadable.backup_id, "status": "?", "problems": str(unreadable)}
         result.rows.append(row)
         result.damaged.append(unreadable.backup_id)
-    run.record("backup_verification", {"rows": result.rows, "damaged": len(result.damaged), "ids": result.damaged})
+    run.record(
+        "backup_verification",
+        BackupVerificationRecord(rows=result.rows, damaged=len(result.damaged), ids=result.damaged),
+    )
     return result
 
 
+@step(on_halt=GO_ON)  # asks its own approval
 def quarantine_damaged(run: Run, verification: BackupVerification) -> Findings | Halted:
     """Move every damaged or unreadable backup out of use (``.quarantine-<id>`` in the backup directory):
     never restored from, never a parent of a new backup, kept as evidence for the post-mortem."""
     if not verification.damaged:
-        run.record("quarantine", {"ok": True, "quarantined": [], "failed": []})
+        run.record("quarantine", QuarantineRecord(ok=True, quarantined=[], failed=[]))
         return Findings("Quarantine", {"ok": True, "quarantined": "none: every backup verifies"})
     names = ", ".join(verification.damaged)
     summary = f"Move the damaged backups out of use (kept as evidence, never deleted): {names}"
@@ -118,7 +131,9 @@ def quarantine_damaged(run: Run, verification: BackupVerification) -> Findings |
             moved.append(run.manager.quarantine_backup(backup_id, "failed verification in Procedure D"))
         except BackupError as exc:
             failed.append(f"{backup_id}: {exc}")
-    run.record("quarantine", {"ok": not failed, "quarantined": moved, "failed": failed})
+        else:
+            verification.quarantined_ids.append(backup_id)
+    run.record("quarantine", QuarantineRecord(ok=not failed, quarantined=moved, failed=failed))
     verification.quarantined = moved
     return Findings(
         "Quarantine",
@@ -126,10 +141,11 @@ def quarantine_damaged(run: Run, verification: BackupVerification) -> Findings |
     )
 
 
+@step(on_halt=GO_ON)  # it only reads
 def backup_schedule(run: Run) -> str:
     """Runbook D step 4: the automated backup schedule recovery.toml declares (or that none is)."""
     schedule = list(run.site.backup_schedule)
-    run.record("backup_schedule", {"configured": bool(schedule), "entries": schedule})
+    run.record("backup_schedule", BackupScheduleRecord(configured=bool(schedule), entries=schedule))
     if not schedule:
         return (
             "❌ No automated backup schedule is declared ([backups] schedule in recovery.toml). Configure the "

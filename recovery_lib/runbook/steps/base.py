@@ -1,39 +1,30 @@
-"""What every procedure step shares: halting a run, and reading health checks as evidence.
+"""What every procedure step shares: one rule for a halted run, reruns, and health checks as evidence.
 
-A step that cannot go on (no usable backup, a failed restore) *halts* the run: later steps return a
-:class:`Halted` saying why, the success criteria fail, the escalation names who to call, and the
-final outcome cell raises :class:`ProcedureFailed`, so papermill exits non-zero and no record of a
-failed recovery reads like a successful one.
+A step that cannot go on (no usable backup, a failed restore, a refused approval) *halts* the run
+(:func:`halt`): later steps return a :class:`Halted` saying why, the success criteria fail, the
+escalation names who to call, and the final outcome cell raises ``ProcedureFailed``, so papermill
+exits non-zero and no record of a failed recovery reads like a successful one.
+
+No step checks for a halt itself: every step function is decorated with :func:`step`, which says in
+one line how it meets a halted run (skip, go on because it only reads, or say something else), a run
+whose assessment found nothing to do, an earlier step's skipped result, and a rerun after the change
+it prepared (:class:`Again`). The decorator acts before the body runs, so a skipped step does nothing.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from recovery_lib.checks.default import health_check
 from recovery_lib.clock import now_iso
-from recovery_lib.errors import RecoveryError
 from recovery_lib.runbook.approval import ApprovalRequired
-from recovery_lib.runbook.notebook import Run
-
-
-class ProcedureFailed(RecoveryError):
-    """A procedure ended without meeting every success criterion (the record says which and why)."""
-
-    def __init__(self, procedure: str, failed: list[str], halted: str | None, trading: str) -> None:
-        self.procedure = procedure
-        self.failed = failed
-        self.halted = halted
-        why = ", ".join(failed) or "the success criteria were not evaluated"
-        stopped = f" The run halted: {halted}." if halted else ""
-        super().__init__(
-            f"Procedure {procedure} did NOT recover the system: failed criteria: {why}.{stopped} {trading} "
-            "Follow the escalation above."
-        )
+from recovery_lib.runbook.run import Run, ran
 
 
 class Halted:
@@ -113,32 +104,6 @@ def did(run: Run, step: str, value: Any, what: str, key: str = "") -> Any:
     return value
 
 
-# The steps that change the site: once one of them happened in a run, the steps that prepared it
-# (assessment, backup choice, dry run, pre-recovery backup) are not repeated by a "Run All".
-CHANGES = ("restore", "remedy")
-
-
-def prepares(step: str, what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a step that prepares a change: run again after the change happened in this run, it
-    returns its earlier result (:class:`Again`) instead of working it out anew on the changed site,
-    so a rerun of the whole notebook neither plans a second restore nor asks for a second approval."""
-
-    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(function)
-        def step_function(run: Run, *args: Any, **kwargs: Any) -> Any:
-            done = run.done.get(step)
-            if done is not None and any(change in run.done for change in CHANGES):
-                return Again(*done[1:])
-            value = function(run, *args, **kwargs)
-            if not isinstance(value, Halted | NothingToDo):
-                did(run, step, value, what)
-            return value
-
-        return step_function
-
-    return decorate
-
-
 class NothingToDo:
     """What a writing step returns when the assessment found no fault: nothing is stopped or changed."""
 
@@ -151,11 +116,6 @@ class NothingToDo:
 
     def __repr__(self) -> str:
         return "✅ " + self.summary()
-
-
-def idle(run: Run) -> NothingToDo | None:
-    """The :class:`NothingToDo` to return when the assessment found no fault, else None."""
-    return NothingToDo(run.nothing_to_do) if run.nothing_to_do else None
 
 
 def halt(run: Run, reason: str) -> Halted:
@@ -183,11 +143,6 @@ def refused(run: Run, action: str, summary: str | None = None, key: str = "") ->
     return None
 
 
-def halted(run: Run) -> Halted | None:
-    """The :class:`Halted` to return when the run was halted earlier, else None."""
-    return Halted(run.halted, aborted=run.aborted is not None) if run.halted else None
-
-
 def succeeded(value: Any) -> bool:
     """True for a step result that says it succeeded (``.ok``), never for a skipped step."""
     return bool(getattr(value, "ok", False)) and not isinstance(value, Halted)
@@ -203,3 +158,91 @@ def health(run: Run, *names: str) -> tuple[bool, str]:
         details = "; ".join(f"{n}: {chosen[n].message}" for n in failing)
         return False, f"failing: {details} (checked: {checked})"
     return True, f"healthy ({'every check' if not names else 'checked'}: {checked})"
+
+
+# The steps that change the site: once one of them happened in a run, the steps that prepared it
+# (assessment, backup choice, dry run, pre-recovery backup) are not repeated by a "Run All".
+CHANGES = ("restore", "remedy")
+SKIP = "skip"  # on_halt: the step returns the run's Halted and does nothing (the default)
+GO_ON = "go on"  # on_halt: the step runs after a halt too: it only reads, or asks its own approval
+
+
+@dataclass(frozen=True)
+class StepRule:
+    """How a step meets a halted run, an idle run, a skipped input and a rerun (see :func:`step`)."""
+
+    on_halt: str | Callable[..., Any] = SKIP
+    idle: bool = False
+    consumes: bool = False
+    again: Callable[..., tuple[str, str]] | None = None
+    prepares: tuple[str, str] | None = None
+
+
+def step(
+    function: Callable[..., Any] | None = None,
+    *,
+    on_halt: str | Callable[..., Any] = SKIP,
+    idle: bool = False,
+    consumes: bool = False,
+    again: Callable[..., tuple[str, str]] | None = None,
+    prepares: tuple[str, str] | None = None,
+) -> Any:
+    """Decorate a procedure step ``function(run, ...)``: the one place a halted run is handled.
+
+    Before the body runs, in this order:
+
+    - ``prepares=(name, what)``: the step prepares a change (assessment, backup choice, dry run, pre-recovery
+      backup). Run again after the change happened in this run, it returns its earlier result
+      (:class:`Again`) instead of working it out anew on the changed site, so a rerun of the whole notebook
+      neither plans a second restore nor asks for a second approval; its result is remembered for that.
+    - ``consumes``: the step's first argument is an earlier step's result: a :class:`NotRun` is refused
+      (:func:`~recovery_lib.runbook.run.ran`), a :class:`Halted` or :class:`NothingToDo` is returned as it is.
+    - ``again(run, *args, **kwargs) -> (name, key)``: the step happened already for this key: the earlier
+      result (:class:`Again`), even after a later halt (a restore that happened is not "skipped").
+    - ``on_halt``: the run halted earlier: :data:`SKIP` returns the run's :class:`Halted`; :data:`GO_ON`
+      runs the step anyway (it only reads, or asks its own approval); a callable
+      ``on_halt(run, halted, *args, **kwargs)`` returns what the step says instead (e.g. why trading stays
+      stopped).
+    - ``idle``: the assessment found no fault: the step returns :class:`NothingToDo` and changes nothing.
+    """
+
+    rule = StepRule(on_halt, idle, consumes, again, prepares)
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(function)
+        consumed = list(signature.parameters)[1] if consumes else None
+
+        def guarded(run: Run, *args: Any, **kwargs: Any) -> Any:
+            if consumed is not None:
+                bound = signature.bind(run, *args, **kwargs)
+                earlier = ran(bound.arguments[consumed])
+                if isinstance(earlier, Halted | NothingToDo):
+                    return earlier
+                bound.arguments[consumed] = earlier
+                args, kwargs = bound.args[1:], bound.kwargs
+            if again is not None and (repeated := once(run, *again(run, *args, **kwargs))):
+                return repeated
+            if run.halted and on_halt != GO_ON:
+                skipped = Halted(run.halted, aborted=run.aborted is not None)
+                return skipped if on_halt == SKIP else on_halt(run, skipped, *args, **kwargs)
+            if idle and run.nothing_to_do:
+                return NothingToDo(run.nothing_to_do)
+            return function(run, *args, **kwargs)
+
+        @functools.wraps(function)
+        def step_function(run: Run, *args: Any, **kwargs: Any) -> Any:
+            if prepares is None:
+                return guarded(run, *args, **kwargs)
+            name, what = prepares
+            done = run.done.get(name)
+            if done is not None and any(change in run.done for change in CHANGES):
+                return Again(*done[1:])
+            value = guarded(run, *args, **kwargs)
+            if not isinstance(value, Halted | NothingToDo):
+                did(run, name, value, what)
+            return value
+
+        step_function.rule = rule  # type: ignore[attr-defined]  # read by tests: every step has one
+        return step_function
+
+    return decorate(function) if function is not None else decorate

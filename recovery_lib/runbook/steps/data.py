@@ -13,7 +13,6 @@ from typing import Any
 from recovery_lib.checks.gate import trading_gate
 from recovery_lib.clock import human_duration, now
 from recovery_lib.rendering import Findings
-from recovery_lib.runbook.notebook import Run, ran
 from recovery_lib.runbook.remedy import (
     REPAIR,
     RESTORE,
@@ -24,19 +23,19 @@ from recovery_lib.runbook.remedy import (
     positions_in_file,
     state_missing,
 )
-from recovery_lib.runbook.steps.base import (
-    Halted,
-    NothingToDo,
-    did,
-    digest,
-    halt,
-    halted,
-    idle,
-    once,
-    prepares,
-    refused,
+from recovery_lib.runbook.restore_record_types import (
+    DataLossExtentRecord,
+    DataLossWindowRecord,
+    RemedyChoiceRecord,
+    RemedyPlanRecord,
+    RemedyRecord,
+    RestorePlanRecord,
+    TradesRecord,
 )
-from recovery_lib.runbook.steps.restore import BackupChoice, restore
+from recovery_lib.runbook.run import Run, ran
+from recovery_lib.runbook.steps.base import GO_ON, Halted, did, digest, halt, once, refused, step
+from recovery_lib.runbook.steps.choice import BackupChoice
+from recovery_lib.runbook.steps.restore import restore
 from recovery_lib.trading.exchange import get_exchange_client
 from recovery_lib.trading.ledger import Trade, plan_repair, positions_of, read_ledger, write_ledger
 from recovery_lib.trading.replay import exchange_fills, replay_fills, replay_symbols
@@ -55,7 +54,7 @@ def _exchange(run: Run) -> tuple[Any, dict[int, Trade], str | None]:
         return None, {}, f"{type(exc).__name__}: {exc}"
 
 
-@prepares("assess", "the data loss assessment")
+@step(prepares=("assess", "the data loss assessment"), on_halt=GO_ON)  # it only reads
 def assess_data_loss(run: Run) -> Any:
     """Runbook B step 1, extended: what is missing AND what is corrupt (duplicated trade ids, a torn
     row, a missing header, positions that disagree with the trades), and the trades the exchange has
@@ -124,14 +123,14 @@ def assess_data_loss(run: Run) -> Any:
         rows.append({"": "✅ no fault", "what": "data", "finding": run.nothing_to_do + ": nothing to recover"})
     run.record(
         "data_loss_extent",
-        {
-            "nothing_to_do": run.nothing_to_do,
-            "missing": missing,
-            "checked": list(site.critical),
-            "corruption": corruption,
-            "trades_on_exchange_not_in_ledger": len(not_in_ledger),
-            "exchange_error": unreachable,
-        },
+        DataLossExtentRecord(
+            nothing_to_do=run.nothing_to_do,
+            missing=missing,
+            checked=list(site.critical),
+            corruption=corruption,
+            trades_on_exchange_not_in_ledger=len(not_in_ledger),
+            exchange_error=unreachable,
+        ),
     )
     return pd.DataFrame(rows, columns=["", "what", "finding"])
 
@@ -142,13 +141,15 @@ def _whole(run: Run) -> bool:
     return all(check.ok is not False for check in gate.checks if check.name != "config check")
 
 
-@prepares("data_loss_window", "the data loss window")
+@step(prepares=("data_loss_window", "the data loss window"), on_halt=GO_ON)  # it only reads
 def data_loss_window(run: Run, choice: BackupChoice) -> Findings | None:
     """Runbook B step 3: what a restore from the chosen backup gives up, in human units, and how many of
     the trades made since are on the exchange (a restore writes those back)."""
     choice = ran(choice)
     if choice.metadata is None:
-        run.record("data_loss_window", {"backup_id": None, "seconds": None, "note": "no backup to restore from"})
+        run.record(
+            "data_loss_window", DataLossWindowRecord(backup_id=None, seconds=None, note="no backup to restore from")
+        )
         return Findings("Data loss window", {"restore point": "none: no usable backup", "window": "-"})
     metadata = run.manager.get_backup(choice.backup_id or "")
     seconds = max(0.0, (now() - metadata.created).total_seconds())
@@ -158,13 +159,13 @@ def data_loss_window(run: Run, choice: BackupChoice) -> Findings | None:
     after = len(set(fills) - restored.ids)
     run.record(
         "data_loss_window",
-        {
-            "backup_id": metadata.backup_id,
-            "restore_point": metadata.created_at,
-            "seconds": round(seconds, 3),
-            "text": human_duration(seconds),
-            "exchange_trades_after_restore_point": after,
-        },
+        DataLossWindowRecord(
+            backup_id=metadata.backup_id,
+            restore_point=metadata.created_at,
+            seconds=round(seconds, 3),
+            text=human_duration(seconds),
+            exchange_trades_after_restore_point=after,
+        ),
     )
     return Findings(
         "Data loss window if the data is restored",
@@ -176,12 +177,10 @@ def data_loss_window(run: Run, choice: BackupChoice) -> Findings | None:
     )
 
 
-@prepares("dry_run", "the dry run of repair and restore")
+@step(prepares=("dry_run", "the dry run of repair and restore"), idle=True)
 def plan_remedies(run: Run, choice: BackupChoice) -> RemedyPlan | Halted:
     """Runbook B step 6, dry run: repair in place and restore, each worked out with what it loses.
     Nothing is changed."""
-    if skipped := halted(run) or idle(run):
-        return skipped
     choice = ran(choice)
     client, fills, unreachable = _exchange(run)
     if unreachable:
@@ -189,8 +188,9 @@ def plan_remedies(run: Run, choice: BackupChoice) -> RemedyPlan | Halted:
     options = plan_remedy(run.site, run.manager, choice.backup_id, client, fills)
     restore_option = options.option(RESTORE)
     if restore_option is not None and restore_option.restore_plan is not None:
-        run.record("restore_plan", restore_option.restore_plan.to_dict())  # the dry run of the restore option
-    run.record("remedy_plan", options.to_dict())
+        # the dry run of the restore option
+        run.record("restore_plan", RestorePlanRecord(**restore_option.restore_plan.to_dict()))
+    run.record("remedy_plan", RemedyPlanRecord(**options.to_dict()))
     return options
 
 
@@ -199,6 +199,7 @@ def remedy_key(options: RemedyPlan) -> str:
     return digest(options.to_dict(), options.fingerprint)
 
 
+@step(consumes=True, on_halt=GO_ON)  # a halted dry run is shown as it is; options are put up for approval
 def remedy_approval(run: Run, options: RemedyPlan | Halted, remedy: str = "least_loss", then: str = "") -> Any:
     """The approval of one remedy. ``remedy`` (the notebook parameter): "least_loss" takes the
     recommended option; "repair" or "restore" insists on one (halts if it is not possible). In
@@ -206,9 +207,6 @@ def remedy_approval(run: Run, options: RemedyPlan | Halted, remedy: str = "least
     among the options the ``approve`` parameter allows, and the record says when that is not the
     overall least loss. ``then``: the title of the cell that applies it. Rerun with the same options,
     an approval stands."""
-    options = ran(options)
-    if isinstance(options, Halted | NothingToDo):
-        return options
     wanted = options.recommended if remedy == "least_loss" else options.option(remedy)
     if wanted is None or not wanted.viable:
         run.facts.restore_failed = True
@@ -220,7 +218,9 @@ def remedy_approval(run: Run, options: RemedyPlan | Halted, remedy: str = "least
             chosen = min(allowed, key=lambda o: (o.trades_lost, o.reconciles is False, len(o.files_changed)))
             run.record(
                 "remedy_choice",
-                {"recommended": wanted.action, "chosen": chosen.action, "why": "the recommended one is not approved"},
+                RemedyChoiceRecord(
+                    recommended=wanted.action, chosen=chosen.action, why="the recommended one is not approved"
+                ),
             )
             wanted = chosen
     run.remedy_action = wanted.action
@@ -230,16 +230,15 @@ def remedy_approval(run: Run, options: RemedyPlan | Halted, remedy: str = "least
     )
 
 
+def _remedied(run: Run, options: RemedyPlan) -> tuple[str, str]:
+    """A remedy is applied once per set of options: run again, it says so (even after a halt)."""
+    return "remedy", remedy_key(options)
+
+
+@step(consumes=True, again=_remedied)
 def apply_remedy(run: Run, options: RemedyPlan | Halted) -> Any:
     """Runbook B step 6: apply the approved option exactly as planned. Fails closed without approval.
     Run again after it happened, it says so instead of applying it twice."""
-    options = ran(options)
-    if isinstance(options, Halted | NothingToDo):
-        return options
-    if again := once(run, "remedy", remedy_key(options)):
-        return again
-    if skipped := halted(run):
-        return skipped
     action = run.gate.chosen([REPAIR, RESTORE], default=run.remedy_action or RESTORE)
     # A restore asks the gate in restore() itself: asking here too recorded its approval twice.
     if action != RESTORE and (skipped := refused(run, action)):
@@ -252,7 +251,7 @@ def apply_remedy(run: Run, options: RemedyPlan | Halted) -> Any:
         if option.restore_plan is None:  # never offered as viable without one; kept as a hard stop
             return halt(run, "restore is not possible: the dry run made no restore plan")
         result = restore(run, option.restore_plan)
-        run.record("remedy", {"action": RESTORE, "ok": getattr(result, "ok", False)})
+        run.record("remedy", RemedyRecord(action=RESTORE, ok=getattr(result, "ok", False)))
         return did(run, "remedy", result, "restored the data", remedy_key(options))
     if data_fingerprint(run.site) != options.fingerprint:
         return halt(run, "the ledger or positions changed since the repair was planned; nothing was changed")
@@ -262,17 +261,17 @@ def apply_remedy(run: Run, options: RemedyPlan | Halted) -> Any:
         write_ledger(run.site, trades)
     except Exception as exc:  # a refused or failed write halts the run; the pre-recovery backup holds the old state
         run.facts.restore_failed = True
-        run.record("remedy", {"action": REPAIR, "ok": False, "error": str(exc)})
+        run.record("remedy", RemedyRecord(action=REPAIR, ok=False, error=str(exc)))
         return halt(run, f"repair failed: {exc}")
     run.record(
         "remedy",
-        {
-            "action": REPAIR,
-            "ok": True,
-            "rows_dropped": len(option.rows_dropped),
-            "header_added": option.repair.header_added,
-            "ledger_trades": len(trades),
-        },
+        RemedyRecord(
+            action=REPAIR,
+            ok=True,
+            rows_dropped=len(option.rows_dropped),
+            header_added=option.repair.header_added,
+            ledger_trades=len(trades),
+        ),
     )
     repaired = Repaired(len(option.rows_dropped), option.repair.header_added, len(trades))
     return did(run, "remedy", repaired, "repaired the ledger in place", remedy_key(options))
@@ -298,17 +297,16 @@ class Repaired:
         return self.summary()
 
 
+@step(idle=True)
 def replay_trades(run: Run) -> Any:
     """Write back every fill the exchange knows that the ledger lacks (original ids), recompute positions,
     and count trades lost, recovered from the exchange, and still missing (recorded as ``trades``)."""
-    if skipped := halted(run) or idle(run):
-        return skipped
     if again := once(run, "replay"):
         return again  # a second pass would find nothing and record "0 lost" over the real count
     client, fills, unreachable = _exchange(run)
     if client is None:
         reason = unreachable or "no exchange configured: nothing to recover trades from"
-        run.record("trades", {"lost": None, "recovered": 0, "still_missing": None, "note": reason})
+        run.record("trades", TradesRecord(lost=None, recovered=0, still_missing=None, note=reason))
         if unreachable:
             return halt(run, f"the exchange cannot be asked: {unreachable}")
         return Findings("Trades", {"note": reason})
@@ -316,22 +314,22 @@ def replay_trades(run: Run) -> Any:
         result = replay_fills(run.site, client)
     except Exception as exc:  # refused (trading running) or failed: halts; nothing half-written (atomic writes)
         run.facts.restore_failed = True
-        run.record("trades", {"ok": False, "error": str(exc)})
+        run.record("trades", TradesRecord(ok=False, error=str(exc)))
         return halt(run, f"writing the exchange's trades back failed: {exc}")
     known = run.known_trade_ids | set(fills)
     final = read_ledger(run.site.path(run.site.trades_file), run.site.trades_file).ids
     still_missing = sorted(known - final)
     lost = len(known - (final - set(result.recovered_ids)))
     run.facts.trades_missing = len(still_missing)
-    record = {
-        "ok": not still_missing,
-        "lost": lost,
-        "recovered": result.recovered,
-        "still_missing": len(still_missing),
-        "still_missing_ids": still_missing[:50],
-        "recovered_ids": result.recovered_ids[:200],
-        "ledger_trades": len(final),
-    }
+    record = TradesRecord(
+        ok=not still_missing,
+        lost=lost,
+        recovered=result.recovered,
+        still_missing=len(still_missing),
+        still_missing_ids=still_missing[:50],
+        recovered_ids=result.recovered_ids[:200],
+        ledger_trades=len(final),
+    )
     run.record("trades", record)
     return did(
         run,

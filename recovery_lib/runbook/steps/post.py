@@ -8,10 +8,13 @@ from typing import Any
 from recovery_lib.checks.gate import trading_gate
 from recovery_lib.clock import human_duration
 from recovery_lib.runbook.escalation import Escalation, assess
-from recovery_lib.runbook.notebook import Run
 from recovery_lib.runbook.postmortem import IncidentSummary, journal_records, notification, summarize
+from recovery_lib.runbook.record_types import IncidentSummaryRecord, NotificationRecord
 from recovery_lib.runbook.records import NotebookRecords, to_plain
-from recovery_lib.runbook.steps.restore import NotTaken, verified_backup
+from recovery_lib.runbook.restore_record_types import BackupTakenRecord
+from recovery_lib.runbook.run import Run
+from recovery_lib.runbook.steps.base import GO_ON, step
+from recovery_lib.runbook.steps.procedure_backups import NotTaken, verified_backup
 from recovery_lib.runbook.steps.system import record_escalation
 from recovery_lib.site.process import process_status
 
@@ -24,6 +27,7 @@ def incident_sources(run: Run, records: list[str]) -> list[str | NotebookRecords
     return list(journal_records(run.journal, exclude={run.run_id})) if run.journal is not None else []
 
 
+@step(on_halt=GO_ON)  # verified_backup() refuses after a halt itself
 def verification_backup(run: Run, records: list[str]) -> str | NotTaken:
     """Post-recovery "Create verification backup": only of a recovered incident, and only of a state
     that passes the trading gate now. A broken state is never backed up as "verified"."""
@@ -35,11 +39,12 @@ def verification_backup(run: Run, records: list[str]) -> str | NotTaken:
             if recovered is False
             else "the records do not show a recovery (a procedure and a passed verification)"
         )
-        run.record("verification_backup", {"ok": False, "skipped": True, "reasons": [reason]})
+        run.record("verification_backup", BackupTakenRecord(ok=False, skipped=True, reasons=[reason]))
         return NotTaken(reason)
     return verified_backup(run, "verification_backup", "Post-recovery verified state", ["post-recovery"])
 
 
+@step(on_halt=GO_ON)  # P reads the records: a halt elsewhere changes nothing here
 def incident_summary(run: Run, records: list[str]) -> Any:
     """Runbook "Document incident", from the records of this incident's notebooks (``records``), or when
     none are given from the incident's journal."""
@@ -52,7 +57,10 @@ def incident_summary(run: Run, records: list[str]) -> Any:
     summary.gate_failing = gate.reason() or None
     summary.trading_now = process_status(run.site).running
     run.summary = summary
-    run.record("incident_summary", {**to_plain(summary), "read_from": "notebooks" if records else "journal"})
+    run.record(
+        "incident_summary",
+        IncidentSummaryRecord(**to_plain(summary), read_from="notebooks" if records else "journal"),
+    )
     verdict = {True: "✅ yes: every success criterion passed and verification passed", None: "❓ not recorded"}
     procedures = "; ".join(_procedure_line(p) for p in summary.procedures)
     if summary.trades_lost is None:
@@ -127,12 +135,13 @@ def _steps_taken(summary: IncidentSummary, from_notebooks: bool) -> str:
     if not summary.steps:
         return "none recorded"
     by: dict[str, int] = {}
-    for step in summary.steps:
-        by[step["notebook"]] = by.get(step["notebook"], 0) + 1
+    for taken in summary.steps:
+        by[taken["notebook"]] = by.get(taken["notebook"], 0) + 1
     what = "steps" if from_notebooks else "recorded steps"
     return f"{len(summary.steps)} {what}: " + ", ".join(f"{count} in {name}" for name, count in by.items())
 
 
+@step(on_halt=GO_ON)
 def escalation_from(run: Run, _summary_table: Any = None) -> Escalation:
     """The escalation for the whole incident, from the summary's facts; never lower than a procedure's."""
     summary = run.summary
@@ -155,11 +164,12 @@ def escalation_from(run: Run, _summary_table: Any = None) -> Escalation:
     return record_escalation(run, result)
 
 
+@step(on_halt=GO_ON)
 def notify_text(run: Run, _summary_table: Any, level: Escalation) -> str:
     """The stakeholder notification for the incident."""
     summary = run.summary or IncidentSummary()
     text = notification(summary, level.summary())
-    run.record("notification", {"text": text})
+    run.record("notification", NotificationRecord(text=text))
     if run.journal is not None:
         if summary.recovered:
             run.journal.append("closed", run.run_id, run.procedure, "incident", {"by": run.operator, "recovered": True})

@@ -22,8 +22,17 @@ from recovery_lib.clock import now_iso
 from recovery_lib.rendering import Findings
 from recovery_lib.runbook.checklist import Checklist
 from recovery_lib.runbook.escalation import Escalation, assess
-from recovery_lib.runbook.notebook import Run
-from recovery_lib.runbook.steps.base import Halted, NothingToDo, halted, idle, prepares, refused
+from recovery_lib.runbook.record_types import (
+    EscalationRecord,
+    HealthEntry,
+    IncidentRecord,
+    ListingRecord,
+    RestartSystemRecord,
+    TradingGateRecord,
+    TriageRecord,
+)
+from recovery_lib.runbook.run import Run
+from recovery_lib.runbook.steps.base import GO_ON, Halted, NothingToDo, refused, step
 from recovery_lib.site.process import ProcessAction, process_status, start_system, stop_system
 
 
@@ -49,13 +58,17 @@ def health_table(results: dict[str, HealthResult], restart_pending: bool = False
     )
 
 
+@step(on_halt=GO_ON)  # it only reads: the record shows the health after a halt too
 def check_health(run: Run, label: str) -> dict[str, HealthResult]:
     """Run every health check and record them as ``health_<label>``."""
     results = health_check.run_all(run.site)
-    run.record(f"health_{label}", {name: {"healthy": r.healthy, "message": r.message} for name, r in results.items()})
+    run.record(
+        f"health_{label}", {name: HealthEntry(healthy=r.healthy, message=r.message) for name, r in results.items()}
+    )
     return results
 
 
+@step(on_halt=GO_ON)  # it only reads
 def detect(run: Run, results: dict[str, HealthResult]) -> Triage:
     """The scenario detections and the procedures to run; recorded as ``triage``.
 
@@ -65,27 +78,25 @@ def detect(run: Run, results: dict[str, HealthResult]) -> Triage:
     found.incident_id = run.incident_id
     run.record(
         "triage",
-        {
-            "incident_id": run.incident_id,
-            "scenario": found.scenario,
-            "scenario_name": found.name,
-            "procedure": found.procedure,
-            "procedures": found.procedures,
-            "notebook": found.notebook,
-            "failed_checks": found.failed_checks,
-            "missing_paths": found.missing_paths,
-            "detected_at": now_iso(),
-            "also": found.evidence.get("also"),
-        },
+        TriageRecord(
+            incident_id=run.incident_id,
+            scenario=found.scenario,
+            scenario_name=found.name,
+            procedure=found.procedure,
+            procedures=found.procedures,
+            notebook=found.notebook,
+            failed_checks=found.failed_checks,
+            missing_paths=found.missing_paths,
+            detected_at=now_iso(),
+            also=found.evidence.get("also"),
+        ),
     )
     return found
 
 
-@prepares("stop_system", "the trading system was stopped")
+@step(prepares=("stop_system", "the trading system was stopped"), idle=True)
 def stop(run: Run) -> ProcessAction | Halted | NothingToDo:
     """Procedure step "Stop the system"."""
-    if skipped := halted(run) or idle(run):
-        return skipped
     status = process_status(run.site)
     if status.running and run.site.process.stop:
         summary = f"Stop the trading system, which is {status.detail}. Command: {run.site.process.stop}"
@@ -146,17 +157,17 @@ class RestartRefused:
             )
         return "No [process] start command is configured: start the trading system by hand once you decide to."
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> RestartSystemRecord:
         """The ``restart_system`` record of the refusal."""
-        return {
-            "action": "start",
-            "ok": False,
-            "refused": True,
-            "running_after": self.running,
-            "reasons": self.reasons,
-            "gate_failing": self.gate_failing,
-            "next": self.next_step(),
-        }
+        return RestartSystemRecord(
+            action="start",
+            ok=False,
+            refused=True,
+            running_after=self.running,
+            reasons=self.reasons,
+            gate_failing=self.gate_failing,
+            next=self.next_step(),
+        )
 
     def summary(self) -> str:
         """One paragraph for a person: what was refused, why, and what to do."""
@@ -178,32 +189,39 @@ class RestartRefused:
         )
 
 
+def _held_after_halt(run: Run, skipped: Halted, before: Checklist | None = None) -> RestartRefused:
+    """The restart of a halted run: trading stays stopped (and is stopped again if someone started it),
+    unless a person aborted, which changes nothing more."""
+    run.facts.trading_held = run.facts.trading_held or f"the procedure halted ({skipped.reason})"
+    # An abort is a person's decision to change nothing more: never ask to stop it again then.
+    running = process_status(run.site).running if skipped.aborted else _keep_stopped(run, run.facts.trading_held)
+    gate = trading_gate(run.site)
+    refusal = RestartRefused(
+        [f"the procedure {'was aborted' if skipped.aborted else 'halted'}: {skipped.reason}"],
+        running,
+        run.site.process.start,
+        [f"{check.name}: {check.detail}" for check in gate.failing],
+        str(run.site.root),
+        aborted=skipped.aborted,
+    )
+    run.record("restart_system", refusal.record())
+    return refusal
+
+
+@step(on_halt=_held_after_halt)
 def restart(run: Run, before: Checklist | None = None) -> ProcessAction | RestartRefused:
     """Procedure step "Restart system", behind the trading gate.
 
     ``before``: the procedure's success criteria judged so far (the restart's own row pending);
     any that failed also keeps trading stopped.
     """
-    if skipped := halted(run):
-        run.facts.trading_held = run.facts.trading_held or f"the procedure halted ({skipped.reason})"
-        # An abort is a person's decision to change nothing more: never ask to stop it again then.
-        running = process_status(run.site).running if skipped.aborted else _keep_stopped(run, run.facts.trading_held)
-        gate = trading_gate(run.site)
-        refusal = RestartRefused(
-            [f"the procedure {'was aborted' if skipped.aborted else 'halted'}: {skipped.reason}"],
-            running,
-            run.site.process.start,
-            [f"{check.name}: {check.detail}" for check in gate.failing],
-            str(run.site.root),
-            aborted=skipped.aborted,
-        )
-        run.record("restart_system", refusal.record())
-        return refusal
     gate = trading_gate(run.site)
     reasons = [f"{check.name}: {check.detail}" for check in gate.failing]
     failed = [row for row in (before.rows if before else []) if row["passed"] is False]
     reasons += [f"criterion '{row['criterion']}' failed ({row['evidence']})" for row in failed]
-    run.record("trading_gate", {**gate.to_dict(), "criteria_failed": [row["criterion"] for row in failed]})
+    run.record(
+        "trading_gate", TradingGateRecord(**gate.to_dict(), criteria_failed=[row["criterion"] for row in failed])
+    )
     if reasons:
         run.facts.trading_held = "; ".join(reasons)
         running = _keep_stopped(run, reasons[0])
@@ -242,23 +260,23 @@ def _keep_stopped(run: Run, why: str) -> bool | None:
     return process_status(run.site).running
 
 
-@prepares("declare", "the incident declaration")
+@step(prepares=("declare", "the incident declaration"), on_halt=GO_ON)
 def declare_incident(run: Run) -> Findings:
     """Runbook C step 1: the incident, its start and who to notify."""
-    declared = {
-        "incident_id": run.incident_id,
-        "declared_at": now_iso(),
-        "operator": run.operator,
-        "notify": {level: f"{c.name}: {c.contact}" for level, c in run.site.contacts.items()},
-    }
+    declared = IncidentRecord(
+        incident_id=run.incident_id,
+        declared_at=now_iso(),
+        operator=run.operator,
+        notify={level: f"{c.name}: {c.contact}" for level, c in run.site.contacts.items()},
+    )
     run.record("incident", declared)
     return Findings("Incident declared", declared)
 
 
-@prepares("document_state", "the pre-recovery listing")
+@step(prepares=("document_state", "the pre-recovery listing"), on_halt=GO_ON)  # it only reads
 def site_listing(run: Run) -> Findings:
     """The pre-recovery state for the post-mortem (runbook C step 4 writes it to /tmp; we record it)."""
-    listing: dict[str, list[dict[str, Any]]] = {}
+    listing: ListingRecord = {}
     for category, tops in run.site.categories.items():
         entries: list[dict[str, Any]] = []
         for top in tops:
@@ -290,6 +308,7 @@ def site_listing(run: Run) -> Findings:
     return Findings("Pre-recovery state (the full listing is in the record)", shown)
 
 
+@step(on_halt=GO_ON)  # a halted run escalates: that is when it matters
 def escalation(run: Run, complete_failure: bool = False, systems_affected: int = 0) -> Escalation:
     """The runbook's escalation level for what this run saw; recorded as ``escalation``."""
     facts = run.facts
@@ -303,12 +322,12 @@ def record_escalation(run: Run, result: Escalation) -> Escalation:
     """Record ``result`` as ``escalation`` and return it for display."""
     run.record(
         "escalation",
-        {
-            "level": result.level,
-            "name": result.name,
-            "contact": result.contact,
-            "reasons": result.reasons,
-            "next_steps": result.next_steps,
-        },
+        EscalationRecord(
+            level=result.level,
+            name=result.name,
+            contact=result.contact,
+            reasons=result.reasons,
+            next_steps=result.next_steps,
+        ),
     )
     return result

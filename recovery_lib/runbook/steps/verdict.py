@@ -15,12 +15,15 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from recovery_lib.catalog import VERIFICATION, procedure
 from recovery_lib.checks.registry import HealthResult
 from recovery_lib.clock import now_iso
+from recovery_lib.errors import ProcedureFailed
 from recovery_lib.runbook.checklist import Checklist
 from recovery_lib.runbook.journal import release_procedure_lock
-from recovery_lib.runbook.notebook import Run, ran
-from recovery_lib.runbook.steps.base import Halted, NothingToDo, ProcedureFailed, health, succeeded
+from recovery_lib.runbook.record_types import OutcomeRecord, SuccessCriteriaRecord, VerificationRecord
+from recovery_lib.runbook.run import Run, ran
+from recovery_lib.runbook.steps.base import GO_ON, Halted, NothingToDo, health, step, succeeded
 from recovery_lib.runbook.steps.system import RestartRefused
 from recovery_lib.site.integrity import check_data
 from recovery_lib.site.process import process_status
@@ -48,12 +51,13 @@ def _started(run: Run, action: Any) -> tuple[bool | None, str]:
     return succeeded(action), _summary(action)
 
 
+@step(on_halt=GO_ON)  # criteria are judged after a halt too: that is when they fail
 def criteria_a(run: Run, result: Any, config_check: dict[str, Any], restart_action: Any = PENDING) -> Checklist:
     """Procedure A's success criteria."""
     healthy, why = health(run, "config")
     started, start_why = _started(run, restart_action)
     return (
-        Checklist("Procedure A: Config Recovery")
+        Checklist(procedure("A").heading)
         .check("Config file restored", succeeded(result), _summary(result))
         .check(
             "Config file is valid",
@@ -65,6 +69,7 @@ def criteria_a(run: Run, result: Any, config_check: dict[str, Any], restart_acti
     )
 
 
+@step(on_halt=GO_ON)
 def criteria_b(run: Run, result: Any, reconciliation: Any, restart_action: Any = PENDING) -> Checklist:
     """Procedure B's success criteria."""
     data = check_data(run.site)
@@ -72,7 +77,7 @@ def criteria_b(run: Run, result: Any, reconciliation: Any, restart_action: Any =
     reconciled = None if reconciliation is None else getattr(reconciliation, "ok", False)
     started, start_why = _started(run, restart_action)
     return (
-        Checklist("Procedure B: Data Recovery")
+        Checklist(procedure("B").heading)
         .check("Data files restored", None if isinstance(result, NothingToDo) else succeeded(result), _summary(result))
         .check("Data integrity verified", data.ok, data.summary())
         .check("Data reconciled with external systems", reconciled, _summary(reconciliation))
@@ -86,6 +91,7 @@ def criteria_b(run: Run, result: Any, reconciliation: Any, restart_action: Any =
 SYSTEM_CHECKS = ("config", "data", "disk", "exchange", "reconciliation")
 
 
+@step(on_halt=GO_ON)
 def criteria_c(run: Run, result: Any, post_backup: Any = PENDING, restart_action: Any = PENDING) -> Checklist:
     """Procedure C's success criteria."""
     healthy, why = health(run, *SYSTEM_CHECKS)
@@ -100,7 +106,7 @@ def criteria_c(run: Run, result: Any, post_backup: Any = PENDING, restart_action
         operational, operational_why = health(run, *SYSTEM_CHECKS, "process")
         operational = operational and started is not False
     return (
-        Checklist("Procedure C: Full System Recovery")
+        Checklist(procedure("C").heading)
         .check("All systems restored", succeeded(result), _summary(result))
         .check("All health checks pass", healthy, why)
         .check("Services restarted", started, start_why)
@@ -109,12 +115,14 @@ def criteria_c(run: Run, result: Any, post_backup: Any = PENDING, restart_action
     )
 
 
+@step(on_halt=GO_ON)
 def criteria_d(run: Run, directory: dict[str, Any], verification: Any, emergency: Any) -> Checklist:
     """Procedure D's success criteria. Damaged backups moved to quarantine no longer count as existing
     backups: they can never be restored from (the evidence says which)."""
     damaged = list(getattr(verification, "damaged", ["verification did not run"]))
     quarantined = list(getattr(verification, "quarantined", []))
-    left = [backup for backup in damaged if not any(q.endswith(backup) for q in quarantined)]
+    moved = set(getattr(verification, "quarantined_ids", []))
+    left = [backup for backup in damaged if backup not in moved]
     if left:
         verified_why = f"{len(left)} damaged and still in use: {', '.join(left)}"
     elif damaged:
@@ -122,7 +130,7 @@ def criteria_d(run: Run, directory: dict[str, Any], verification: Any, emergency
     else:
         verified_why = "every backup verifies (every byte hashed)"
     return (
-        Checklist("Procedure D: Backup System Recovery")
+        Checklist(procedure("D").heading)
         .check(
             "Backup directory accessible",
             bool(directory.get("writable")) if isinstance(directory, dict) else False,
@@ -138,6 +146,7 @@ def criteria_d(run: Run, directory: dict[str, Any], verification: Any, emergency
     )
 
 
+@step(on_halt=GO_ON)
 def verdict(
     run: Run,
     health_results: dict[str, HealthResult],
@@ -151,7 +160,7 @@ def verdict(
     failing = [name for name, result in health_results.items() if not result.healthy]
     reconciled = None if reconciliation is None else getattr(reconciliation, "ok", False)
     checklist = (
-        Checklist("Verification")
+        Checklist(procedure(VERIFICATION).heading)
         .check("Health checks", not failing, "failing: " + ", ".join(failing) if failing else "all healthy")
         .check("Data integrity", data.ok, data.summary())
         .check("Positions reconciled with the exchange", reconciled, _summary(reconciliation))
@@ -164,24 +173,25 @@ def verdict(
     )
     run.record(
         "verification",
-        {
-            "ok": checklist.all_passed,
-            "health_ok": not failing,
-            "failing": failing,
-            "data_ok": data.ok,
-            "reconciled": reconciled,
-            "config_ok": bool(config_check.get("ok")),
-            "exchange_ok": bool(exchange_check.get("ok")),
-        },
+        VerificationRecord(
+            ok=checklist.all_passed,
+            health_ok=not failing,
+            failing=failing,
+            data_ok=data.ok,
+            reconciled=reconciled,
+            config_ok=bool(config_check.get("ok")),
+            exchange_ok=bool(exchange_check.get("ok")),
+        ),
     )
     return finish(run, checklist)
 
 
+@step(on_halt=GO_ON)
 def finish(run: Run, checklist: Checklist) -> Any:
     """Record the success criteria; escalation learns which failed. Returns the checklist table."""
     run.criteria = checklist
     run.facts.criteria_failed = [row["criterion"] for row in checklist.rows if row["passed"] is False]
-    run.record("success_criteria", checklist.to_dict())
+    run.record("success_criteria", SuccessCriteriaRecord(**checklist.to_dict()))
     return checklist.frame()
 
 
@@ -209,6 +219,7 @@ def _trading(run: Run) -> tuple[bool | None, str]:
     return False, f"Trading is STOPPED{held}."
 
 
+@step(on_halt=GO_ON)  # a halted run ends here, failed
 def conclude(run: Run) -> Outcome:
     """Record the outcome; raise :class:`ProcedureFailed` unless every success criterion passed."""
     checklist = run.criteria
@@ -217,15 +228,15 @@ def conclude(run: Run) -> Outcome:
     running, trading = _trading(run)
     run.record(
         "outcome",
-        {
-            "success": success,
-            "halted": run.halted,
-            "failed_criteria": failed,
-            "criteria_judged": checklist is not None,
-            "trading_running": running,
-            "finished_at": now_iso(),
-            "approvals": run.gate.log(),
-        },
+        OutcomeRecord(
+            success=success,
+            halted=run.halted,
+            failed_criteria=failed,
+            criteria_judged=checklist is not None,
+            trading_running=running,
+            finished_at=now_iso(),
+            approvals=run.gate.log(),
+        ),
     )
     release_procedure_lock(run.site.records_dir)  # another kernel may run a procedure on this site now
     if not success:
