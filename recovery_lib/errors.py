@@ -112,6 +112,33 @@ class LockFileError(RecoveryError):
     """The lock file could not be created or written (permissions, a full or failing disk)."""
 
 
+# --- replicas (copies off the host) -------------------------------------------------------------
+
+
+class ReplicaError(RecoveryError):
+    """A replica could not be used: the message names the replica, the object or backup, and what to do."""
+
+    exit_code: ClassVar[int] = EXIT_FAILED
+
+
+class ReplicaUnreachable(ReplicaError):
+    """The replica's store did not answer (network, credentials, a missing bucket or directory)."""
+
+
+class ReplicaDamaged(ReplicaError):
+    """The replica holds a missing, wrong, truncated or hostile object or manifest: refused, nothing written."""
+
+
+class ReplicaLocked(ReplicaError):
+    """An object is under retention (S3 Object Lock) and cannot be deleted or replaced before its date."""
+
+
+class IdentityRequired(ReplicaError):
+    """An encrypted replica was read without the age identity (private key) that decrypts it."""
+
+    exit_code: ClassVar[int] = EXIT_USAGE
+
+
 # --- restores ------------------------------------------------------------------------------------
 
 

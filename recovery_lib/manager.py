@@ -1,10 +1,8 @@
-"""RecoveryManager: the runbook's API over the backup directory and the site.
+"""RecoveryManager: the runbook's API over the backup directory, the site and its replicas.
 
-Every operation that writes takes the backup directory's lock and first finishes or rolls back
-anything a crash interrupted (a half-built backup, a half-done restore), so it always starts from
-a consistent state. The work itself lives below: ``backup/`` makes, verifies, selects and removes
-backups; ``restore/`` plans a restore, checks what must hold first, saves the pre-recovery state and
-applies the plan. This module decides the order and holds the locks.
+Every operation that writes takes the backup directory's lock and first finishes or rolls back what a
+crash interrupted, so it starts from a consistent state. The work lives below (``backup/``,
+``replica/``, ``restore/``); this module decides the order and holds the locks.
 """
 
 from __future__ import annotations
@@ -35,6 +33,9 @@ from recovery_lib.backup.sample import BackupsCheck, check_backups_sampled
 from recovery_lib.backup.selection import matching, newest_verified, pick_latest, pick_parent
 from recovery_lib.backup.verify import VerifyReport, verify_backup_dir
 from recovery_lib.errors import BackupError, BackupIncomplete, InvalidArgumentError, RecoveryError
+from recovery_lib.replica import service as replicas
+from recovery_lib.replica.pull import PullReport
+from recovery_lib.replica.push import PushReport
 from recovery_lib.restore import preflight
 from recovery_lib.restore.apply import apply_plan
 from recovery_lib.restore.journal import finish_interrupted_restore, journal_present
@@ -53,12 +54,9 @@ MIB = 1024 * 1024
 
 
 class RecoveryManager:
-    """Backups of one site: create, list, verify, plan and apply restores, prune.
-
-    ``backup_dir`` defaults to the site's (``[backups] dir`` in recovery.toml, else ``backups``); a
-    relative one is relative to the site root. The site is the argument, ``$RECOVERY_SITE`` or the
-    current directory.
-    """
+    """Backups of one site: create, list, verify, plan and apply restores, prune, replicate.
+    ``backup_dir`` defaults to the site's (relative: to the site root); the site is the argument,
+    ``$RECOVERY_SITE`` or the current directory."""
 
     def __init__(
         self,
@@ -117,8 +115,6 @@ class RecoveryManager:
         self.notes.append(note)
         log.warning("%s", note)
 
-    # --- reading ------------------------------------------------------------------------------
-
     def _get_backup_dir(self, backup_id: str) -> Path:
         """The directory of ``backup_id``, refusing ids that would leave the backup directory."""
         return store.backup_path(self.backup_dir, backup_id)
@@ -134,17 +130,14 @@ class RecoveryManager:
     def list_backups(
         self, tags: list[str] | None = None, backup_type: BackupType | str | None = None
     ) -> list[BackupMetadata]:
-        """Backups newest first, optionally only those with any of ``tags`` or of ``backup_type``.
-
-        Unreadable backups are not listed: each is an :class:`UnreadableBackup` in ``self.unreadable``.
-        """
+        """Backups newest first, optionally only those with any of ``tags`` or of ``backup_type``. Unreadable
+        ones are not listed: each is an :class:`UnreadableBackup` in ``self.unreadable``."""
         self._recover_if_needed()
         found, self.unreadable = read_backups(self.backup_dir)
         return matching(found, tags, backup_type)
 
     def get_backup(self, backup_id: str) -> BackupMetadata:
-        """Metadata of one backup; ``"latest"`` is the newest SUCCESS backup that verifies
-        (fully, contents hashed), not counting ``pre-recovery`` snapshots of a broken state."""
+        """Metadata of one backup; ``"latest"``: see :meth:`latest`."""
         self._recover_if_needed()
         if backup_id == "latest":
             return self.latest()
@@ -184,8 +177,6 @@ class RecoveryManager:
         path = self._get_backup_dir(backup_id) / MANIFEST
         return parse_manifest(path.read_bytes(), f"{backup_id}/{MANIFEST}")
 
-    # --- writing ------------------------------------------------------------------------------
-
     def create_backup(
         self,
         include_config: bool = True,
@@ -194,10 +185,8 @@ class RecoveryManager:
         description: str = "",
         tags: list[str] | None = None,
     ) -> str:
-        """Back up the chosen categories; returns the backup id.
-
-        Raises :class:`BackupIncomplete` (the backup is kept, as PARTIAL) if a file could not be captured.
-        """
+        """Back up the chosen categories; returns the backup id. Raises :class:`BackupIncomplete` (the
+        backup is kept, as PARTIAL) if a file could not be captured."""
         categories = categories_from_flags(include_config, include_state, include_data)
         tops = [self.site.path(top) for c in categories for top in self.site.categories[c]]
         if not any(top.exists() or top.is_symlink() for top in tops):
@@ -213,11 +202,8 @@ class RecoveryManager:
         return store.store_backup(self.site, self.backup_dir, categories, description, tags, parent, self.progress)
 
     def delete_backup(self, backup_id: str) -> bool:
-        """Remove one backup directory (other backups that share its files by hard link keep them).
-
-        The runbook's original API: True when deleted; False when it does not exist or could not be
-        deleted, with the reason logged and kept in ``last_error`` (like :meth:`restore_backup`).
-        """
+        """Remove one backup directory (hard-linked files stay in the backups sharing them). The runbook's
+        API: True when deleted; False otherwise, with the reason logged and kept in ``last_error``."""
         try:
             self._existing_backup_dir(backup_id)  # a bad id is refused before the lock file is touched
             with self._locked("delete"):
@@ -230,13 +216,8 @@ class RecoveryManager:
         return True
 
     def quarantine_backup(self, backup_id: str, reason: str) -> str:
-        """Set a damaged or unreadable backup aside, never deleting it: returns its new directory name.
-
-        ``backups/<id>`` becomes ``backups/.quarantine-<id>`` by one rename in the same directory
-        (atomic, and possible even though the backup itself is read-only); nothing is written into
-        it. It is then never listed, linked from or restored from; a person may delete it after the
-        post-mortem. ``reason`` goes to the log and ``notes``.
-        """
+        """Set a damaged or unreadable backup aside as ``.quarantine-<id>`` (one rename; nothing written
+        into it, never deleted): returns the new name. ``reason`` goes to the log and ``notes``."""
         self._existing_backup_dir(backup_id)  # a bad id is refused before the lock file is touched
         with self._locked("quarantine"):
             self._recover()
@@ -266,18 +247,14 @@ class RecoveryManager:
         return plan
 
     def cleanup_old_backups(self, keep_count: int) -> int:
-        """Keep the ``keep_count`` newest backups (and the newest verified one); remove the rest.
-
-        Returns how many were deleted, as the runbook's original API does (``prune`` gives the reasons).
-        """
+        """Keep the ``keep_count`` newest backups (and the newest verified one); returns how many were
+        deleted, as the runbook's original API does (``prune`` gives the reasons)."""
         if keep_count < 1:
             raise InvalidArgumentError(
                 f"keep_count must be at least 1, got {keep_count}: keeping no backup is never a cleanup"
             )
         plan = self.prune(RetentionPolicy(keep_last=keep_count), dry_run=False)
         return len(plan.remove)
-
-    # --- restore ------------------------------------------------------------------------------
 
     def plan_restore(
         self,
@@ -330,12 +307,9 @@ class RecoveryManager:
         return result
 
     def create_pre_recovery_backup(self, description: str, tags: list[str]) -> tuple[str, str | None]:
-        """Back up every category before a recovery changes anything: (backup id, site fingerprint).
-
-        The fingerprint is given only when the site did not change while the backup was taken (then the
-        backup holds exactly the site as it is while the fingerprint stays the same); a restore made
-        while it does reuses this backup instead of taking another one.
-        """
+        """Back up every category before a recovery changes anything: (backup id, site fingerprint). The
+        fingerprint is given only if the site did not change meanwhile; a restore reuses the backup while
+        the site still has it."""
         before = self._pre_recovery.fingerprint()
         backup_id = self.create_backup(description=description, tags=list(dict.fromkeys([*tags, PRE_RECOVERY_TAG])))
         return backup_id, self._pre_recovery.taken(backup_id, before)
@@ -357,11 +331,9 @@ class RecoveryManager:
         restore_data: bool = False,
         dry_run: bool = False,
     ) -> bool:
-        """The runbook's call: True only if everything asked for was restored and verified.
-
-        ``dry_run`` makes the plan (``self.last_plan``), logs it and returns whether it could be
-        applied. Errors are logged with their message and return False, as the runbook expects.
-        """
+        """The runbook's call: True only if everything asked for was restored and verified. ``dry_run``
+        makes the plan (``last_plan``), logs it and returns whether it could be applied. Errors are
+        logged and return False (reason in ``last_error``), as the runbook expects."""
         try:
             if dry_run:
                 plan = self.plan_restore(backup_id, restore_config, restore_state, restore_data)
@@ -384,3 +356,41 @@ class RecoveryManager:
         for problem in result.problems:
             log.error("restore of %s: %s", backup_id, problem)
         return result.ok
+
+    # --- replicas (copies off the host; docs/replica-format.md) ----------------------------------
+
+    def push_to_replica(self, replica: str | None = None, target: str = "latest") -> PushReport:
+        """Push ``target`` (an id, ``latest``: the newest and any newer than the replica's, or ``all``)."""
+        return replicas.push(replicas.replica_spec(self.site, replica), self.backup_dir, target)
+
+    def pull_from_replica(
+        self, replica: str | None = None, backup_id: str = "latest", identity: str | None = None
+    ) -> PullReport:
+        """Bring a backup from a replica into the backup directory, every byte verified; ``latest`` is the
+        newest that pulls and verifies (any passed over is in ``notes``). ``identity``: the age key file."""
+        spec = replicas.replica_spec(self.site, replica)
+        with replicas.opened(spec) as remote, self._locked("pull"):
+            self._recover()
+            opener = remote.opener(identity)
+            return replicas.pull(remote, self.backup_dir, backup_id, opener, self.notes, self.progress)
+
+    def restore_from_replica(
+        self,
+        replica: str | None = None,
+        backup_id: str = "latest",
+        restore_config: bool = True,
+        restore_state: bool = True,
+        restore_data: bool = True,
+        identity: str | None = None,
+        dry_run: bool = False,
+    ) -> bool:
+        """Recover a lost host: pull the backup (verified), then :meth:`restore_backup` from it. Works on a
+        site directory that holds only recovery.toml. A dry run pulls too (the site is unchanged)."""
+        try:
+            pulled = self.pull_from_replica(replica, backup_id, identity)
+        except RecoveryError as exc:
+            log.error("restore from replica %s failed: %s", replica or "(the only one)", exc)
+            self.last_error = str(exc)
+            return False
+        self.notes.append(pulled.summary())
+        return self.restore_backup(pulled.backup_id, restore_config, restore_state, restore_data, dry_run)

@@ -28,6 +28,7 @@ LAYERS: dict[str, float] = {
     "trading": 3,
     "backup": 4,
     "sandbox": 4,
+    "replica": 4.5,
     "restore": 5,
     "manager": 6,
     "checks": 7,

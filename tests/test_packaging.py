@@ -22,18 +22,19 @@ def _normalise(requirement: str) -> tuple[str, str]:
 
 def test_environment_yml_has_the_same_dependencies_as_pyproject() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    expected = {_normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["lab"]}
+    extras = project["optional-dependencies"]
+    expected = {_normalise(r) for r in project["dependencies"] + extras["lab"] + extras["s3"] + extras["sftp"]}
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(e for e in environment["dependencies"] if isinstance(e, dict))
     conda = {
         _normalise(entry)
-        for entry in environment["dependencies"]
+        for entry in [*environment["dependencies"], *pip_section["pip"][1:]]
         if isinstance(entry, str) and _normalise(entry)[0] not in {"python", "pip"}
     }
     assert conda == expected
     python = next(e for e in environment["dependencies"] if isinstance(e, str) and e.startswith("python"))
     assert python.replace(" ", "") == "python" + project["requires-python"]
-    pip_section = next(e for e in environment["dependencies"] if isinstance(e, dict))
-    assert pip_section["pip"] == ["-e ."]
+    assert pip_section["pip"][0] == "-e ."
 
 
 def test_committed_notebooks_carry_no_outputs() -> None:

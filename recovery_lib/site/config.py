@@ -16,6 +16,7 @@ from typing import Any
 
 from recovery_lib import catalog
 from recovery_lib.errors import SiteError
+from recovery_lib.site.replicas import ReplicaSpec, parse_replicas
 from recovery_lib.site.schema import SCHEMA, SUBTABLES, Reader, check_records_dir
 from recovery_lib.site.tomlconf import load_toml
 
@@ -124,6 +125,7 @@ class Site:
     reconcile: ReconcileSpec = field(default_factory=ReconcileSpec)
     contacts: dict[str, Contact] = field(default_factory=lambda: dict(DEFAULT_CONTACTS))
     alert_webhook: str | None = None
+    replicas: tuple[ReplicaSpec, ...] = ()  # [[replicas]]: copies of the backups off the host
     config_source: Path | None = None
 
     def path(self, relative: str) -> Path:
@@ -216,8 +218,10 @@ def load_site(site: str | os.PathLike[str] | Site | None = None) -> Site:
 def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: str) -> Site:
     reader = Reader(config_path, text)
     for name, value in data.items():
+        if name == "replicas":
+            continue  # an array of tables: parse_replicas checks it
         if name not in SCHEMA and name not in SUBTABLES:
-            known = ", ".join(sorted([*SCHEMA, *SUBTABLES]))
+            known = ", ".join(sorted([*SCHEMA, *SUBTABLES, "replicas"]))
             raise reader.fail((name,), None, f"unknown table [{name}]. Known tables: {known}.")
         if not isinstance(value, dict):
             raise reader.fail((name,), None, f"must be a table ([{name}]), got {value!r}.")
@@ -302,5 +306,6 @@ def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: s
         reconcile=ReconcileSpec(**section("reconcile")),
         contacts=contacts,
         alert_webhook=section("alerts").get("webhook_url"),
+        replicas=parse_replicas(reader, data["replicas"]) if "replicas" in data else (),
         config_source=config_path,
     )

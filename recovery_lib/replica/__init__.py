@@ -1,0 +1,1 @@
+"""Replicas: copies of the backups off the host (docs/replica-format.md)."""

@@ -1,0 +1,220 @@
+"""Push local backups to a replica: the objects it lacks, then the backup's documents, metadata last.
+
+A push killed at any point leaves the replica consistent: objects are put atomically under names
+fixed by their content, and a backup becomes visible only when its ``metadata.json`` is written, after
+everything it needs. The next push finds the objects already there and uploads only the rest.
+Only SUCCESS backups whose structure verifies are pushed, and every file is hashed as it is read:
+a local backup damaged on disk is never copied off the host as if it were good.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from recovery_lib import clock
+from recovery_lib.backup.model import MANIFEST, METADATA, SUMS, BackupStatus
+from recovery_lib.backup.verify import verify_backup_dir
+from recovery_lib.errors import BackupError, ReplicaError
+from recovery_lib.fsops.fileio import hash_file
+from recovery_lib.fsops.paths import safe_relative
+from recovery_lib.replica.crypto import Sealer
+from recovery_lib.replica.layout import (
+    INDEX,
+    OBJECTS_LIST,
+    OBJECTS_PREFIX,
+    BackupIndex,
+    ReplicaConfig,
+    StoredEntry,
+    backup_key,
+    object_key,
+    render_objects,
+)
+from recovery_lib.replica.remote import Replica
+from recovery_lib.replica.transport import StoredObject
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class PushReport:
+    """What one push did. ``ok`` only when every backup asked for is complete on the replica."""
+
+    replica: str
+    pushed: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # backup id -> why it was not pushed
+    objects_uploaded: int = 0
+    bytes_uploaded: int = 0
+    objects_reused: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.failed
+
+    def summary(self) -> str:
+        """One line for a person."""
+        done = f"{len(self.pushed)} pushed, {len(self.already)} already there"
+        moved = f"{self.objects_uploaded} object(s), {self.bytes_uploaded:,} bytes up, {self.objects_reused} reused"
+        failed = "".join(f"; FAILED {bid}: {why}" for bid, why in self.failed.items())
+        return f"replica {self.replica}: {done} ({moved}) in {clock.human_duration(self.duration_s)}{failed}"
+
+
+class _Pusher:
+    """One push session: the objects already on the replica are listed once, then reused."""
+
+    def __init__(self, replica: Replica, backup_dir: Path, spool: Path, report: PushReport) -> None:
+        self.replica = replica
+        self.backup_dir = backup_dir
+        self.spool = spool
+        self.report = report
+        self.config: ReplicaConfig = replica.config(create=True)  # type: ignore[assignment]
+        self.sealer: Sealer = replica.sealer()
+        self.objects: dict[str, StoredObject] = {
+            o.key: o for o in replica.transport.list(OBJECTS_PREFIX)
+        }  # one listing for the whole push
+        self.known: dict[str, StoredEntry] = self._known_entries()
+
+    def _known_entries(self) -> dict[str, StoredEntry]:
+        """Objects as the newest backup's index recorded them (stored SHA-256, lock date): reused objects
+        keep them without a request each."""
+        committed = self.replica.committed_ids()
+        if not committed:
+            return {}
+        try:
+            return dict(self.replica.index(committed[0]).objects)
+        except ReplicaError as exc:  # an unreadable index only costs the shortcut
+            log.warning("replica %s: %s; reused objects are looked up one by one", self.replica.name, exc)
+            return {}
+
+    def push(self, backup_id: str, progress: Progress | None) -> None:
+        path = self.backup_dir / backup_id
+        structure = verify_backup_dir(path, read_data=False)
+        if not structure.ok or structure.metadata is None or structure.manifest is None:
+            raise BackupError(f"local backup {backup_id} does not verify ({structure.summary()}); not pushed")
+        metadata, manifest = structure.metadata, structure.manifest
+        if metadata.status is not BackupStatus.SUCCESS:
+            raise BackupError(f"local backup {backup_id} is {metadata.status.value}; only success backups are pushed")
+        locked_until = self.replica.retain_until()
+        index = BackupIndex.for_backup(
+            metadata, self.config.encryption, clock.iso(locked_until) if locked_until else None
+        )
+        total = sum(e.size for e in manifest.files)
+        done = 0
+        pairs: list[tuple[str, str]] = []
+        for entry in manifest.files:
+            name = self.config.object_name(entry.sha256)
+            pairs.append((name, entry.path))
+            if name not in index.objects:
+                index.objects[name] = self.known[name] = self._object(
+                    path, entry.path, entry.sha256, entry.size, locked_until
+                )
+            done += entry.size
+            if progress:
+                progress(done, total)
+        transport = self.replica.transport
+        encrypted = self.sealer.encrypted
+        documents = {
+            MANIFEST: (path / MANIFEST).read_bytes(),
+            SUMS: (path / SUMS).read_bytes(),
+            OBJECTS_LIST: render_objects(pairs),
+            METADATA: (path / METADATA).read_bytes(),
+        }
+        transport.put_bytes(backup_key(backup_id, INDEX), index.to_json(), retain_until=locked_until)
+        for name, content in documents.items():  # dict order: metadata.json last, the commit marker
+            key = backup_key(backup_id, name, encrypted)
+            transport.put_bytes(key, self.sealer.seal_bytes(content), retain_until=locked_until)
+        log.info("replica %s: backup %s pushed (%d files)", self.replica.name, backup_id, len(manifest.files))
+
+    def _object(self, path: Path, relative: str, sha256: str, size: int, until: datetime | None) -> StoredEntry:
+        """Make sure the object for one file is on the replica (and locked long enough); its index entry."""
+        name = self.config.object_name(sha256)
+        key = object_key(name)
+        transport = self.replica.transport
+        present = self.objects.get(key)
+        if present is not None:
+            self.report.objects_reused += 1
+            known_entry = self.known.get(name)
+            retain = known_entry.retain_until if known_entry else None
+            if until is not None:
+                known = clock.parse(retain) if retain else transport_retention(transport, key)
+                if known is None or known < until:  # a newer backup needs it locked at least as long
+                    extended = self.replica.retain_until(1.5)
+                    assert extended is not None
+                    transport.extend_retention(key, extended)
+                    retain = clock.iso(extended)
+            sha = present.sha256 or (known_entry.sha256 if known_entry else None)
+            return StoredEntry(present.size, sha, retain)
+        source = path.joinpath(*safe_relative(relative).split("/"))
+        # New objects are locked half as long again as the backup: later backups reuse them without
+        # extending their lock on every push.
+        retain = self.replica.retain_until(1.5)
+        if self.sealer.encrypted:
+            upload = self.spool / name
+            digest, read, stored_sha = self.sealer.seal_file(source, upload)
+        else:  # a plain replica gets the backup's own file: hashed first, never sent unchecked
+            upload = source
+            digest, read = hash_file(source)
+            stored_sha = digest
+        try:
+            if digest != sha256 or read != size:
+                raise BackupError(
+                    f"local backup {path.name}: {relative} does not match its manifest (read {read} bytes, "
+                    f"sha256 {digest[:12]}…): the backup is damaged on disk; not pushed. Run "
+                    f"`recovery backup verify {path.name} --read-data`"
+                )
+            transport.put_file(key, upload, retain_until=retain)
+            stored = upload.stat().st_size
+        finally:
+            if upload != source:
+                upload.unlink(missing_ok=True)
+        self.objects[key] = StoredObject(key, stored, retain, stored_sha)
+        self.report.objects_uploaded += 1
+        self.report.bytes_uploaded += stored
+        return StoredEntry(stored, stored_sha, clock.iso(retain) if retain else None)
+
+
+def transport_retention(transport: object, key: str) -> datetime | None:
+    """The lock date the store reports for ``key`` (None when it has none)."""
+    found = transport.stat(key)  # type: ignore[attr-defined]
+    return found.retain_until if found else None
+
+
+def push_backups(
+    replica: Replica, backup_dir: Path, backup_ids: list[str], progress: Progress | None = None
+) -> PushReport:
+    """Push ``backup_ids`` (oldest first is best: later ones reuse their objects) to ``replica``.
+
+    Never raises for one backup's failure: it is recorded in ``failed`` and the next one is tried.
+    Raises ReplicaError only when the replica cannot be used at all (unreachable, wrong encryption).
+    """
+    began = time.monotonic()
+    report = PushReport(replica.name)
+    with tempfile.TemporaryDirectory(prefix="recovery-push-") as spool:
+        pusher = _Pusher(replica, backup_dir, Path(spool), report)
+        committed = set(replica.committed_ids())
+        for backup_id in backup_ids:
+            if backup_id in committed:
+                report.already.append(backup_id)
+                continue
+            try:
+                pusher.push(backup_id, progress)
+            except (BackupError, OSError) as exc:
+                why = str(exc) if isinstance(exc, BackupError) else f"{exc.filename}: {exc.strerror or exc}"
+                report.failed[backup_id] = why
+                log.error("replica %s: backup %s not pushed: %s", replica.name, backup_id, why)
+                continue
+            report.pushed.append(backup_id)
+    replica.refresh()
+    report.duration_s = round(time.monotonic() - began, 3)
+    log.info("%s", report.summary())
+    return report

@@ -1,0 +1,156 @@
+"""Replicas of one site by name: open them, push after a backup, choose what "latest" is on one.
+
+This is what the manager, the CLI and the health check call; the stages live in ``push``, ``pull``,
+``check`` and ``prune``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from recovery_lib import clock
+from recovery_lib.backup.listing import read_backups
+from recovery_lib.backup.model import BackupMetadata, BackupStatus
+from recovery_lib.errors import InvalidArgumentError, ReplicaDamaged, ReplicaError
+from recovery_lib.replica.crypto import Opener
+from recovery_lib.replica.layout import BackupIndex
+from recovery_lib.replica.open import open_transport
+from recovery_lib.replica.pull import Progress, PullReport, pull_backup
+from recovery_lib.replica.push import PushReport, push_backups
+from recovery_lib.replica.remote import Replica
+from recovery_lib.replica.status import PushRecord, failed_record, write_push_record
+from recovery_lib.site.config import Site
+from recovery_lib.site.replicas import ReplicaSpec
+
+log = logging.getLogger(__name__)
+
+
+def replica_spec(site: Site, name: str | None) -> ReplicaSpec:
+    """The ``[[replicas]]`` entry called ``name`` (None: the only one); a clear error otherwise."""
+    names = [spec.name for spec in site.replicas]
+    if not names:
+        raise InvalidArgumentError(
+            f"{site.config_source or site.root / 'recovery.toml'} configures no replica: add a [[replicas]] table "
+            "(README: Replicas)"
+        )
+    if name is None:
+        if len(names) > 1:
+            raise InvalidArgumentError(
+                f"this site has {len(names)} replicas: choose one with --replica ({', '.join(names)})"
+            )
+        return site.replicas[0]
+    for spec in site.replicas:
+        if spec.name == name:
+            return spec
+    raise InvalidArgumentError(f"no replica {name!r} in recovery.toml; configured: {', '.join(names)}")
+
+
+@contextmanager
+def opened(spec: ReplicaSpec) -> Iterator[Replica]:
+    """A :class:`Replica` on its store, closed afterwards."""
+    replica = Replica(spec, open_transport(spec))
+    try:
+        yield replica
+    finally:
+        replica.close()
+
+
+def local_success(backup_dir: Path) -> list[BackupMetadata]:
+    """Local SUCCESS backups, oldest first (the order to push in: later ones reuse earlier objects)."""
+    found, _ = read_backups(backup_dir)
+    return [m for m in reversed(found) if m.status is BackupStatus.SUCCESS]
+
+
+def resolve_push_targets(replica: Replica, backup_dir: Path, target: str) -> list[str]:
+    """``all``: every local SUCCESS backup; ``latest``: the newest, plus every one newer than the newest
+    already on the replica (catching up after failed pushes); else the id itself."""
+    local = local_success(backup_dir)
+    if target == "all":
+        return [m.backup_id for m in local]
+    if target != "latest":
+        return [target]
+    if not local:
+        raise ReplicaError(f"no SUCCESS backup in {backup_dir} to push; take one with `recovery backup create`")
+    remote = set(replica.committed_ids())
+    there = [m.created for m in local if m.backup_id in remote]
+    newest_there = max(there) if there else None
+    catch_up = [m.backup_id for m in local if m.backup_id not in remote and newest_there and m.created > newest_there]
+    return catch_up or [local[-1].backup_id]
+
+
+def push(spec: ReplicaSpec, backup_dir: Path, target: str = "latest") -> PushReport:
+    """Push ``target`` (an id, ``latest`` or ``all``) to one replica and record the outcome."""
+    try:
+        with opened(spec) as replica:
+            report = push_backups(replica, backup_dir, resolve_push_targets(replica, backup_dir, target))
+    except ReplicaError as exc:
+        write_push_record(backup_dir, failed_record(spec.name, str(exc)))
+        raise
+    write_push_record(
+        backup_dir,
+        PushRecord(
+            replica=spec.name,
+            at=clock.now_iso(),
+            ok=report.ok,
+            pushed=report.pushed,
+            failed=report.failed,
+            bytes_uploaded=report.bytes_uploaded,
+            duration_s=report.duration_s,
+        ),
+    )
+    return report
+
+
+def push_after_backup(site: Site, backup_dir: Path) -> list[PushRecord | PushReport]:
+    """Push to every replica with ``push = "after-backup"``. Never raises for a replica's failure: the
+    local backup is done whatever happens off the host; failures are recorded (health shows them)."""
+    outcomes: list[PushRecord | PushReport] = []
+    for spec in site.replicas:
+        if not spec.pushes_after_backup:
+            continue
+        try:
+            outcomes.append(push(spec, backup_dir, "latest"))
+        except ReplicaError as exc:
+            log.error("push to replica %s after the backup failed: %s", spec.name, exc)
+            outcomes.append(failed_record(spec.name, str(exc)))
+    return outcomes
+
+
+def restore_candidates(replica: Replica) -> list[BackupIndex]:
+    """Committed backups a restore may use: not pre-recovery snapshots of a broken state; newest first."""
+    indexes, problems = replica.backups()
+    for problem in problems:
+        log.warning("%s", problem)
+    return [index for index in indexes if not index.pre_recovery]
+
+
+def pull(
+    replica: Replica,
+    backup_dir: Path,
+    backup_id: str,
+    opener: Opener,
+    notes: list[str],
+    progress: Progress | None = None,
+) -> PullReport:
+    """Pull ``backup_id``; ``latest`` is the newest non-pre-recovery backup that pulls and verifies,
+    passing over damaged ones (each named in ``notes``)."""
+    opener.require()
+    if backup_id != "latest":
+        return pull_backup(replica, backup_dir, backup_id, opener, progress)
+    candidates = restore_candidates(replica)
+    if not candidates:
+        raise ReplicaError(f"replica {replica.name!r} holds no backup to restore from; `recovery replica list`")
+    for index in candidates:
+        try:
+            return pull_backup(replica, backup_dir, index.backup_id, opener, progress)
+        except ReplicaDamaged as exc:
+            note = f"passed over backup {index.backup_id} on replica {replica.name}: {exc}"
+            notes.append(note)
+            log.warning("%s", note)
+    raise ReplicaDamaged(
+        f"no backup on replica {replica.name!r} pulls and verifies ({len(candidates)} tried; see the notes): "
+        "try another replica"
+    )
