@@ -36,6 +36,7 @@ from recovery_lib.errors import BackupError, BackupIncomplete, InvalidArgumentEr
 from recovery_lib.replica import service as replicas
 from recovery_lib.replica.pull import PullReport
 from recovery_lib.replica.push import PushReport
+from recovery_lib.replica.status import PushRecord
 from recovery_lib.restore import preflight
 from recovery_lib.restore.apply import apply_plan
 from recovery_lib.restore.journal import finish_interrupted_restore, journal_present
@@ -49,6 +50,7 @@ __all__ = ["PRE_RECOVERY_TAG", "BackupIncomplete", "RecoveryManager", "read_back
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+Needs = tuple[str, ...]
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 MIB = 1024 * 1024
 
@@ -80,6 +82,7 @@ class RecoveryManager:
         self.unreadable: list[UnreadableBackup] = []  # filled by list_backups()
         self._fitness_memo: FitnessMemo = {}  # see fitness(): one data check per backup, not three
         self.last_error: str | None = None  # why the last restore_backup / delete_backup returned False
+        self.last_push: list[PushRecord | PushReport] = []  # the replicas' outcome after create_backup
 
     # --- housekeeping -------------------------------------------------------------------------
 
@@ -102,8 +105,7 @@ class RecoveryManager:
     def _recover_if_needed(self) -> None:
         """Before a read: clean up if something was interrupted and nobody else is working."""
         interrupted = journal_present(self.site.root) or store.has_leftovers(self.backup_dir)
-        # Never from inside one of our own operations: mid-restore, the journal is live, not interrupted
-        # (the pre-recovery backup lists backups while the restore's staging exists).
+        # Never inside our own operation: mid-restore the journal is live (the pre-recovery backup lists).
         if interrupted and not self._lock.held and self._lock.acquire(blocking=False):
             try:
                 self._recover()
@@ -184,9 +186,11 @@ class RecoveryManager:
         include_data: bool = True,
         description: str = "",
         tags: list[str] | None = None,
+        push: bool = True,
     ) -> str:
         """Back up the chosen categories; returns the backup id. Raises :class:`BackupIncomplete` (the
-        backup is kept, as PARTIAL) if a file could not be captured."""
+        backup is kept, as PARTIAL) if a file could not be captured. ``push``: then push to the replicas
+        with ``push = "after-backup"``; their outcome (never an exception) is in ``last_push``."""
         categories = categories_from_flags(include_config, include_state, include_data)
         tops = [self.site.path(top) for c in categories for top in self.site.categories[c]]
         if not any(top.exists() or top.is_symlink() for top in tops):
@@ -194,6 +198,7 @@ class RecoveryManager:
         with self._locked("backup"):
             self._recover()
             metadata = self._create_locked(categories, description, list(tags or []))
+        self.last_push = replicas.push_after_backup(self.site, self.backup_dir) if push else []
         return metadata.backup_id
 
     def _create_locked(self, categories: list[str], description: str, tags: list[str]) -> BackupMetadata:
@@ -250,9 +255,7 @@ class RecoveryManager:
         """Keep the ``keep_count`` newest backups (and the newest verified one); returns how many were
         deleted, as the runbook's original API does (``prune`` gives the reasons)."""
         if keep_count < 1:
-            raise InvalidArgumentError(
-                f"keep_count must be at least 1, got {keep_count}: keeping no backup is never a cleanup"
-            )
+            raise InvalidArgumentError(f"keep_count must be at least 1, got {keep_count}: keeping none is no cleanup")
         plan = self.prune(RetentionPolicy(keep_last=keep_count), dry_run=False)
         return len(plan.remove)
 
@@ -291,8 +294,7 @@ class RecoveryManager:
         return fitness_problems(self.site, self._get_backup_dir(backup_id), categories, self._fitness_memo)
 
     def _content_warnings(self, plan: RestorePlan) -> list[str]:
-        """A backup taken after the fault holds the fault (a broken config, data that fails the data
-        check): restoring it fixes nothing. Same rule as "latest" (:meth:`fitness`)."""
+        """A backup taken after the fault holds it: restoring fixes nothing (same rule as "latest")."""
         return preflight.fitness_warnings(self.fitness(plan.backup_id, plan.categories))
 
     def apply_restore(self, plan: RestorePlan) -> RestoreResult:
@@ -311,7 +313,8 @@ class RecoveryManager:
         fingerprint is given only if the site did not change meanwhile; a restore reuses the backup while
         the site still has it."""
         before = self._pre_recovery.fingerprint()
-        backup_id = self.create_backup(description=description, tags=list(dict.fromkeys([*tags, PRE_RECOVERY_TAG])))
+        tags = list(dict.fromkeys([*tags, PRE_RECOVERY_TAG]))
+        backup_id = self.create_backup(description=description, tags=tags, push=False)  # no network mid-recovery
         return backup_id, self._pre_recovery.taken(backup_id, before)
 
     def adopt_pre_recovery_backup(self, backup_id: str, fingerprint: str) -> bool:
@@ -364,15 +367,15 @@ class RecoveryManager:
         return replicas.push(replicas.replica_spec(self.site, replica), self.backup_dir, target)
 
     def pull_from_replica(
-        self, replica: str | None = None, backup_id: str = "latest", identity: str | None = None
+        self, replica: str | None = None, backup_id: str = "latest", identity: str | None = None, needs: Needs = ()
     ) -> PullReport:
-        """Bring a backup from a replica into the backup directory, every byte verified; ``latest`` is the
-        newest that pulls and verifies (any passed over is in ``notes``). ``identity``: the age key file."""
+        """Bring a backup from a replica into the backup directory, every byte verified; ``latest``: the
+        newest holding ``needs`` that does (others passed over are in ``notes``)."""
         spec = replicas.replica_spec(self.site, replica)
         with replicas.opened(spec) as remote, self._locked("pull"):
             self._recover()
-            opener = remote.opener(identity)
-            return replicas.pull(remote, self.backup_dir, backup_id, opener, self.notes, self.progress)
+            opener = remote.opener(identity)  # ``identity``: the age key file
+            return replicas.pull(remote, self.backup_dir, backup_id, opener, self.notes, self.progress, needs)
 
     def restore_from_replica(
         self,
@@ -387,7 +390,8 @@ class RecoveryManager:
         """Recover a lost host: pull the backup (verified), then :meth:`restore_backup` from it. Works on a
         site directory that holds only recovery.toml. A dry run pulls too (the site is unchanged)."""
         try:
-            pulled = self.pull_from_replica(replica, backup_id, identity)
+            needs = tuple(preflight.chosen_categories(restore_config, restore_state, restore_data))
+            pulled = self.pull_from_replica(replica, backup_id, identity, needs)
         except RecoveryError as exc:
             log.error("restore from replica %s failed: %s", replica or "(the only one)", exc)
             self.last_error = str(exc)

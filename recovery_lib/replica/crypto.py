@@ -165,6 +165,5 @@ class Opener:
                     ) from exc
             else:
                 shutil.copyfileobj(raw, writer, CHUNK)  # type: ignore[misc]
-            out.flush()
-            os.fsync(out.fileno())
+            out.flush()  # not fsynced here: the pull syncs the filesystem once before it commits
         return writer.digest.hexdigest(), writer.size

@@ -85,6 +85,8 @@ def remove_partial(target: Path) -> None:
 class FileTransport:
     """A replica in the absolute directory ``spec.location``."""
 
+    parallel = 4  # transfers at once (fsyncs overlap)
+
     def __init__(self, spec: ReplicaSpec) -> None:
         self.spec = spec
         self.root = Path(spec.location)

@@ -122,6 +122,7 @@ class BackupIndex:
     created_at: str
     backup_type: str
     tags: list[str]
+    categories: list[str]  # config, state, data: what a restore from it can bring back
     files_count: int
     size_bytes: int
     encryption: str
@@ -136,6 +137,10 @@ class BackupIndex:
         assert moment is not None  # parse() refuses an index without created_at
         return moment
 
+    def holds(self, needs: tuple[str, ...] | list[str]) -> bool:
+        """Whether the backup captured every category in ``needs``."""
+        return set(needs) <= set(self.categories)
+
     @property
     def pre_recovery(self) -> bool:
         """Whether this is a snapshot of a broken state taken before a restore."""
@@ -149,6 +154,7 @@ class BackupIndex:
             created_at=metadata.created_at,
             backup_type=metadata.backup_type.value,
             tags=list(metadata.tags),
+            categories=list(metadata.categories),
             files_count=metadata.files_count,
             size_bytes=metadata.size_bytes,
             encryption=encryption,
@@ -182,6 +188,7 @@ class BackupIndex:
                 created_at=str(data["created_at"]),
                 backup_type=str(data["backup_type"]),
                 tags=[str(t) for t in data["tags"]],
+                categories=[str(c) for c in data["categories"]],
                 files_count=int(data["files_count"]),
                 size_bytes=int(data["size_bytes"]),
                 encryption=str(data["encryption"]),

@@ -15,12 +15,13 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from recovery_lib import clock
 from recovery_lib.backup.create import TMP_PREFIX
-from recovery_lib.backup.model import MANIFEST, METADATA, SUMS
+from recovery_lib.backup.model import MANIFEST, METADATA, SUMS, FileEntry
 from recovery_lib.backup.verify import verify_backup_dir
 from recovery_lib.errors import ReplicaDamaged, ReplicaError
 from recovery_lib.fsops.atomic import fsync_dir
@@ -93,40 +94,51 @@ def pull_backup(
 
 
 def _fill(replica: Replica, remote: RemoteBackup, tmp: Path, opener: Opener, progress: Progress | None) -> int:
-    """Download, decrypt and check every file into ``tmp``; returns the bytes downloaded."""
+    """Download, decrypt and check every file into ``tmp``; returns the bytes downloaded. Each content is
+    fetched once (files sharing it are copied), several at a time where the store allows it."""
     config = replica.require_config()
     for directory in remote.manifest.dirs:
         (tmp / directory).mkdir(parents=True, exist_ok=True)
-    first_copy: dict[str, Path] = {}  # sha256 -> a file already pulled with that content
-    total = sum(e.size for e in remote.manifest.files)
-    done = downloaded = 0
-    spool = tmp / ".download"
+    first: dict[str, FileEntry] = {}  # sha256 -> the first file with that content
     for entry in remote.manifest.files:
-        destination = tmp.joinpath(*entry.path.split("/"))
-        destination.parent.mkdir(parents=True, exist_ok=True)
+        tmp.joinpath(*entry.path.split("/")).parent.mkdir(parents=True, exist_ok=True)
+        first.setdefault(entry.sha256, entry)
+
+    def fetch(entry: FileEntry) -> int:
         name = config.object_name(entry.sha256)
         where = f"replica {replica.name!r}: {object_key(name)} ({entry.path} in {remote.metadata.backup_id})"
-        if entry.sha256 in first_copy:
-            shutil.copyfile(first_copy[entry.sha256], destination)
-        else:
-            stored = remote.index.objects[name]
-            downloaded += replica.transport.get_file(object_key(name), spool, max_size=stored.size)
-            try:
-                digest, size = opener.open_file(spool, destination, where)
-            finally:
-                spool.unlink(missing_ok=True)
-            if digest != entry.sha256 or size != entry.size:
-                raise ReplicaDamaged(
-                    f"{where} holds other content than the manifest says ({size} bytes, sha256 {digest[:12]}…, "
-                    f"expected {entry.size} bytes, {entry.sha256[:12]}…); refusing this backup. Nothing was "
-                    "restored; try an older backup (`recovery replica list`) or another replica"
-                )
-            first_copy[entry.sha256] = destination
+        spool = tmp / f".download-{name}"
+        try:
+            got = replica.transport.get_file(object_key(name), spool, max_size=remote.index.objects[name].size)
+            digest, size = opener.open_file(spool, tmp.joinpath(*entry.path.split("/")), where)
+        finally:
+            spool.unlink(missing_ok=True)
+        if digest != entry.sha256 or size != entry.size:
+            raise ReplicaDamaged(
+                f"{where} holds other content than the manifest says ({size} bytes, sha256 {digest[:12]}…, "
+                f"expected {entry.size} bytes, {entry.sha256[:12]}…); refusing this backup. Nothing was "
+                "restored; try an older backup (`recovery replica list`) or another replica"
+            )
+        return got
+
+    total = sum(e.size for e in remote.manifest.files)
+    done = downloaded = 0
+    with ThreadPoolExecutor(max_workers=replica.transport.parallel) as pool:
+        for entry, got in zip(first.values(), pool.map(fetch, first.values()), strict=True):
+            downloaded += got
+            done += entry.size
+            if progress:
+                progress(done, total)
+    for entry in remote.manifest.files:
+        destination = tmp.joinpath(*entry.path.split("/"))
+        source = first[entry.sha256]
+        if source is not entry:
+            shutil.copyfile(tmp.joinpath(*source.path.split("/")), destination)
+            done += entry.size
+            if progress:
+                progress(min(done, total), total)
         os.chmod(destination, entry.mode & 0o7555)  # backup files are read-only
         os.utime(destination, ns=(entry.mtime_ns, entry.mtime_ns))
-        done += entry.size
-        if progress:
-            progress(done, total)
     return downloaded
 
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from recovery_lib import clock
-from recovery_lib.backup.model import MANIFEST, METADATA, SUMS, BackupStatus
+from recovery_lib.backup.model import MANIFEST, METADATA, SUMS, BackupStatus, FileEntry
 from recovery_lib.backup.verify import verify_backup_dir
 from recovery_lib.errors import BackupError, ReplicaError
 from recovery_lib.fsops.fileio import hash_file
@@ -70,7 +72,8 @@ class PushReport:
 
 
 class _Pusher:
-    """One push session: the objects already on the replica are listed once, then reused."""
+    """One push session. An object the newest backup on the replica already needs is known to be there;
+    only for the others is ``objects/`` listed (once), so an unchanged push makes a handful of requests."""
 
     def __init__(self, replica: Replica, backup_dir: Path, spool: Path, report: PushReport) -> None:
         self.replica = replica
@@ -79,10 +82,19 @@ class _Pusher:
         self.report = report
         self.config: ReplicaConfig = replica.config(create=True)  # type: ignore[assignment]
         self.sealer: Sealer = replica.sealer()
-        self.objects: dict[str, StoredObject] = {
-            o.key: o for o in replica.transport.list(OBJECTS_PREFIX)
-        }  # one listing for the whole push
+        self._listing: dict[str, StoredObject] | None = None  # objects/, listed when first needed
+        self._lock = threading.Lock()  # objects are handled by several threads
         self.known: dict[str, StoredEntry] = self._known_entries()
+
+    def _present(self, key: str, name: str) -> StoredObject | None:
+        """The object at ``key`` if it is on the replica: known from an index, else from the listing."""
+        with self._lock:
+            entry = self.known.get(name)
+            if entry is not None:
+                return StoredObject(key, entry.size, None, entry.sha256)
+            if self._listing is None:
+                self._listing = {o.key: o for o in self.replica.transport.list(OBJECTS_PREFIX)}
+            return self._listing.get(key)
 
     def _known_entries(self) -> dict[str, StoredEntry]:
         """Objects as the newest backup's index recorded them (stored SHA-256, lock date): reused objects
@@ -111,16 +123,23 @@ class _Pusher:
         total = sum(e.size for e in manifest.files)
         done = 0
         pairs: list[tuple[str, str]] = []
+        first: dict[str, FileEntry] = {}  # object name -> the first file with that content
         for entry in manifest.files:
             name = self.config.object_name(entry.sha256)
             pairs.append((name, entry.path))
-            if name not in index.objects:
-                index.objects[name] = self.known[name] = self._object(
-                    path, entry.path, entry.sha256, entry.size, locked_until
-                )
-            done += entry.size
-            if progress:
-                progress(done, total)
+            first.setdefault(name, entry)
+
+        def handle(entry: FileEntry) -> StoredEntry:
+            return self._object(path, entry.path, entry.sha256, entry.size, locked_until)
+
+        with ThreadPoolExecutor(max_workers=self.replica.transport.parallel) as pool:
+            for (name, entry), stored in zip(first.items(), pool.map(handle, first.values()), strict=True):
+                index.objects[name] = stored
+                with self._lock:
+                    self.known[name] = stored
+                done += entry.size
+                if progress:
+                    progress(done, total)
         transport = self.replica.transport
         encrypted = self.sealer.encrypted
         documents = {
@@ -140,10 +159,12 @@ class _Pusher:
         name = self.config.object_name(sha256)
         key = object_key(name)
         transport = self.replica.transport
-        present = self.objects.get(key)
+        present = self._present(key, name)
         if present is not None:
-            self.report.objects_reused += 1
-            known_entry = self.known.get(name)
+            with self._lock:
+                self.report.objects_reused += 1
+            with self._lock:
+                known_entry = self.known.get(name)
             retain = known_entry.retain_until if known_entry else None
             if until is not None:
                 known = clock.parse(retain) if retain else transport_retention(transport, key)
@@ -177,9 +198,9 @@ class _Pusher:
         finally:
             if upload != source:
                 upload.unlink(missing_ok=True)
-        self.objects[key] = StoredObject(key, stored, retain, stored_sha)
-        self.report.objects_uploaded += 1
-        self.report.bytes_uploaded += stored
+        with self._lock:
+            self.report.objects_uploaded += 1
+            self.report.bytes_uploaded += stored
         return StoredEntry(stored, stored_sha, clock.iso(retain) if retain else None)
 
 

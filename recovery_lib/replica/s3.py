@@ -68,6 +68,8 @@ def whole_object_sha256(head: dict[str, Any]) -> str | None:
 class S3Transport:
     """A replica under the key prefix ``spec.location`` of the bucket ``spec.host``."""
 
+    parallel = 4  # transfers at once (boto3 clients are thread-safe; requests overlap their latency)
+
     def __init__(self, spec: ReplicaSpec) -> None:
         if boto3 is None:
             raise ReplicaError(f"{spec} needs boto3: pip install 'recovery_lib[s3]'")
@@ -302,16 +304,26 @@ class S3Transport:
         return out.getvalue()
 
     def _get(self, key: str, out: Any, max_size: int) -> int:
-        head = self._head(key)
-        if head is None:
-            raise self._missing(key)
-        size = int(head["ContentLength"])
-        refuse_oversize(size, max_size, self._where(key))
-        params: dict[str, Any] = {"Key": self.prefix + key}
-        if head.get("VersionId") and self.versioned():
-            params["VersionId"] = head["VersionId"]
-        body = self._call(f"cannot read {key}", "get_object", **params)["Body"]
+        # One GET, no HEAD first: its ContentLength is checked before the body is read.
+        params: dict[str, Any] = {"Key": self.prefix + check_key(key, self.description)}
+        if self.versioned():
+            found = self._version_of(key)
+            if found is None:
+                raise self._missing(key)
+            params["VersionId"] = found[0]
         try:
+            response = self.client.get_object(Bucket=self.bucket, **params)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                self._oldest.pop(key, None)
+                raise self._missing(key) from None
+            raise self._unreachable(f"cannot read {key}", exc) from None
+        except BotoCoreError as exc:
+            raise self._unreachable(f"cannot read {key}", exc) from None
+        body = response["Body"]
+        try:
+            size = int(response["ContentLength"])
+            refuse_oversize(size, max_size, self._where(key))
             return copy_limited(body.read, out, expected=size, max_size=max_size, where=self._where(key))
         except BotoCoreError as exc:
             raise self._unreachable(f"cannot read {key}", exc) from None

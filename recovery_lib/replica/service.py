@@ -14,14 +14,16 @@ from pathlib import Path
 from recovery_lib import clock
 from recovery_lib.backup.listing import read_backups
 from recovery_lib.backup.model import BackupMetadata, BackupStatus
+from recovery_lib.backup.retention import RetentionPolicy
 from recovery_lib.errors import InvalidArgumentError, ReplicaDamaged, ReplicaError
 from recovery_lib.replica.crypto import Opener
 from recovery_lib.replica.layout import BackupIndex
 from recovery_lib.replica.open import open_transport
+from recovery_lib.replica.prune import RemotePrunePlan, prune_remote
 from recovery_lib.replica.pull import Progress, PullReport, pull_backup
 from recovery_lib.replica.push import PushReport, push_backups
 from recovery_lib.replica.remote import Replica
-from recovery_lib.replica.status import PushRecord, failed_record, write_push_record
+from recovery_lib.replica.status import PushRecord, failed_record, replica_lock, write_push_record
 from recovery_lib.site.config import Site
 from recovery_lib.site.replicas import ReplicaSpec
 
@@ -84,7 +86,7 @@ def resolve_push_targets(replica: Replica, backup_dir: Path, target: str) -> lis
 def push(spec: ReplicaSpec, backup_dir: Path, target: str = "latest") -> PushReport:
     """Push ``target`` (an id, ``latest`` or ``all``) to one replica and record the outcome."""
     try:
-        with opened(spec) as replica:
+        with replica_lock(backup_dir, spec.name), opened(spec) as replica:
             report = push_backups(replica, backup_dir, resolve_push_targets(replica, backup_dir, target))
     except ReplicaError as exc:
         write_push_record(backup_dir, failed_record(spec.name, str(exc)))
@@ -104,6 +106,12 @@ def push(spec: ReplicaSpec, backup_dir: Path, target: str = "latest") -> PushRep
     return report
 
 
+def prune(spec: ReplicaSpec, backup_dir: Path, policy: RetentionPolicy, dry_run: bool = True) -> RemotePrunePlan:
+    """Apply ``policy`` to one replica (never while a push to it runs from this host)."""
+    with replica_lock(backup_dir, spec.name), opened(spec) as replica:
+        return prune_remote(replica, policy, dry_run)
+
+
 def push_after_backup(site: Site, backup_dir: Path) -> list[PushRecord | PushReport]:
     """Push to every replica with ``push = "after-backup"``. Never raises for a replica's failure: the
     local backup is done whatever happens off the host; failures are recorded (health shows them)."""
@@ -116,15 +124,21 @@ def push_after_backup(site: Site, backup_dir: Path) -> list[PushRecord | PushRep
         except ReplicaError as exc:
             log.error("push to replica %s after the backup failed: %s", spec.name, exc)
             outcomes.append(failed_record(spec.name, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - a bug or an unwrapped OSError must not fail a good backup
+            log.exception("push to replica %s after the backup failed unexpectedly", spec.name)
+            record = failed_record(spec.name, f"{type(exc).__name__}: {exc} (a bug: the log has the traceback)")
+            write_push_record(backup_dir, record)
+            outcomes.append(record)
     return outcomes
 
 
-def restore_candidates(replica: Replica) -> list[BackupIndex]:
-    """Committed backups a restore may use: not pre-recovery snapshots of a broken state; newest first."""
+def restore_candidates(replica: Replica, needs: tuple[str, ...] = ()) -> list[BackupIndex]:
+    """Committed backups a restore of ``needs`` may use, newest first: they hold every category asked
+    for, and are not pre-recovery snapshots of a broken state."""
     indexes, problems = replica.backups()
     for problem in problems:
         log.warning("%s", problem)
-    return [index for index in indexes if not index.pre_recovery]
+    return [index for index in indexes if not index.pre_recovery and index.holds(needs)]
 
 
 def pull(
@@ -134,15 +148,19 @@ def pull(
     opener: Opener,
     notes: list[str],
     progress: Progress | None = None,
+    needs: tuple[str, ...] = (),
 ) -> PullReport:
-    """Pull ``backup_id``; ``latest`` is the newest non-pre-recovery backup that pulls and verifies,
-    passing over damaged ones (each named in ``notes``)."""
+    """Pull ``backup_id``; ``latest`` is the newest non-pre-recovery backup holding ``needs`` that pulls
+    and verifies, passing over damaged ones (each named in ``notes``)."""
     opener.require()
     if backup_id != "latest":
         return pull_backup(replica, backup_dir, backup_id, opener, progress)
-    candidates = restore_candidates(replica)
+    candidates = restore_candidates(replica, needs)
     if not candidates:
-        raise ReplicaError(f"replica {replica.name!r} holds no backup to restore from; `recovery replica list`")
+        what = f" holding {', '.join(needs)}" if needs else ""
+        raise ReplicaError(
+            f"replica {replica.name!r} holds no backup{what} to restore from; `recovery replica list` shows them"
+        )
     for index in candidates:
         try:
             return pull_backup(replica, backup_dir, index.backup_id, opener, progress)

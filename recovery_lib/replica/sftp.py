@@ -76,6 +76,8 @@ class _Local:
 class SftpTransport:
     """A replica in the absolute directory ``spec.location`` on ``spec.host``; connects on first use."""
 
+    parallel = 1  # transfers at once (one SFTP channel: requests are not issued from several threads)
+
     def __init__(self, spec: ReplicaSpec) -> None:
         if paramiko is None:
             raise ReplicaError(f"{spec} needs paramiko: pip install 'recovery_lib[sftp]'")

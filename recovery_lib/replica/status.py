@@ -8,17 +8,24 @@ person learns of it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from recovery_lib import clock
+from recovery_lib.errors import ReplicaError
 from recovery_lib.fsops.atomic import atomic_write_text
+from recovery_lib.fsops.flock import flock_within
 
 log = logging.getLogger(__name__)
 
 STATUS_DIR = ".replicas"
+LOCK_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -74,3 +81,21 @@ def read_push_record(backup_dir: Path, replica: str) -> PushRecord | None:
 def failed_record(replica: str, error: str) -> PushRecord:
     """A push that could not run at all (unreachable replica, wrong key, ...)."""
     return PushRecord(replica=replica, at=clock.now_iso(), ok=False, error=error)
+
+
+@contextlib.contextmanager
+def replica_lock(backup_dir: Path, replica: str, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """One push or prune of ``replica`` at a time from this host: a prune must never remove an object a
+    running push has counted as already there. (Another host pushing to the same location is not seen.)"""
+    path = backup_dir / STATUS_DIR / f"{replica}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        if not flock_within(fd, fcntl.LOCK_EX, timeout_s):
+            raise ReplicaError(
+                f"another push or prune of replica {replica!r} from this host is still running after "
+                f"{timeout_s:.0f} s ({path}); let it finish, then run `recovery replica push --replica {replica}`"
+            )
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock

@@ -35,6 +35,7 @@ class Transport(Protocol):
     """A replica's store. ``description`` names it for messages (never with credentials)."""
 
     description: str
+    parallel: int  # how many transfers the push and the pull may run at once on it
 
     def stat(self, key: str) -> StoredObject | None:
         """The object at ``key``, or None when there is none."""
