@@ -17,6 +17,8 @@ from recovery_lib.cli.common import SiteOption, open_manager
 from recovery_lib.cli.logs import NOT_ON_CONSOLE, LogTarget, default_target
 from recovery_lib.errors import EXIT_FAILED, EXIT_OK, RecoveryError
 from recovery_lib.rendering import human_age, human_size
+from recovery_lib.replica.push import PushReport
+from recovery_lib.replica.status import PushRecord
 from recovery_lib.site.config import load_site
 
 log = logging.getLogger(__name__)
@@ -53,13 +55,23 @@ def add_commands(commands: Any, site_option: SiteOption) -> None:
         description="Back up config, state and data (or only those named). Unchanged files "
         "are hard-linked to the previous backup. Exits 1 if any file could not be captured. "
         "What it did and decided is logged to BACKUP_DIR/.logs/recovery.log (rotated; "
-        "recovery --log-file PATH|none backup create ... to change that).",
+        "recovery --log-file PATH|none backup create ... to change that). Then the backup is pushed to "
+        'every replica with push = "after-backup" (one line each); a failed push is recorded and shown '
+        "by `recovery health`, and never changes this command's exit status.",
+        epilog="Examples:\n  recovery backup create --tag nightly\n"
+        "  recovery backup create --config -m 'before the deployment' --no-push",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     site_option(create)
     for category in ("config", "state", "data"):
         create.add_argument(f"--{category}", action="store_true", help=f"include {category}")
     create.add_argument("--tag", action="append", default=[], metavar="TAG", help="tag the backup (repeatable)")
     create.add_argument("-m", "--description", default="", help="what this backup is for")
+    create.add_argument(
+        "--no-push",
+        action="store_true",
+        help='do not push to the replicas with push = "after-backup" (`recovery replica push` does it later)',
+    )
     create.set_defaults(handler=cmd_backup_create, log_target=backup_log_target)
 
     listing = sub.add_parser("list", help="list backups, newest first", description="List backups, newest first.")
@@ -89,8 +101,14 @@ def add_commands(commands: Any, site_option: SiteOption) -> None:
         epilog="Example: recovery backup prune --keep-daily 7 --keep-weekly 4 --keep-tag pre-recovery --dry-run",
     )
     site_option(prune)
+    add_retention_arguments(prune)
+    prune.set_defaults(handler=cmd_backup_prune)
+
+
+def add_retention_arguments(parser: argparse.ArgumentParser) -> None:
+    """The retention flags (``--keep-*``, ``--dry-run``) of ``backup prune``; ``replica prune`` shares them."""
     for name in RETENTION_COUNTS:
-        prune.add_argument(
+        parser.add_argument(
             f"--keep-{name}",
             type=_count,
             default=0,
@@ -99,15 +117,26 @@ def add_commands(commands: Any, site_option: SiteOption) -> None:
             if name != "last"
             else "keep the N newest backups",
         )
-    prune.add_argument(
+    parser.add_argument(
         "--keep-within",
         type=_duration,
         metavar="DURATION",
         help="keep everything within DURATION of the newest backup (e.g. 7d)",
     )
-    prune.add_argument("--keep-tag", action="append", default=[], metavar="TAG", help="keep backups with this tag")
-    prune.add_argument("--dry-run", action="store_true", help="show what would be removed, remove nothing")
-    prune.set_defaults(handler=cmd_backup_prune)
+    parser.add_argument("--keep-tag", action="append", default=[], metavar="TAG", help="keep backups with this tag")
+    parser.add_argument("--dry-run", action="store_true", help="show what would be removed, remove nothing")
+
+
+def retention_policy(args: argparse.Namespace) -> RetentionPolicy:
+    """The policy the retention flags ask for; an empty one is refused (InvalidArgumentError) before
+    anything is opened or locked."""
+    policy = RetentionPolicy(
+        **{f"keep_{n}": getattr(args, f"keep_{n}") for n in RETENTION_COUNTS},
+        keep_within=args.keep_within,
+        keep_tags=tuple(args.keep_tag),
+    )
+    plan_prune([], policy, None)  # refuses an empty policy
+    return policy
 
 
 def _row(metadata: Any) -> dict[str, Any]:
@@ -137,7 +166,7 @@ def cmd_backup_create(args: argparse.Namespace, out: TextIO) -> int:
     log.info("backup create: %s%s", ", ".join(categories), "" if any(chosen) else " (none named: all)")
     manager, bar = open_manager(args, "backup")
     try:
-        backup_id = manager.create_backup(*flags, description=args.description, tags=args.tag)
+        backup_id = manager.create_backup(*flags, description=args.description, tags=args.tag, push=not args.no_push)
     finally:
         bar.close()
     metadata = manager.get_backup(backup_id)
@@ -160,7 +189,23 @@ def cmd_backup_create(args: argparse.Namespace, out: TextIO) -> int:
         f"{metadata.size_bytes:,} bytes, {metadata.bytes_new:,} new, {metadata.files_linked} linked, "
         f"{metadata.duration_s:.2f} s\n"
     )
+    _print_pushes(manager.last_push, out)
     return EXIT_OK
+
+
+def _print_pushes(outcomes: list[PushRecord | PushReport], out: TextIO) -> None:
+    """One line per replica pushed to after the backup: pushed, or FAILED with why and what to do. A failed
+    push never changes the backup's exit status (it is recorded; `recovery health` shows it)."""
+    for outcome in outcomes:
+        if isinstance(outcome, PushReport) and outcome.ok:
+            out.write(f"Pushed to replica {outcome.replica}: {outcome.summary().split(': ', 1)[1]}\n")
+            continue
+        why = outcome.error if isinstance(outcome, PushRecord) and outcome.error else ""
+        why = why or "; ".join(f"{bid}: {reason}" for bid, reason in outcome.failed.items())
+        out.write(
+            f"Push to replica {outcome.replica} FAILED: {why} (recorded; `recovery health` shows it; "
+            f"retry with `recovery replica push --replica {outcome.replica}`)\n"
+        )
 
 
 def cmd_backup_list(args: argparse.Namespace, out: TextIO) -> int:
@@ -258,12 +303,7 @@ def cmd_backup_verify(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_backup_prune(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery backup prune``."""
-    policy = RetentionPolicy(
-        **{f"keep_{n}": getattr(args, f"keep_{n}") for n in RETENTION_COUNTS},
-        keep_within=args.keep_within,
-        keep_tags=tuple(args.keep_tag),
-    )
-    plan_prune([], policy, None)  # refuses an empty policy before the manager's lock creates backups/
+    policy = retention_policy(args)  # an empty policy is refused before the manager's lock creates backups/
     manager, _ = open_manager(args, "prune")
     plan = manager.prune(policy, dry_run=args.dry_run)
     log.info("prune%s with %s: %s", " (dry run)" if args.dry_run else "", policy, plan.summary())

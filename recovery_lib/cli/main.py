@@ -1,6 +1,6 @@
 """The ``recovery`` command line: the parser built from the command groups, logging, exit statuses.
 
-Each command group lives in its own module (``health``, ``site``, ``sandbox``, ``backup``,
+Each command group lives in its own module (``health``, ``site``, ``sandbox``, ``backup``, ``replica``,
 ``restore``, ``drill``) and registers its subcommands with ``add_commands``. This module does the
 three things every command shares, once: it builds the parser, sets up logging (``-v``/``-q``,
 ``--log-file``), and turns an exception into an exit status (``errors.py`` says which):
@@ -24,6 +24,7 @@ from recovery_lib import __version__
 from recovery_lib.cli import backup as cli_backup
 from recovery_lib.cli import drill as cli_drill
 from recovery_lib.cli import health as cli_health
+from recovery_lib.cli import replica as cli_replica
 from recovery_lib.cli import restore as cli_restore
 from recovery_lib.cli import sandbox as cli_sandbox
 from recovery_lib.cli import site as cli_site
@@ -33,8 +34,8 @@ from recovery_lib.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, Rec
 
 log = logging.getLogger(__name__)
 
-# In --help order: the runbook's verification first, then the site, backups, restores, drills.
-GROUPS = (cli_health, cli_site, cli_sandbox, cli_backup, cli_restore, cli_drill)
+# In --help order: the runbook's verification first, then the site, backups, replicas, restores, drills.
+GROUPS = (cli_health, cli_site, cli_sandbox, cli_backup, cli_replica, cli_restore, cli_drill)
 
 
 def build_parser() -> argparse.ArgumentParser:

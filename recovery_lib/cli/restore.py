@@ -7,9 +7,17 @@ import logging
 import sys
 from typing import Any, TextIO
 
+from recovery_lib.backup.model import CATEGORIES
 from recovery_lib.cli.common import SiteOption, open_manager
 from recovery_lib.cli.logs import NOT_ON_CONSOLE
-from recovery_lib.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, RestoreError
+from recovery_lib.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    InvalidArgumentError,
+    RestoreError,
+)
+from recovery_lib.replica.crypto import IDENTITY_ENV
 
 log = logging.getLogger(__name__)
 
@@ -21,19 +29,45 @@ def add_commands(commands: Any, site_option: SiteOption) -> None:
         help="restore config, state and/or data from a backup",
         description="Plan a restore, show it, and apply exactly that plan. Refused while the trading system "
         "runs. The current state is saved first in a backup tagged pre-recovery. Exits 0 only if "
-        "everything asked for was restored and verified.",
-        epilog="Example: recovery restore latest --config --dry-run",
+        "everything asked for was restored and verified. With --from-replica NAME the backup is first "
+        "pulled from that replica into the local backup directory (every byte verified), so a brand-new "
+        "host whose site directory holds only recovery.toml can be recovered; --dry-run pulls too (the "
+        "site itself is unchanged) and shows the plan.",
+        epilog="Examples:\n"
+        "  recovery restore latest --config --dry-run\n"
+        "  recovery restore latest --all --yes\n"
+        "  recovery restore latest --all --from-replica offsite --identity ~/dr-key.txt --dry-run\n"
+        "  recovery restore 20261125T223600Z-full-3fa2c1 --all --from-replica usb --yes",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     site_option(restore)
     restore.add_argument(
-        "backup_id", metavar="ID|latest", help="backup to restore from ('latest': newest that verifies)"
+        "backup_id",
+        metavar="ID|latest",
+        help="backup to restore from ('latest': newest that verifies; with --from-replica: the replica's newest "
+        "holding what is asked for that pulls and verifies)",
     )
     restore.add_argument("--config", action="store_true", help="restore config")
     restore.add_argument("--state", action="store_true", help="restore state")
     restore.add_argument("--data", action="store_true", help="restore data")
     restore.add_argument("--all", action="store_true", help="restore config, state and data")
-    restore.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    restore.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show the plan, change nothing in the site (with --from-replica the backup is still pulled into "
+        "the local backup directory)",
+    )
     restore.add_argument("--yes", action="store_true", help="apply without asking (needed when not on a terminal)")
+    restore.add_argument(
+        "--from-replica",
+        metavar="NAME",
+        help="pull the backup from this [[replicas]] entry first (a lost host: the site holds only recovery.toml)",
+    )
+    restore.add_argument(
+        "--identity",
+        metavar="FILE",
+        help=f"age private key to decrypt an encrypted replica (default: ${IDENTITY_ENV}); never kept on the site",
+    )
     restore.set_defaults(handler=cmd_restore)
 
 
@@ -48,9 +82,24 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
     wanted = [args.config or args.all, args.state or args.all, args.data or args.all]
     if not any(wanted):
         raise RestoreError("choose what to restore: --config, --state, --data or --all")
+    if args.identity and not args.from_replica:
+        raise InvalidArgumentError("--identity reads an encrypted replica: use it with --from-replica NAME")
     manager, bar = open_manager(args, "restore")
-    plan = manager.plan_restore(args.backup_id, *wanted)
-    for note in manager.notes:
+    backup_id, shown = args.backup_id, 0
+    if args.from_replica:  # a lost host: bring the backup here first, then restore it like a local one
+        if backup_id == "latest":
+            categories = tuple(c for c, w in zip(CATEGORIES, wanted, strict=True) if w)
+            pulled = manager.pull_from_replica(args.from_replica, args.backup_id, args.identity, needs=categories)
+        else:
+            pulled = manager.pull_from_replica(args.from_replica, backup_id, args.identity)
+        bar.close()
+        for note in manager.notes:
+            out.write(f"note: {note}\n")
+        shown = len(manager.notes)
+        out.write(pulled.summary() + "\n")
+        backup_id = pulled.backup_id
+    plan = manager.plan_restore(backup_id, *wanted)
+    for note in manager.notes[shown:]:
         out.write(f"note: {note}\n")
     out.write(plan.summary() + "\n")
     log.info("restore plan from backup %s (%s):\n%s", plan.backup_id, ", ".join(plan.categories), plan.summary())
@@ -60,7 +109,8 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_USAGE
     if args.dry_run:
         log.info("dry run: nothing was changed")
-        out.write("Dry run: nothing was changed.\n")
+        pulled_note = f" (the backup pulled from replica {args.from_replica} stays in the local backup directory)"
+        out.write(f"Dry run: nothing was changed{pulled_note if args.from_replica else ''}.\n")
         return EXIT_OK
     if not args.yes:
         if not sys.stdin.isatty():

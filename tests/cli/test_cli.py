@@ -39,7 +39,16 @@ def test_health_json_is_machine_readable(sandbox: Path, tmp_path: Path) -> None:
     payload = json.loads(text)
     assert code == 1
     assert payload["healthy"] is False
-    assert set(payload["checks"]) == {"config", "data", "backups", "disk", "process", "exchange", "reconciliation"}
+    assert set(payload["checks"]) == {
+        "config",
+        "data",
+        "backups",
+        "disk",
+        "process",
+        "exchange",
+        "reconciliation",
+        "replicas",
+    }
     assert payload["checks"]["config"]["healthy"] is True
     assert payload["checks"]["backups"]["message"].startswith("no successful backups")
     assert json.loads(report_file.read_text()) == payload
