@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from recovery_lib.checks.builtin import BUILTIN_CHECKS
 from recovery_lib.checks.registry import HealthCheckRegistry
+from recovery_lib.checks.replicas import check_replicas
 
 
 def default_registry() -> HealthCheckRegistry:
@@ -15,6 +16,7 @@ def default_registry() -> HealthCheckRegistry:
     registry = HealthCheckRegistry()
     for name, fn in BUILTIN_CHECKS.items():
         registry.register(name, fn)
+    registry.register("replicas", check_replicas)  # the copies off the host (checks/replicas.py)
     return registry
 
 

@@ -78,6 +78,9 @@ class TriageRecord(TypedDict, total=False):
     missing_paths: list[str]
     detected_at: str
     also: Any
+    replica: str | None  # the replica to recover from when no local backup can serve
+    replica_action: str | None  # "restore" (a lost host) or "reseed" (local backups lost)
+    notes: list[str]  # what to do differently, and why (e.g. the restore command for a lost host)
 
 
 class ApprovalRecord(TypedDict, total=False):

@@ -8,8 +8,9 @@ from snapshots import files
 
 from recovery_lib import HealthResult, health_check
 
-BUILTIN = ["config", "data", "backups", "disk", "process", "exchange", "reconciliation"]
-FRESH_UNHEALTHY = {"backups", "process"}  # a fresh sandbox has no backup and no running process
+BUILTIN = ["config", "data", "backups", "disk", "process", "exchange", "reconciliation", "replicas"]
+# A fresh sandbox has no backup (so its replica holds none either) and no running process.
+FRESH_UNHEALTHY = {"backups", "process", "replicas"}
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

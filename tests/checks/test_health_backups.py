@@ -52,7 +52,8 @@ def test_fresh_backup_is_healthy(sandbox: Path) -> None:
     assert result.healthy, result.message
     assert result.message == f"newest backup {backup_id} is 0.0 h old"
     assert result.details["newest"] == backup_id
-    assert sorted(p.name for p in (sandbox / "backups").iterdir()) == [".lock", backup_id]  # probe cleaned up
+    # The writability probe cleaned up after itself (.replicas: the push after the backup, recorded).
+    assert sorted(p.name for p in (sandbox / "backups").iterdir()) == [".lock", ".replicas", backup_id]
 
 
 def test_stale_backup_is_unhealthy(sandbox: Path) -> None:

@@ -89,6 +89,9 @@ def detect(run: Run, results: dict[str, HealthResult]) -> Triage:
             missing_paths=found.missing_paths,
             detected_at=now_iso(),
             also=found.evidence.get("also"),
+            replica=found.replica,
+            replica_action=found.replica_action,
+            notes=list(found.notes),
         ),
     )
     return found
