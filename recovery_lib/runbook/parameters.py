@@ -53,6 +53,8 @@ STEP_VARIABLES = {
     "exchange_check": "external connectivity",
     "summary": "document incident",
     "escalation": "escalation",
+    "seeded": "re-seed from a replica",
+    "pushed": "copy the new backup off the host",
 }
 # Every parameter a procedure notebook declares, with the type its parameters cell gives it: what
 # :func:`validate_values` checks a run started from plain Python against (no parameters cell there).
@@ -67,6 +69,8 @@ PARAMETER_TYPES: dict[str, Any] = {
     "backup_id": str,
     "remedy": str,
     "records": list[str],
+    "replica": str,  # C, D: the replica to re-seed from ("" tries each configured one)
+    "identity": str,  # C, D: the age key file of an encrypted replica ("" means $RECOVERY_AGE_IDENTITY)
 }
 
 

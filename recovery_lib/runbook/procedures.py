@@ -12,6 +12,7 @@ what they return. The steps live in one module per concern:
 - :mod:`.steps.checks`: config, data, exchange and reconciliation checks;
 - :mod:`.steps.data`: Procedure B's assessment, repair-or-restore, and trades written back from the exchange;
 - :mod:`.steps.backups`: Procedure D's backup directory, verification and quarantine;
+- :mod:`.steps.replicas`: C's and D's replicas: what each holds, re-seeding the backup directory, D's push;
 - :mod:`.steps.verdict`: success criteria, the verification verdict, and the outcome every procedure ends with;
 - :mod:`.steps.post`: the post-recovery notebook.
 """
@@ -43,6 +44,12 @@ from recovery_lib.runbook.steps.procedure_backups import (
     create_backup,
     pre_recovery_backup,
     verified_backup,
+)
+from recovery_lib.runbook.steps.replicas import (
+    criteria_d_replicas,
+    push_to_replicas,
+    replica_overview,
+    seed_from_replica,
 )
 from recovery_lib.runbook.steps.restore import approval, plan, restore
 from recovery_lib.runbook.steps.system import (
@@ -91,6 +98,7 @@ __all__ = [
     "criteria_b",
     "criteria_c",
     "criteria_d",
+    "criteria_d_replicas",
     "data_loss_window",
     "declare_incident",
     "detect",
@@ -104,12 +112,15 @@ __all__ = [
     "plan",
     "plan_remedies",
     "pre_recovery_backup",
+    "push_to_replicas",
     "quarantine_damaged",
     "reconcile",
     "remedy_approval",
     "replay_trades",
+    "replica_overview",
     "restart",
     "restore",
+    "seed_from_replica",
     "site_listing",
     "stop",
     "verdict",

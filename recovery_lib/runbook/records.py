@@ -62,6 +62,9 @@ from recovery_lib.runbook.restore_record_types import (
     RemedyChoiceRecord,
     RemedyPlanRecord,
     RemedyRecord,
+    ReplicaPushRecord,
+    ReplicaSeedRecord,
+    ReplicasRecord,
     RestorePlanRecord,
     RestoreResultRecord,
     TradesRecord,
@@ -89,7 +92,9 @@ def to_plain(value: Any, site_root: Path | None = None) -> Any:
     if isinstance(value, Path):
         return _relative(value, site_root)
     if isinstance(value, str) and site_root is not None and str(site_root) in value:
-        return value.replace(str(site_root) + "/", "").replace(str(site_root), ".")
+        # Only at a path boundary: a sibling such as <site>-offsite (the replica) stays a whole path.
+        pattern = re.escape(str(site_root)) + r"(/|(?![\w.-]))"
+        return re.sub(pattern, lambda m: "" if m.group(1) == "/" else ".", value)
     if isinstance(value, datetime | date):
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, timedelta):
@@ -272,6 +277,9 @@ RECORD_TYPES: dict[str, Any] = {
     "backup_verification": BackupVerificationRecord,
     "quarantine": QuarantineRecord,
     "backup_schedule": BackupScheduleRecord,
+    "replicas": ReplicasRecord,
+    "replica_seed": ReplicaSeedRecord,
+    "replica_push": ReplicaPushRecord,
     "exchange_check": ExchangeCheckRecord,
     "verification": VerificationRecord,
     "halted": HaltedRecord,

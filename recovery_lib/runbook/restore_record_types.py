@@ -187,3 +187,38 @@ class BackupScheduleRecord(TypedDict, total=False):
 
     configured: bool
     entries: list[str]
+
+
+# --- replicas (Procedures C and D) ---------------------------------------------------------------
+
+
+class ReplicasRecord(TypedDict, total=False):
+    """``replicas``: what each configured replica holds, and the last push to it from this host."""
+
+    replicas: list[dict[str, Any]]
+
+
+class ReplicaSeedRecord(TypedDict, total=False):
+    """``replica_seed``: whether the backup directory needed re-seeding, and what was pulled from where."""
+
+    needed: bool
+    ok: bool
+    local_backup: str | None
+    backup_id: str | None
+    replica: str | None
+    already_local: bool
+    files: int
+    bytes_downloaded: int
+    duration_s: float
+    tried: list[str]
+    error: str
+    notes: list[str]
+
+
+class ReplicaPushRecord(TypedDict, total=False):
+    """``replica_push``: a procedure's new backup pushed to the replicas with ``push = "after-backup"``."""
+
+    ok: bool
+    backup_id: str | None
+    replicas: list[dict[str, Any]]
+    note: str

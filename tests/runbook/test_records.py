@@ -48,6 +48,7 @@ from recovery_lib.runbook.records import (
     remedy_of,
     restore_result_of,
     run_of,
+    to_plain,
     trades_of,
     triage_of,
     verification_of,
@@ -383,3 +384,18 @@ def test_the_drill_history_reads_the_typed_records_of_a_drill_directory(tmp_path
     assert row["rto_met"] is True
     (tmp_path / "03_V.ipynb").unlink()  # no verification: not recovered, and the row says why
     assert drill_row(tmp_path)["failed_step"] == "verification did not run"
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [
+        ("/srv/x/site/data/trades.csv", "data/trades.csv"),
+        ("/srv/x/site", "."),
+        ("restored into /srv/x/site: ok", "restored into .: ok"),
+        ("file:///srv/x/site-offsite", "file:///srv/x/site-offsite"),  # the sandbox's replica, a sibling
+        ("/srv/x/site.old/config", "/srv/x/site.old/config"),
+        ("/srv/x/sites/other", "/srv/x/sites/other"),
+    ],
+)
+def test_records_make_paths_site_relative_only_at_a_path_boundary(value: str, plain: str) -> None:
+    assert to_plain(value, Path("/srv/x/site")) == plain
