@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from site_copies import copy_site
 
 import recovery_lib.backup.create as create_module
 from recovery_lib.sandbox import SandboxSpec, create_sandbox
@@ -62,9 +62,7 @@ def sandbox_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def sandbox(sandbox_template: Path, tmp_path: Path) -> Path:
     """A private copy of the template sandbox that a test may break freely."""
-    root = tmp_path / "site"
-    shutil.copytree(sandbox_template, root, symlinks=True)
-    return root
+    return copy_site(sandbox_template, tmp_path / "site")
 
 
 @pytest.fixture

@@ -17,6 +17,11 @@ from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS
 from recovery_lib.errors import EXIT_FAILED, EXIT_OK, RecoveryError
 from recovery_lib.site.config import load_site, require_sandbox
 
+# `--scenario all`: one drill per scenario, the seed choosing each fault, and then the host lost with its
+# local backups (scenario 3 with only the replica to recover from: the drill the 3-2-1 rule needs). It
+# destroys the site, so a drill on --site leaves it out.
+ALL_EXTRAS = (("full", "host_lost"),)
+
 
 def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser], None]) -> None:
     """Register ``drill`` (run, due, report) and ``schedule``."""
@@ -30,8 +35,10 @@ def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser],
     run = sub.add_parser(
         "run",
         help="run drills and write their records to --outputs",
-        description="Each drill: a fresh sandbox (or --site), a scheduled backup, a second of "
-        "trading, the fault, then the notebooks. Exits 0 only if every scenario recovered.",
+        description="Each drill: a fresh sandbox (or --site), a scheduled backup pushed to the sandbox's "
+        "replica, a second of trading, the fault, then the notebooks. --scenario all runs every scenario "
+        "and then full/host_lost (the host gone with its local backups; recovered from the replica into a "
+        "new host). Exits 0 only if every scenario recovered.",
         epilog="Example: recovery drill run --scenario all --outputs outputs",
     )
     run.add_argument("--scenario", choices=[*DRILLS, "all"], default="all", help="which scenario (default all)")
@@ -92,23 +99,26 @@ def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
     from recovery_lib.drills.report import write_index
     from recovery_lib.drills.runner import run_drill
 
-    scenarios = [due_scenario()] if args.due else list(DRILLS) if args.scenario == "all" else [args.scenario]
     site_dir = _check_drill_args(args)
+    drills = _planned(args)
     _make_outputs(args.outputs)
-    if args.jobs > 1 and len(scenarios) > 1:
+    if args.jobs > 1 and len(drills) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        out.write(f"== drills: {', '.join(scenarios)} ({args.jobs} at a time)\n")
+        out.write(f"== drills: {', '.join(_name(*drill) for drill in drills)} ({args.jobs} at a time)\n")
         out.flush()
+        # The longest first (full: C then D, and the host-lost drill), so no long one starts last alone.
+        longest_first = sorted(range(len(drills)), key=lambda i: drills[i][0] != "full")
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [
-                pool.submit(run_drill, scenario, args.outputs, None, args.seed, 1.0, print) for scenario in scenarios
-            ]
-            results = [future.result() for future in futures]
+            futures = {
+                i: pool.submit(run_drill, drills[i][0], args.outputs, None, args.seed, 1.0, print, drills[i][1])
+                for i in longest_first
+            }
+            results = [futures[i].result() for i in range(len(drills))]
     else:
         results = []
-        for scenario in scenarios:
-            out.write(f"== drill: {scenario}\n")
+        for scenario, variant in drills:
+            out.write(f"== drill: {_name(scenario, variant)}\n")
             out.flush()
             results.append(
                 run_drill(
@@ -117,7 +127,7 @@ def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
                     site_dir=site_dir,
                     seed=args.seed,
                     say=lambda line: (out.write(line + "\n"), out.flush()),
-                    variant=args.variant,
+                    variant=variant,
                 )
             )
     records = load_records(args.outputs)
@@ -130,6 +140,19 @@ def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
     for result in failed:
         out.write(f"NOT RECOVERED: {result.scenario} ({result.run_id}): {result.failure}\n")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _planned(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """The drills to run, in order: (scenario, variant or None for the seed's choice)."""
+    if args.due:
+        return [(due_scenario(), None)]
+    if args.scenario != "all":
+        return [(args.scenario, args.variant)]
+    return [(scenario, None) for scenario in DRILLS] + ([] if args.site else list(ALL_EXTRAS))
+
+
+def _name(scenario: str, variant: str | None) -> str:
+    return f"{scenario}/{variant}" if variant else scenario
 
 
 def _check_drill_args(args: argparse.Namespace) -> Path | None:

@@ -12,6 +12,8 @@ import json
 import os
 import random
 import shutil
+import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +21,11 @@ from pathlib import Path
 from recovery_lib.catalog import SCENARIOS as RUNBOOK_SCENARIOS
 from recovery_lib.catalog import by_drill
 from recovery_lib.clock import now_iso
+from recovery_lib.drills.lost_host import LostHost, destroy_host
 from recovery_lib.errors import SiteError
 from recovery_lib.manager import RecoveryManager, read_backups
 from recovery_lib.site.config import SANDBOX_MARKER, Site
-from recovery_lib.site.process import stop_system
+from recovery_lib.site.process import process_status, stop_system
 from recovery_lib.trading.ledger import positions_csv, read_ledger
 
 # Drill scenario name -> the runbook's scenario number and its procedure (recovery_lib.catalog).
@@ -32,6 +35,10 @@ PROCEDURE_OF = {s.drill: s.procedure for s in RUNBOOK_SCENARIOS}
 # (section_renamed), corruption rather than loss (duplicated_rows, edited_position), the nightly backup
 # taken of the broken state (broken_in_newest_backup) and a damaged newest backup (newest_backup_damaged):
 # the faults where a careless procedure restores the wrong thing or reports success it did not have.
+# And the faults a replica must answer (they refuse a site without one): the host lost with its local
+# backups (host_lost: Procedure C recovers into a new host from the replica) and the backup disk lost
+# (disk_lost: Procedure D re-seeds the local backups from it). New variants go last: the seed's choice
+# among the earlier ones stays the same for seed 0.
 VARIANTS = {
     "config": (
         "unparseable",
@@ -52,8 +59,15 @@ VARIANTS = {
         "broken_in_newest_backup",
         "newest_backup_damaged",
     ),
-    "full": ("everything", "newest_backup_damaged"),
-    "backup": ("dir_deleted", "unwritable", "newest_corrupted", "metadata_deleted", "dir_replaced_by_file"),
+    "full": ("everything", "newest_backup_damaged", "host_lost"),
+    "backup": (
+        "dir_deleted",
+        "unwritable",
+        "newest_corrupted",
+        "metadata_deleted",
+        "dir_replaced_by_file",
+        "disk_lost",
+    ),
 }
 # Faults no procedure can recover from here, chosen only by name (never by seed): they drill the
 # failure path, proving that the procedure keeps trading stopped, escalates and records a failure.
@@ -61,7 +75,9 @@ ESCALATION_VARIANTS = {
     "config": ("every_backup_broken",),
     "data": ("exchange_disagrees",),
 }
+REPLICA_VARIANTS = ("host_lost", "disk_lost")
 DUPLICATED_ROWS = 50
+KILL_WAIT_S = 10.0
 
 
 @dataclass
@@ -72,6 +88,7 @@ class Fault:
     variant: str
     fault_at: str
     actions: list[str] = field(default_factory=list)
+    lost_host: LostHost | None = None  # host_lost: what survives off the host, to provision a new one
 
     @property
     def scenario_number(self) -> int:
@@ -220,12 +237,15 @@ def _lose_data(site: Site, variant: str, rng: random.Random, actions: list[str])
 
 def _break_backups(site: Site, variant: str, rng: random.Random, actions: list[str]) -> None:
     backup_dir = site.backup_dir
-    if variant == "dir_deleted":
+    if variant in ("dir_deleted", "disk_lost"):
         for folder, dirs, _ in os.walk(backup_dir):
             for name in dirs:
                 os.chmod(os.path.join(folder, name), 0o755)
         shutil.rmtree(backup_dir, ignore_errors=True)
         actions.append(f"{site.relative(backup_dir)}/: deleted with every backup")
+        if variant == "disk_lost":
+            where = ", ".join(f"{spec.name} ({spec.url})" for spec in site.replicas)
+            actions.append(f"the backup disk is gone (the disk died); copies of the backups remain on replica {where}")
     elif variant == "unwritable":
         os.chmod(backup_dir, 0o555)
         actions.append(f"{site.relative(backup_dir)}/: made unwritable (mode 0555)")
@@ -258,6 +278,11 @@ def _break_backups(site: Site, variant: str, rng: random.Random, actions: list[s
             actions.append(f"backup {metadata.backup_id}: flipped a byte in {victim.relative_to(folder)}")
 
 
+def chosen_variant(scenario: str, variant: str | None, seed: int) -> str:
+    """The variant :func:`inject` injects for these arguments (the seed chooses when none is named)."""
+    return variant or random.Random(seed).choice(VARIANTS[scenario])
+
+
 def inject(site: Site, scenario: str, variant: str | None = None, seed: int = 0) -> Fault:
     """Inject the fault of ``scenario`` (config, data, full, backup) into a sandbox site."""
     _require_sandbox(site)
@@ -268,8 +293,14 @@ def inject(site: Site, scenario: str, variant: str | None = None, seed: int = 0)
     known = (*VARIANTS[scenario], *ESCALATION_VARIANTS.get(scenario, ()))
     if variant not in known:
         raise ValueError(f"unknown {scenario} fault {variant!r}; choose from {', '.join(known)}")
+    if variant in REPLICA_VARIANTS and not site.replicas:
+        raise ValueError(
+            f"the {scenario} fault {variant!r} drills recovery from a replica, and {site.root}/recovery.toml names "
+            "none: add a [[replicas]] table (a new sandbox has one)"
+        )
     actions: list[str] = []
     fault_at = now_iso()
+    lost_host = None
     if variant == "newest_backup_damaged":
         target = {"config": site.config_file, "data": site.trades_file, "full": site.trades_file}[scenario]
         _damage_newest(site, target, rng, actions)
@@ -289,6 +320,9 @@ def inject(site: Site, scenario: str, variant: str | None = None, seed: int = 0)
             _newest_backup(site, "Nightly backup, taken after the data broke", actions)
         if variant == "exchange_disagrees":
             _move_exchange_balance(site, rng, actions)
+    elif variant == "host_lost":
+        _kill_trading(site, actions)
+        lost_host = destroy_host(site, actions)
     elif scenario == "full":
         stopped = stop_system(site)
         actions.append(f"trading process killed ({stopped.message})")
@@ -299,7 +333,34 @@ def inject(site: Site, scenario: str, variant: str | None = None, seed: int = 0)
             actions.append(f"{top}/: deleted")
     else:
         _break_backups(site, variant, rng, actions)
-    return Fault(scenario=scenario, variant=variant, fault_at=fault_at, actions=actions)
+    return Fault(scenario=scenario, variant=variant, fault_at=fault_at, actions=actions, lost_host=lost_host)
+
+
+def _kill_trading(site: Site, actions: list[str]) -> None:
+    """SIGKILL the trading process, as a dying host does, but between two of its writes (under its write
+    lock): the simulated exchange's files stand for a service that never sees half a record."""
+    status = process_status(site)
+    if not status.running or status.pid is None:
+        stopped = stop_system(site)  # no pid to kill: stop it the ordinary way
+        actions.append(f"trading process stopped ({stopped.message})")
+        return
+    with _trading_paused(site):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(status.pid, signal.SIGKILL)
+        deadline = time.monotonic() + KILL_WAIT_S
+        while _alive(status.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    if _alive(status.pid):
+        raise ValueError(f"trading process {status.pid} survived SIGKILL for {KILL_WAIT_S:g} s; the drill stops here")
+    actions.append(f"trading process {status.pid} killed (SIGKILL)")
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (killed, but not yet reaped by its parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _plain(variant: str, damaged: str, broken: str | None = None) -> str:

@@ -1,6 +1,11 @@
-"""The drill runner: a fresh sandbox, scheduled backups, some trading, a fault, then the
-notebooks headless with papermill (triage, the procedures triage names, verification,
-post-recovery), each kept with its HTML as the drill's incident record.
+"""The drill runner: a fresh sandbox, a scheduled backup pushed to its replicas (as `recovery backup
+create` pushes), some trading, a fault, then the notebooks headless with papermill (triage, the
+procedures triage names, verification, post-recovery), each kept with its HTML as the drill's
+incident record.
+
+When the fault loses the host (``full/host_lost``), the runner provisions a new one (``<site>-newhost``:
+recovery.toml, the sandbox marker and the exchange, see :mod:`.lost_host`) and everything after the
+fault (the notebooks, the trades-lost count, stopping the system, the journal) uses the new host.
 
 A procedure or the verification that fails its criteria ends its notebook with an error: that is
 the drill's finding, not a crash of the drill, so the remaining notebooks still run and the
@@ -28,9 +33,10 @@ from recovery_lib import catalog
 from recovery_lib.catalog import DRILLS, by_drill
 from recovery_lib.clock import now
 from recovery_lib.drills.history import JOURNAL_COPY, drill_row
-from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS, Fault, inject
+from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS, Fault, chosen_variant, inject
 from recovery_lib.drills.kernels import papermill_kernel_options, quiet_kernels
-from recovery_lib.errors import RecoveryError
+from recovery_lib.drills.lost_host import new_host_root
+from recovery_lib.errors import RecoveryError, SiteError
 from recovery_lib.fsops.atomic import atomic_write_bytes
 from recovery_lib.manager import RecoveryManager
 from recovery_lib.rendering import export_html
@@ -158,6 +164,8 @@ def run_drill(
         raise ValueError(f"unknown {scenario} fault {variant!r}; choose from {', '.join(known)}")
     if site_dir is not None:  # before anything is started, written or backed up
         require_sandbox(load_site(site_dir))
+        if chosen_variant(scenario, variant, seed) == "host_lost":
+            _require_room_for_new_host(load_site(site_dir).root)
     began = time.monotonic()
     run_id = f"{now():%Y%m%dT%H%M%SZ}-{scenario}-{secrets.token_hex(2)}"
     run_dir = Path(outputs).resolve() / run_id
@@ -173,18 +181,27 @@ def run_drill(
         started = start_system(site)
         say(f"[{run_id}] sandbox ready, trading process: {started.message}")
         manager = RecoveryManager(site=site)
-        manager.create_backup(description="Scheduled daily backup", tags=["daily", "scheduled"])
+        scheduled = manager.create_backup(description="Scheduled daily backup", tags=["daily", "scheduled"])
+        # Pushed to the replicas as `recovery backup create` pushes; a failed push is recorded, not raised.
+        setup = [f"scheduled backup {scheduled} taken", *(f"pushed: {o.summary()}" for o in manager.last_push)]
+        say(f"[{run_id}] {'; '.join(setup)}")
         time.sleep(trading_s)  # trades made after the restore point are what a restore loses
         trades_at_fault = _last_trade_id(site)
         result.fault = inject(site, scenario, variant=variant, seed=seed)
         say(f"[{run_id}] injected {scenario}/{result.fault.variant}: {'; '.join(result.fault.actions)}")
+        if result.fault.lost_host is not None:  # the procedure recovers into a new host
+            moved = result.fault.lost_host.provision(new_host_root(root))
+            result.fault.actions += moved
+            root = new_host_root(root)
+            site = load_site(root)
+            say(f"[{run_id}] {'; '.join(moved)}")
         target = site.targets[expected]
         drill = {
             "run_id": run_id,
             "scenario": scenario,
             "variant": result.fault.variant,
             "fault_at": result.fault.fault_at,
-            "actions": result.fault.actions,
+            "actions": [*setup, *result.fault.actions],
             "expected_procedure": expected,
             "trades_at_fault": trades_at_fault,
             "rto_target_s": target.rto_minutes * 60,
@@ -260,8 +277,20 @@ def run_drill(
                 _html(notebook)
         if workdir is not None:
             _remove(workdir)
+        elif site is not None and result.fault is not None and result.fault.lost_host is not None:
+            say(f"[{run_id}] the sandbox now lives on its new host: {site.root}")
         result.seconds = round(time.monotonic() - began, 2)
     return result
+
+
+def _require_room_for_new_host(root: Path) -> None:
+    """A host-lost drill on ``--site`` provisions ``<site>-newhost``: it must be new or empty."""
+    new_root = new_host_root(root)
+    if os.path.lexists(new_root) and (not new_root.is_dir() or any(new_root.iterdir())):
+        raise SiteError(
+            f"the host-lost drill recovers {root} into {new_root}, which is not empty; remove it first "
+            "(an earlier drill's new host?)"
+        )
 
 
 def _keep_journal(site: Site, incident_id: str, run_dir: Path) -> None:

@@ -3,7 +3,8 @@
 Trades are generated in chunks with numpy and written by :mod:`.csvfast`; positions are the exact
 net of the trades (quantities are integers of 1e-4 units until they are printed); report files,
 which carry the bulk of a large site, are written by two processes in parallel. The site is built
-in a hidden sibling directory and renamed into place, so a half-built sandbox never appears.
+in a hidden sibling directory and renamed into place, so a half-built sandbox never appears. Its
+recovery.toml names a ``file://`` replica beside it (``<DIR>-offsite``, see :mod:`.destination`).
 
 The simulated exchange in ``exchange/`` starts with balances equal to the positions and an empty
 fill log (``my_trades.csv``, header only): its history through the API begins when the sandbox is
@@ -31,6 +32,7 @@ import numpy as np
 from recovery_lib import clock
 from recovery_lib.errors import InvalidArgumentError, SiteError
 from recovery_lib.sandbox import csvfast
+from recovery_lib.sandbox.destination import REPLICA_NAME, prepare_destination, remove_old_replica, replica_dir
 from recovery_lib.sandbox.templates import CONFIG_TOML, RECOVERY_TOML
 from recovery_lib.site.config import SANDBOX_MARKER
 from recovery_lib.trading.exchange import SIMULATED_ACCOUNT_FILE, SIMULATED_FILLS_FILE
@@ -244,35 +246,6 @@ def _write_reports(
     return written
 
 
-def _check_parents(dest: Path) -> None:
-    """The nearest existing ancestor of ``dest`` must be a directory (the sandbox is created under it)."""
-    for parent in dest.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise SiteError(
-                    f"cannot create the sandbox at {dest}: {parent} is a file, not a directory. "
-                    "Choose another path for the sandbox."
-                )
-            return
-
-
-def _prepare_destination(dest: Path, force: bool) -> None:
-    _check_parents(dest)
-    if not dest.exists():
-        return
-    if not dest.is_dir():
-        raise SiteError(f"{dest} exists and is not a directory; choose another path for the sandbox.")
-    if not any(dest.iterdir()):
-        return
-    if not (dest / SANDBOX_MARKER).is_file():
-        raise SiteError(
-            f"{dest} is not empty and is not a sandbox (no {SANDBOX_MARKER}); refusing to replace it. "
-            "Choose an empty or new directory."
-        )
-    if not force:
-        raise SiteError(f"{dest} already holds a sandbox; pass --force to replace it, or choose another path.")
-
-
 def create_sandbox(
     dest: str | os.PathLike[str],
     spec: SandboxSpec | None = None,
@@ -291,7 +264,7 @@ def create_sandbox(
     began = time.monotonic()
     now = (spec.now or clock.now()).astimezone(UTC).replace(microsecond=0)
     dest = Path(dest).expanduser().absolute()
-    _prepare_destination(dest, force)
+    prepare_destination(dest, force)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -310,7 +283,7 @@ def create_sandbox(
         book, trade_bytes = _write_trades(staging / "data/trades.csv", spec, now, report, total)
         positions = book.positions_csv()
         (staging / "data/positions.csv").write_text(positions)
-        small = _write_small_files(staging, spec, now, book)
+        small = _write_small_files(staging, dest, spec, now, book)
         budget = max((spec.size_bytes or 0) - trade_bytes - len(positions) - small, 0) if spec.size_bytes else 0
         if spec.size_bytes and budget and spec.reports == 0:
             raise InvalidArgumentError("a size target needs at least one report to fill (use --reports N with N >= 1)")
@@ -319,6 +292,7 @@ def create_sandbox(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    remove_old_replica(dest)  # an earlier sandbox's backups (prepare_destination allowed it: --force)
     return SandboxSummary(
         root=dest,
         trades=spec.trades,
@@ -329,11 +303,13 @@ def create_sandbox(
     )
 
 
-def _write_small_files(root: Path, spec: SandboxSpec, now: datetime, book: _Book) -> int:
+def _write_small_files(root: Path, dest: Path, spec: SandboxSpec, now: datetime, book: _Book) -> int:
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     symbols = sorted(book.net)
     files = {
-        "recovery.toml": RECOVERY_TOML.format(python=sys.executable),
+        "recovery.toml": RECOVERY_TOML.format(
+            python=sys.executable, replica_name=REPLICA_NAME, replica_url=replica_dir(dest).as_uri()
+        ),
         "config/config.toml": CONFIG_TOML.format(symbols=json.dumps(symbols)),
         "state/session.json": json.dumps(
             {"last_trade_id": spec.trades, "trade_count": spec.trades, "updated_at": stamp}, indent=2

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 from datetime import datetime
 from pathlib import Path
+
+from site_copies import copy_site  # noqa: F401 - the drill tests import it from here
 
 from recovery_lib.checks.default import health_check
 from recovery_lib.manager import RecoveryManager
@@ -72,11 +73,6 @@ def kill_leftovers(seen: dict[int, str]) -> None:
         if pid_alive(pid) and LIVE_OPS in cmdline_of(pid) and cwd_of(pid) == cwd:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-
-
-def copy_site(template: Path, where: Path) -> Path:
-    shutil.copytree(template, where, symlinks=True)
-    return where
 
 
 def healthy(site: Site, check: str) -> bool:

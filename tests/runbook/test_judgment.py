@@ -34,6 +34,7 @@ from recovery_lib.cli import main as cli
 from recovery_lib.clock import human_duration, seconds_between
 from recovery_lib.drills.history import drill_row
 from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS
+from recovery_lib.drills.lost_host import new_host_root
 from recovery_lib.manager import RecoveryManager
 from recovery_lib.runbook.escalation import Facts, assess
 from recovery_lib.runbook.postmortem import summarize
@@ -78,7 +79,8 @@ def _drill_case(scenario: str, variant: str, workdir: str) -> dict[str, Any]:
     seconds = time.monotonic() - began
     run_dir = next(p for p in outputs.iterdir() if p.is_dir() and not p.name.startswith("."))  # .logs is the CLI's log
     row = drill_row(run_dir)
-    site = load_site(root)
+    judged = new_host_root(root) if variant == "host_lost" else root  # the host is gone: judge the new one
+    site = load_site(judged)
     health = {name: r.healthy for name, r in health_check.run_all(site).items() if name in SITE_CHECKS}
     exchange = get_exchange_client(site)
     ledger = read_ledger(site.path(site.trades_file), site.trades_file)
@@ -92,7 +94,7 @@ def _drill_case(scenario: str, variant: str, workdir: str) -> dict[str, Any]:
         "stdout": out.getvalue(),
         "row": row,
         "run_dir": str(run_dir),
-        "site": str(root),
+        "site": str(judged),
         "health": health,
         "reconciled": reconcile(site, exchange).ok,
         "ids_unique": len(ledger.trades) == len(ledger.ids),

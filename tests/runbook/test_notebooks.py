@@ -28,6 +28,7 @@ import nbclient
 import nbformat
 import papermill
 import pytest
+from site_copies import copy_site as copy_to
 
 from recovery_lib import health_check
 from recovery_lib.checks.registry import HealthResult
@@ -66,9 +67,7 @@ GATED_STEP = {"A": "restore", "B": "pre_recovery_backup", "C": "restore", "D": "
 
 def copy_site(template: Path, parent: Path) -> Path:
     """A private copy of the session's sandbox template (as conftest's ``sandbox`` fixture makes)."""
-    root = parent / "site"
-    shutil.copytree(template, root, symlinks=True)
-    return root
+    return copy_to(template, parent / "site")
 
 
 def unmonitor_process(site: Path) -> None:

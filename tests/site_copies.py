@@ -1,0 +1,23 @@
+"""Copies of the session's sandbox template, each with a replica of its own.
+
+A sandbox's recovery.toml names its default file:// replica beside it (``<site>-offsite``); a copy
+that kept the template's URL would push into, and restore from, one store shared by every test.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from recovery_lib.sandbox.destination import replica_dir
+
+
+def copy_site(template: Path, where: Path) -> Path:
+    """A copy of the sandbox ``template`` at ``where`` whose replica is ``<where>-offsite``."""
+    shutil.copytree(template, where, symlinks=True)
+    config = where / "recovery.toml"
+    text = config.read_text()
+    old, new = replica_dir(template).as_uri(), replica_dir(where).as_uri()
+    assert f'url = "{old}"' in text, "the sandbox's recovery.toml should name its default replica"
+    config.write_text(text.replace(f'url = "{old}"', f'url = "{new}"'))
+    return where
