@@ -20,12 +20,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from recovery_lib import clock
-from recovery_lib.backup.model import CATEGORIES
+from recovery_lib.backup.listing import read_backups
+from recovery_lib.backup.model import CATEGORIES, PRE_RECOVERY_TAG, BackupStatus
 from recovery_lib.checks.registry import HealthResult
 from recovery_lib.errors import ReplicaDamaged, ReplicaError, ReplicaUnreachable
 from recovery_lib.replica.layout import BackupIndex
 from recovery_lib.replica.remote import Replica
-from recovery_lib.replica.service import opened
+from recovery_lib.replica.service import opened, vanished
 from recovery_lib.replica.status import PushRecord, read_push_record
 from recovery_lib.site.config import Site
 from recovery_lib.site.replicas import ReplicaSpec
@@ -64,6 +65,7 @@ class ReplicaHealth:
     unreadable: list[str] = field(default_factory=list)  # committed backups whose index.json is damaged
     last_push: dict[str, Any] | None = None  # this host's record of the last push (status.PushRecord)
     push_failed: bool = False
+    unpushed: str | None = None  # the newest local backup, when no push to this replica was tried since
     problems: list[str] = field(default_factory=list)  # every reason this replica is unhealthy, for people
     duration_s: float = 0.0
 
@@ -92,13 +94,16 @@ def replica_health(site: Site, spec: ReplicaSpec) -> ReplicaHealth:
     started = time.perf_counter()
     max_age = spec.max_age_hours if spec.max_age_hours is not None else site.max_backup_age_hours
     health = ReplicaHealth(spec.name, spec.url, spec.push, max_age, spec.encrypted)
-    record = read_push_record(site.backup_dir, spec.name)
+    record = read_push_record(site.backup_dir, spec.name, spec.url)
     if record is not None:
         health.last_push = asdict(record)
         health.push_failed = not record.ok
     try:
+        if gone := vanished(spec, site.backup_dir):
+            raise ReplicaUnreachable(gone)
         with opened(spec) as replica:
             _read_replica(replica, health)
+            health.unpushed = _unpushed(site, replica, record)
     except ReplicaError as exc:
         health.reachable = False
         health.error_kind = _kind(exc)
@@ -111,6 +116,17 @@ def replica_health(site: Site, spec: ReplicaSpec) -> ReplicaHealth:
     health.ok = not health.problems
     health.duration_s = round(time.perf_counter() - started, 4)
     return health
+
+
+def _unpushed(site: Site, replica: Replica, record: PushRecord | None) -> str | None:
+    """The newest local SUCCESS backup (not a pre-recovery snapshot) if it is not on the replica and no
+    push was tried after it was taken: a push that was killed, or never ran, leaves no failure behind."""
+    found, _ = read_backups(site.backup_dir)
+    local = next((m for m in found if m.status is BackupStatus.SUCCESS and PRE_RECOVERY_TAG not in m.tags), None)
+    if local is None or local.backup_id in replica.committed_ids():
+        return None
+    tried = clock.parse(record.at) if record is not None else None
+    return local.backup_id if tried is None or tried < local.created else None
 
 
 def _kind(exc: ReplicaError) -> str:
@@ -197,6 +213,11 @@ def _problems(health: ReplicaHealth, record: PushRecord | None) -> list[str]:
         problems.append(
             f"newest backup{_of(health)} {health.stalest} is {health.age_hours:.1f} h old "
             f"(max {health.max_age_hours:g} h): push with {push}{manual}"
+        )
+    if health.unpushed and health.newest is not None:  # an empty replica already says "push one"
+        problems.append(
+            f"the newest local backup {health.unpushed} is not on it and no push was tried since it was taken "
+            f"(killed, or never run): push with {push}"
         )
     if health.unreadable:
         problems.append(

@@ -14,7 +14,9 @@ three things every command shares, once: it builds the parser, sets up logging (
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -30,7 +32,7 @@ from recovery_lib.cli import sandbox as cli_sandbox
 from recovery_lib.cli import site as cli_site
 from recovery_lib.cli.common import EPILOG, site_option
 from recovery_lib.cli.logs import NOT_ON_CONSOLE, LogSetup, LogTarget, explicit_target
-from recovery_lib.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, RecoveryError
+from recovery_lib.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, RecoveryError
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             logs.attach_file(_log_target(args))
             log.info("recovery %s: %s", __version__, command)
             code = int(args.handler(args, out))
+            out.flush()  # a closed pipe is found here, not at interpreter exit
             log.info("exit %d", code)
             return code
         except RecoveryError as exc:
@@ -94,6 +97,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             prefix = "error: " if exc.exit_code == EXIT_USAGE else ""
             sys.stderr.write(f"recovery: {prefix}{exc}\n")
             return exc.exit_code
+        except BrokenPipeError:
+            # The reader went away (`recovery replica list | head`): not a bug; stop quietly, as cat does.
+            log.info("output pipe closed by its reader", extra=NOT_ON_CONSOLE)
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            return EXIT_FAILED
         except KeyboardInterrupt:
             log.warning("interrupted (exit %d)", EXIT_INTERRUPTED, extra=NOT_ON_CONSOLE)
             sys.stderr.write("recovery: interrupted\n")

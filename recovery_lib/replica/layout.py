@@ -51,11 +51,12 @@ class ReplicaConfig:
     salt: str
     encryption: str  # "age" | "none"
     created_at: str
+    recipients: list[str] | None = None  # the public keys objects are encrypted to (sorted)
 
     @classmethod
-    def new(cls, encryption: str) -> ReplicaConfig:
+    def new(cls, encryption: str, recipients: list[str]) -> ReplicaConfig:
         """A fresh config with a random salt (object names then differ from every other replica's)."""
-        return cls(salt=secrets.token_hex(32), encryption=encryption, created_at=clock.now_iso())
+        return cls(salt=secrets.token_hex(32), encryption=encryption, created_at=clock.now_iso(), recipients=recipients)
 
     def to_json(self) -> bytes:
         body = {"format": FORMAT, "version": VERSION, **self.__dict__}
@@ -73,7 +74,12 @@ class ReplicaConfig:
         salt, encryption = data.get("salt"), data.get("encryption")
         if not isinstance(salt, str) or not _HEX64.match(salt) or encryption not in ("age", "none"):
             raise ReplicaDamaged(f"{where}: salt or encryption is malformed; refusing to use this replica")
-        return cls(salt=salt, encryption=encryption, created_at=str(data.get("created_at", "")))
+        recipients = data.get("recipients")
+        if recipients is not None and (
+            not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients)
+        ):
+            raise ReplicaDamaged(f"{where}: recipients is malformed; refusing to use this replica")
+        return cls(salt=salt, encryption=encryption, created_at=str(data.get("created_at", "")), recipients=recipients)
 
     def object_name(self, sha256: str) -> str:
         """The stored name of a file content: HMAC-SHA256(salt, sha256). Another site's replica names the
@@ -199,6 +205,12 @@ class BackupIndex:
             index.created  # noqa: B018 - validates the timestamp
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ReplicaDamaged(f"{where} is malformed ({exc}); this backup on the replica cannot be used") from exc
+        if index.files_count and not 0 < len(index.objects) <= index.files_count:
+            # Every file has an object; files sharing a content share one. Anything else was edited.
+            raise ReplicaDamaged(
+                f"{where} lists {len(index.objects)} object(s) for {index.files_count} file(s): it was edited or "
+                "truncated; this backup on the replica cannot be used"
+            )
         if index.backup_id != backup_id or data.get("version") != VERSION:
             raise ReplicaDamaged(f"{where} says it is backup {index.backup_id!r}; refusing a misplaced index")
         return index

@@ -15,7 +15,7 @@ from recovery_lib import clock
 from recovery_lib.backup.model import BackupMetadata, BackupStatus, BackupType
 from recovery_lib.backup.retention import PrunePlan, RetentionPolicy, plan_prune
 from recovery_lib.errors import ReplicaDamaged, ReplicaLocked
-from recovery_lib.replica.layout import DOCUMENTS, BackupIndex, backup_key, object_key
+from recovery_lib.replica.layout import DOCUMENTS, OBJECTS_PREFIX, BackupIndex, backup_key, object_key
 from recovery_lib.replica.remote import Replica
 
 log = logging.getLogger(__name__)
@@ -61,11 +61,21 @@ def _as_metadata(index: BackupIndex) -> BackupMetadata:
     )
 
 
+def _sound(replica: Replica, index: BackupIndex, present: set[str]) -> bool:
+    """Whether every object ``index`` needs is on the replica (its structure, as verify checks it)."""
+    return all(object_key(name) in present for name in index.objects)
+
+
 def prune_remote(replica: Replica, policy: RetentionPolicy, dry_run: bool = True) -> RemotePrunePlan:
-    """Plan (and unless ``dry_run``, apply) ``policy`` on ``replica``."""
+    """Plan (and unless ``dry_run``, apply) ``policy`` on ``replica``.
+
+    Objects are removed only when every backup that stays is readable and whole: which objects a
+    damaged backup needs is unknown, so none is removed then (its documents may still go)."""
     indexes, unreadable = replica.backups()
     by_id = {index.backup_id: index for index in indexes}
-    newest = indexes[0].backup_id if indexes else None  # the newest on the replica is never removed
+    present = {o.key for o in replica.transport.list(OBJECTS_PREFIX)}
+    # The newest backup whose objects are all there is never removed (retention's "newest verified").
+    newest = next((index.backup_id for index in indexes if _sound(replica, index, present)), None)
     plan = plan_prune([_as_metadata(index) for index in indexes], policy, newest)
     result = RemotePrunePlan(replica.name, plan, unreadable=unreadable)
     now = clock.now()
@@ -77,11 +87,10 @@ def prune_remote(replica: Replica, policy: RetentionPolicy, dry_run: bool = True
         return result
     doomed = [d.backup.backup_id for d in plan.remove if d.backup.backup_id not in result.locked]
     # Objects still needed: by every backup kept, locked, unreadable or half-pushed (never guess).
-    keep_ids = set(replica.committed_ids()) | set(replica.incomplete_ids())
-    keep_ids -= set(doomed)
+    keep_ids = (set(replica.committed_ids()) | set(replica.incomplete_ids())) - set(doomed)
     needed: set[str] = set()
-    objects_removable = True
-    for backup_id in keep_ids:
+    objects_removable = not unreadable
+    for backup_id in sorted(keep_ids):
         index = by_id.get(backup_id)
         if index is None:
             try:
@@ -91,6 +100,9 @@ def prune_remote(replica: Replica, policy: RetentionPolicy, dry_run: bool = True
                 result.unreadable.append(str(exc))
                 objects_removable = False
                 continue
+        if backup_id in by_id and not _sound(replica, index, present):
+            result.unreadable.append(f"backup {backup_id} is kept but lacks objects: no object is removed this time")
+            objects_removable = False
         needed.update(index.objects)
     encrypted = replica.encrypted_docs()
     for backup_id in doomed:
@@ -105,8 +117,12 @@ def prune_remote(replica: Replica, policy: RetentionPolicy, dry_run: bool = True
         if not objects_removable:
             continue
         for name in sorted(set(by_id[backup_id].objects) - needed):
+            key = object_key(name)
+            if key not in present:
+                continue
             try:
-                replica.transport.delete(object_key(name))
+                replica.transport.delete(key)
+                present.discard(key)
                 result.objects_removed += 1
             except ReplicaLocked:
                 needed.add(name)  # still locked: it goes in a later prune

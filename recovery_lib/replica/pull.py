@@ -22,6 +22,7 @@ from pathlib import Path
 from recovery_lib import clock
 from recovery_lib.backup.create import TMP_PREFIX
 from recovery_lib.backup.model import MANIFEST, METADATA, SUMS, FileEntry
+from recovery_lib.backup.store import quarantine
 from recovery_lib.backup.verify import verify_backup_dir
 from recovery_lib.errors import ReplicaDamaged, ReplicaError
 from recovery_lib.fsops.atomic import fsync_dir
@@ -45,13 +46,14 @@ class PullReport:
     files: int
     bytes_downloaded: int
     duration_s: float
+    note: str = ""  # e.g. a damaged local copy set aside before the pull
 
     def summary(self) -> str:
         """One line for a person."""
         if self.already_local:
             return f"backup {self.backup_id} is already in the local backup directory (verified); nothing pulled"
         return (
-            f"pulled backup {self.backup_id} from replica {self.replica}: {self.files} files, "
+            f"{self.note}pulled backup {self.backup_id} from replica {self.replica}: {self.files} files, "
             f"{self.bytes_downloaded:,} bytes downloaded, verified, in {clock.human_duration(self.duration_s)}"
         )
 
@@ -62,14 +64,15 @@ def pull_backup(
     """Bring ``backup_id`` from ``replica`` into ``backup_dir`` (created if needed), every byte verified."""
     began = time.monotonic()
     target = backup_dir / backup_id
+    set_aside = ""
     if target.exists() or target.is_symlink():
         local = verify_backup_dir(target, read_data=True)
-        if not local.ok:
-            raise ReplicaError(
-                f"backup {backup_id} is already in {backup_dir} but does not verify ({local.summary()}): "
-                "quarantine it (`RecoveryManager.quarantine_backup`) and pull again"
-            )
-        return PullReport(replica.name, backup_id, True, local.files_checked, 0, 0.0)
+        if local.ok:
+            return PullReport(replica.name, backup_id, True, local.files_checked, 0, 0.0)
+        # The local copy is damaged and the replica may hold it whole: keep the damaged one as evidence.
+        name, _ = quarantine(backup_dir, backup_id, target)
+        set_aside = f"the damaged local copy was set aside as {name} ({local.summary()}); "
+        log.warning("backup %s: %s", backup_id, set_aside)
     remote = replica.read_backup(backup_id, opener)
     backup_dir.mkdir(parents=True, exist_ok=True)
     tmp = backup_dir / f"{TMP_PREFIX}{backup_id}"
@@ -87,8 +90,8 @@ def pull_backup(
     check = verify_backup_dir(target, read_data=False)
     if not check.ok:  # cannot happen unless the disk lies; never leave it looking good
         raise ReplicaError(f"backup {backup_id} was pulled but does not verify locally: {check.summary()}")
-    report = PullReport(replica.name, backup_id, False, len(remote.manifest.files), downloaded, 0.0)
-    report = PullReport(**{**report.__dict__, "duration_s": round(time.monotonic() - began, 3)})
+    duration = round(time.monotonic() - began, 3)
+    report = PullReport(replica.name, backup_id, False, len(remote.manifest.files), downloaded, duration, set_aside)
     log.info("%s", report.summary())
     return report
 
@@ -109,7 +112,10 @@ def _fill(replica: Replica, remote: RemoteBackup, tmp: Path, opener: Opener, pro
         where = f"replica {replica.name!r}: {object_key(name)} ({entry.path} in {remote.metadata.backup_id})"
         spool = tmp / f".download-{name}"
         try:
-            got = replica.transport.get_file(object_key(name), spool, max_size=remote.index.objects[name].size)
+            try:
+                got = replica.transport.get_file(object_key(name), spool, max_size=remote.index.objects[name].size)
+            except ReplicaDamaged as exc:  # missing or oversize: say which file of which backup it holds
+                raise ReplicaDamaged(f"{where}: {exc}; refusing this backup, nothing was restored") from exc
             digest, size = opener.open_file(spool, tmp.joinpath(*entry.path.split("/")), where)
         finally:
             spool.unlink(missing_ok=True)

@@ -81,6 +81,7 @@ class _Pusher:
         self.spool = spool
         self.report = report
         self.config: ReplicaConfig = replica.config(create=True)  # type: ignore[assignment]
+        replica.check_recipients()
         self.sealer: Sealer = replica.sealer()
         self._listing: dict[str, StoredObject] | None = None  # objects/, listed when first needed
         self._lock = threading.Lock()  # objects are handled by several threads
@@ -107,6 +108,28 @@ class _Pusher:
         except ReplicaError as exc:  # an unreadable index only costs the shortcut
             log.warning("replica %s: %s; reused objects are looked up one by one", self.replica.name, exc)
             return {}
+
+    def damage(self, backup_id: str) -> str | None:
+        """Why a backup already on the replica is not whole (an unreadable index, objects missing or of
+        another size), or None. Such a backup cannot be repaired in place: its documents are final."""
+        try:
+            index = self.replica.index(backup_id)
+        except ReplicaError as exc:
+            return str(exc)
+        with self._lock:
+            if self._listing is None:
+                self._listing = {o.key: o for o in self.replica.transport.list(OBJECTS_PREFIX)}
+            listing = self._listing
+        bad = [
+            n for n, e in index.objects.items() if (found := listing.get(object_key(n))) is None or found.size != e.size
+        ]
+        if not bad:
+            return None
+        return (
+            f"already on the replica but damaged: {len(bad)} object(s) missing or of another size (first: "
+            f"{object_key(bad[0])}). It cannot be repaired in place: `recovery replica prune` it, or push to a "
+            "new location; `recovery replica verify` names every problem"
+        )
 
     def push(self, backup_id: str, progress: Progress | None) -> None:
         path = self.backup_dir / backup_id
@@ -225,12 +248,22 @@ def push_backups(
         committed = set(replica.committed_ids())
         for backup_id in backup_ids:
             if backup_id in committed:
-                report.already.append(backup_id)
+                damage = pusher.damage(backup_id)
+                if damage is None:
+                    report.already.append(backup_id)
+                else:
+                    report.failed[backup_id] = damage
+                    log.error("replica %s: backup %s %s", replica.name, backup_id, damage)
                 continue
             try:
                 pusher.push(backup_id, progress)
             except (BackupError, OSError) as exc:
-                why = str(exc) if isinstance(exc, BackupError) else f"{exc.filename}: {exc.strerror or exc}"
+                why = (
+                    str(exc)
+                    if isinstance(exc, BackupError)
+                    else f"{exc.filename or replica.transport.description}: {exc.strerror or exc} (is the "
+                    "replica's disk full? `recovery replica prune` frees space; nothing it holds was changed)"
+                )
                 report.failed[backup_id] = why
                 log.error("replica %s: backup %s not pushed: %s", replica.name, backup_id, why)
                 continue

@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from recovery_lib import clock
 from recovery_lib.backup.model import (
@@ -25,7 +26,7 @@ from recovery_lib.backup.model import (
     parse_manifest,
     render_sums,
 )
-from recovery_lib.errors import BackupError, ReplicaDamaged, ReplicaError
+from recovery_lib.errors import BackupError, ReplicaDamaged, ReplicaError, ReplicaUnreachable
 from recovery_lib.replica.crypto import Opener, Sealer, load_identities
 from recovery_lib.replica.layout import (
     AGE_SUFFIX,
@@ -34,6 +35,7 @@ from recovery_lib.replica.layout import (
     INDEX,
     MAX_DOC,
     MAX_SMALL,
+    OBJECTS_PREFIX,
     BackupIndex,
     ReplicaConfig,
     backup_key,
@@ -84,8 +86,17 @@ class Replica:
             where = f"replica {self.name!r}: {CONFIG_KEY}"
             if self.transport.stat(CONFIG_KEY) is not None:
                 self._config = ReplicaConfig.parse(self.transport.get_bytes(CONFIG_KEY, max_size=MAX_SMALL), where)
+            elif self._holds_anything():
+                # Never start afresh over old backups: a new salt would orphan every one of them.
+                raise ReplicaDamaged(
+                    f"{where} is missing, but the replica holds backups or objects: its salt is lost, so nothing "
+                    "on it can be found. Put config.json back (from another copy of the replica), or point "
+                    "this replica at a new, empty location; nothing was written"
+                )
             elif create:
-                self._config = ReplicaConfig.new("age" if self.spec.encrypted else "none")
+                self._config = ReplicaConfig.new(
+                    "age" if self.spec.encrypted else "none", sorted(self.spec.age_recipients)
+                )
                 self.transport.put_bytes(CONFIG_KEY, self._config.to_json(), retain_until=self.retain_until())
                 log.info("replica %s: initialised (encryption %s)", self.name, self._config.encryption)
             else:
@@ -98,9 +109,34 @@ class Replica:
             )
         return self._config
 
+    def _holds_anything(self) -> bool:
+        """Whether anything of ours is stored here (the first key under backups/ or objects/ is enough)."""
+        return any(True for _ in self.transport.list(BACKUPS_PREFIX)) or any(
+            True for _ in self.transport.list(OBJECTS_PREFIX)
+        )
+
+    def check_recipients(self) -> None:
+        """Refuse to write when recovery.toml's recipients are not the ones the stored objects were encrypted
+        to: reused objects would stay readable only by the old key, and nothing would notice."""
+        config = self.config()
+        if config is None or config.recipients is None:
+            return
+        if sorted(self.spec.age_recipients) != config.recipients:
+            raise ReplicaError(
+                f"replica {self.name!r} holds objects encrypted to other age recipients than recovery.toml lists "
+                f"now ({len(config.recipients)} stored, {len(self.spec.age_recipients)} configured): new backups "
+                "would reuse objects the new key cannot read. Keep the old recipients (you may add the new key "
+                "next to them on a new replica), or point this replica at a new, empty location; nothing was written"
+            )
+
     def require_config(self) -> ReplicaConfig:
         """The config, or an error saying the replica holds no backups yet."""
         config = self.config()
+        if config is None and self.spec.scheme == "file" and not Path(self.spec.location).is_dir():
+            raise ReplicaUnreachable(
+                f"replica {self.name!r}: {self.spec.location} does not exist: is the disk mounted? Mount it "
+                "and run the command again (or it holds no backups yet: `recovery replica push` creates it)"
+            )
         if config is None:
             raise ReplicaError(
                 f"replica {self.name!r} ({self.spec.url}) holds no backups yet (no {CONFIG_KEY}): "

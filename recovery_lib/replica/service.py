@@ -15,15 +15,15 @@ from recovery_lib import clock
 from recovery_lib.backup.listing import read_backups
 from recovery_lib.backup.model import BackupMetadata, BackupStatus
 from recovery_lib.backup.retention import RetentionPolicy
-from recovery_lib.errors import InvalidArgumentError, ReplicaDamaged, ReplicaError
-from recovery_lib.replica.crypto import Opener
+from recovery_lib.errors import InvalidArgumentError, ReplicaDamaged, ReplicaError, ReplicaUnreachable
+from recovery_lib.replica.crypto import IDENTITY_ENV, Opener
 from recovery_lib.replica.layout import BackupIndex
 from recovery_lib.replica.open import open_transport
 from recovery_lib.replica.prune import RemotePrunePlan, prune_remote
 from recovery_lib.replica.pull import Progress, PullReport, pull_backup
 from recovery_lib.replica.push import PushReport, push_backups
 from recovery_lib.replica.remote import Replica
-from recovery_lib.replica.status import PushRecord, failed_record, replica_lock, write_push_record
+from recovery_lib.replica.status import PushRecord, failed_record, read_push_record, replica_lock, write_push_record
 from recovery_lib.site.config import Site
 from recovery_lib.site.replicas import ReplicaSpec
 
@@ -83,13 +83,30 @@ def resolve_push_targets(replica: Replica, backup_dir: Path, target: str) -> lis
     return catch_up or [local[-1].backup_id]
 
 
+def vanished(spec: ReplicaSpec, backup_dir: Path) -> str | None:
+    """Why a ``file://`` replica must not be written: its directory is gone although this host pushed to it
+    (an unmounted disk: creating it again would put the next backup on the host's own disk)."""
+    if spec.scheme != "file" or Path(spec.location).is_dir():
+        return None
+    record = read_push_record(backup_dir, spec.name, spec.url)
+    if record is None or not (record.ok or record.pushed):
+        return None
+    return (
+        f"replica {spec.name!r}: {spec.location} does not exist, but this host pushed to it ({record.at}): is the "
+        "disk mounted? Mount it and run the command again; nothing was written (the directory is not created "
+        "again, or the backups would land on this host's own disk)"
+    )
+
+
 def push(spec: ReplicaSpec, backup_dir: Path, target: str = "latest") -> PushReport:
     """Push ``target`` (an id, ``latest`` or ``all``) to one replica and record the outcome."""
     try:
+        if gone := vanished(spec, backup_dir):
+            raise ReplicaUnreachable(gone)
         with replica_lock(backup_dir, spec.name), opened(spec) as replica:
             report = push_backups(replica, backup_dir, resolve_push_targets(replica, backup_dir, target))
     except ReplicaError as exc:
-        write_push_record(backup_dir, failed_record(spec.name, str(exc)))
+        write_push_record(backup_dir, failed_record(spec.name, str(exc), spec.url))
         raise
     write_push_record(
         backup_dir,
@@ -101,6 +118,7 @@ def push(spec: ReplicaSpec, backup_dir: Path, target: str = "latest") -> PushRep
             failed=report.failed,
             bytes_uploaded=report.bytes_uploaded,
             duration_s=report.duration_s,
+            url=spec.url,
         ),
     )
     return report
@@ -126,7 +144,9 @@ def push_after_backup(site: Site, backup_dir: Path) -> list[PushRecord | PushRep
             outcomes.append(failed_record(spec.name, str(exc)))
         except Exception as exc:  # noqa: BLE001 - a bug or an unwrapped OSError must not fail a good backup
             log.exception("push to replica %s after the backup failed unexpectedly", spec.name)
-            record = failed_record(spec.name, f"{type(exc).__name__}: {exc} (a bug: the log has the traceback)")
+            record = failed_record(
+                spec.name, f"{type(exc).__name__}: {exc} (a bug: the log has the traceback)", spec.url
+            )
             write_push_record(backup_dir, record)
             outcomes.append(record)
     return outcomes
@@ -169,6 +189,7 @@ def pull(
             notes.append(note)
             log.warning("%s", note)
     raise ReplicaDamaged(
-        f"no backup on replica {replica.name!r} pulls and verifies ({len(candidates)} tried; see the notes): "
-        "try another replica"
+        f"no backup on replica {replica.name!r} pulls and verifies ({len(candidates)} tried; see the notes). "
+        "If every note says 'does not decrypt', the identity is not this replica's key (check --identity / "
+        f"${IDENTITY_ENV}); otherwise try another replica"
     )

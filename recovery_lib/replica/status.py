@@ -40,6 +40,7 @@ class PushRecord:
     failed: dict[str, str] = field(default_factory=dict)
     bytes_uploaded: int = 0
     duration_s: float = 0.0
+    url: str | None = None  # where the push went: a record of another location says nothing of this one
 
     def summary(self) -> str:
         """One line for a person."""
@@ -65,12 +66,14 @@ def write_push_record(backup_dir: Path, record: PushRecord) -> None:
         log.error("cannot record the push to replica %s in %s: %s", record.replica, path, exc.strerror or exc)
 
 
-def read_push_record(backup_dir: Path, replica: str) -> PushRecord | None:
-    """The last push to ``replica`` as recorded here, or None (never pushed from this host, or unreadable)."""
+def read_push_record(backup_dir: Path, replica: str, url: str | None = None) -> PushRecord | None:
+    """The last push to ``replica`` as recorded here, or None (never pushed from this host, unreadable, or
+    recorded for another ``url`` than the replica has now)."""
     path = status_path(backup_dir, replica)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return PushRecord(**data)
+        record = PushRecord(**data)
+        return None if url is not None and record.url not in (None, url) else record
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError) as exc:
@@ -78,9 +81,9 @@ def read_push_record(backup_dir: Path, replica: str) -> PushRecord | None:
         return None
 
 
-def failed_record(replica: str, error: str) -> PushRecord:
+def failed_record(replica: str, error: str, url: str | None = None) -> PushRecord:
     """A push that could not run at all (unreachable replica, wrong key, ...)."""
-    return PushRecord(replica=replica, at=clock.now_iso(), ok=False, error=error)
+    return PushRecord(replica=replica, at=clock.now_iso(), ok=False, error=error, url=url)
 
 
 @contextlib.contextmanager

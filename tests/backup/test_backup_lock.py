@@ -85,7 +85,8 @@ def spawn() -> Iterator[Spawn]:
 def backup_dirs(manager: RecoveryManager) -> list[str]:
     if not manager.backup_dir.is_dir():
         return []
-    return sorted(p.name for p in manager.backup_dir.iterdir() if p.name != LOCK_NAME)
+    # Not the lock, nor .replicas (the push records: the sandbox pushes to its replica after a backup).
+    return sorted(p.name for p in manager.backup_dir.iterdir() if p.name not in (LOCK_NAME, ".replicas"))
 
 
 def wait_until_held(lock_file: Path, process: subprocess.Popen[str], timeout: float = 10.0) -> dict:

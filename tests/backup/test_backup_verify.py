@@ -492,4 +492,5 @@ def test_verify_never_changes_the_backup(sandbox: Path) -> None:
     for read_data in (False, True):
         assert not fresh_verify(sandbox, backup_id, read_data=read_data).ok
     assert state() == before
-    assert sorted(os.listdir(manager.backup_dir)) == sorted([".lock", backup_id])
+    # .replicas: the push after the backup, recorded (the sandbox has a replica)
+    assert sorted(os.listdir(manager.backup_dir)) == sorted([".lock", ".replicas", backup_id])

@@ -5,6 +5,9 @@ from __future__ import annotations
 import ast
 import inspect
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +151,21 @@ def test_a_bug_names_the_log_file_that_holds_its_traceback(
 def test_interrupted_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run_raising(KeyboardInterrupt(), monkeypatch, capsys)
     assert code == 130 and err == "recovery: interrupted\n"
+
+
+def test_a_reader_that_goes_away_is_not_reported_as_a_bug(sandbox: Path) -> None:
+    """`recovery ... | head -1`: the pipe closes under the command; that is no internal error (exit 3)."""
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader is gone before a byte is written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "recovery_lib.cli.main", "site", "--site", str(sandbox)],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(writer)
+    assert done.returncode == EXIT_FAILED, done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr, done.stderr

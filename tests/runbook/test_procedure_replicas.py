@@ -140,7 +140,11 @@ def test_d_reseeds_lost_backups_from_the_replica_and_pushes_the_new_one(site: Pa
     assert RecoveryManager(site=site).verify_backup(good).ok
     emergency = records["emergency_backup"]["backup_id"]
     push = records["replica_push"]
-    assert push["ok"] is True and push["backup_id"] == emergency and push["replicas"][0]["pushed"] == [emergency]
+    # create_backup pushed it (push = "after-backup"); D's push step confirms it is on the replica
+    landed = push["replicas"][0]
+    assert (
+        push["ok"] is True and push["backup_id"] == emergency and [*landed["pushed"], *landed["already"]] == [emergency]
+    )
     assert replica_ids(site) == [emergency, good]
     rows = criteria(records)
     assert rows["Backups restored"] is True and rows["New backup copied off the host"] is True
@@ -150,7 +154,7 @@ def test_d_reseeds_lost_backups_from_the_replica_and_pushes_the_new_one(site: Pa
 
 
 def test_d_without_a_replica_to_reseed_from_fails_and_escalates(site: Path, tmp_path: Path) -> None:
-    RecoveryManager(site=site).create_backup(description="never pushed")
+    RecoveryManager(site=site).create_backup(description="never pushed", push=False)
     files = site_files(site)
     remove_tree(site / "backups")
     output = tmp_path / "D.ipynb"
@@ -162,7 +166,7 @@ def test_d_without_a_replica_to_reseed_from_fails_and_escalates(site: Path, tmp_
     records = read_notebook(output)
     seed = records["replica_seed"]
     assert seed["needed"] is True and seed["ok"] is False and seed["backup_id"] is None
-    assert "offsite" in seed["tried"][0] and "holds no backups" in seed["tried"][0]
+    assert "offsite" in seed["tried"][0] and "holds no backups yet" in seed["tried"][0]
     assert criteria(records)["Backups restored"] is False
     outcome = records["outcome"]
     assert outcome["success"] is False and "no replica could re-seed" in outcome["halted"]

@@ -91,9 +91,10 @@ def local_ids(site: Path) -> list[str]:
 def backed_up_and_pushed(site: Path) -> str:
     """A good backup of the site, pushed to its (only) replica; returns its id."""
     manager = RecoveryManager(site=site)
-    backup_id = manager.create_backup(description="good")
+    backup_id = manager.create_backup(description="good")  # pushed after the backup (push = "after-backup")
+    assert [record.ok for record in manager.last_push] == [True]
     report = manager.push_to_replica(None, backup_id)
-    assert report.ok and report.pushed == [backup_id]
+    assert report.ok and report.already == [backup_id]
     return backup_id
 
 
@@ -215,7 +216,8 @@ def test_every_replica_failing_halts_with_each_reason_and_nothing_written(site: 
     result = steps.seed_from_replica(run, "", "")
     assert isinstance(result, Seeding) and not result.ok and result.backup_id is None
     assert [why.split(":", 1)[0] for why in result.tried] == ["empty", "usb"]
-    assert "holds no backups" in result.tried[0] and "not-mounted" in result.tried[1]
+    # The empty replica's directory was never created (nothing was ever pushed there): said as such.
+    assert "does not exist" in result.tried[0] and "not-mounted" in result.tried[1]
     assert run.halted and "no replica could re-seed" in run.halted
     assert run.facts.no_backup
     assert local_ids(site) == [] and site_files(site) == files and not unmounted.parent.exists()
@@ -295,7 +297,9 @@ def test_a_failed_push_is_recorded_and_fails_its_criterion(site: Path, tmp_path:
     pushed = steps.push_to_replicas(run, emergency)
     assert not pushed.ok and [r["replica"] for r in pushed.rows] == ["offsite", "usb"]
     offsite, usb = pushed.rows
-    assert offsite["ok"] and offsite["pushed"] == [emergency] and usb["ok"] is False and "not-mounted" in usb["error"]
+    # create_backup pushed it already (push = "after-backup"); the step confirms it is there
+    assert offsite["ok"] and [*offsite["pushed"], *offsite["already"]] == [emergency]
+    assert usb["ok"] is False and "not-mounted" in usb["error"]
     assert run.recorder.values["replica_push"]["ok"] is False
     rows = criteria_rows(steps.criteria_d_replicas(run, directory, verification, emergency, seeded, pushed))
     assert rows["Backups restored"][0] is True and good in rows["Backups restored"][1]

@@ -109,9 +109,10 @@ def test_scenario_1_detects_a_corrupted_config(sandbox: Path, run) -> None:
 
 
 def test_scenario_3_names_the_failures(sandbox: Path, run) -> None:
-    assert run(SCENARIO_3) == "⚠️  Multiple failures: backups, process\n"
+    # A fresh sandbox: no backup yet (so its replica holds none either) and no trading process.
+    assert run(SCENARIO_3) == "⚠️  Multiple failures: backups, process, replicas\n"
     corrupt_config(sandbox)
-    assert run(SCENARIO_3) == "⚠️  Multiple failures: config, backups, process\n"
+    assert run(SCENARIO_3) == "⚠️  Multiple failures: config, backups, process, replicas\n"
 
 
 def test_scenario_3_silent_when_everything_is_healthy(sandbox: Path, run) -> None:
@@ -123,7 +124,7 @@ def test_verification_1_on_a_fully_healthy_sandbox(sandbox: Path, run) -> None:
     make_fully_healthy(sandbox)
     lines = run(VERIFICATION_1).splitlines()
     assert lines[:4] == HEADER
-    body = lines[4:11]
+    body = lines[4:12]
     assert [line.split(":")[0] for line in body] == [
         "✅ CONFIG",
         "✅ DATA",
@@ -132,6 +133,7 @@ def test_verification_1_on_a_fully_healthy_sandbox(sandbox: Path, run) -> None:
         "✅ PROCESS",
         "✅ EXCHANGE",
         "✅ RECONCILIATION",
+        "✅ REPLICAS",
     ]
     assert body[0] == "✅ CONFIG: config/config.toml is valid TOML with sections trading, risk, live"
     assert body[1] == "✅ DATA: 500 trades and 8 positions agree"
@@ -139,14 +141,15 @@ def test_verification_1_on_a_fully_healthy_sandbox(sandbox: Path, run) -> None:
     assert body[4] == "✅ PROCESS: trading process running (detect command 'true' exited 0)"
     assert body[5].startswith("✅ EXCHANGE: simulated: BTC/USD last ")
     assert body[6] == "✅ RECONCILIATION: all 8 position(s) equal the exchange's balances"
-    assert lines[11:] == ["", "🟢 System Healthy"]
+    assert body[7].startswith("✅ REPLICAS: replica offsite: newest backup ")
+    assert lines[12:] == ["", "🟢 System Healthy"]
 
 
 def test_verification_1_on_a_corrupted_config(sandbox: Path, run) -> None:
     corrupt_config(sandbox)
     lines = run(VERIFICATION_1).splitlines()
     assert lines[:4] == HEADER
-    body = lines[4:11]
+    body = lines[4:12]
     assert [line.split(":")[0] for line in body] == [
         "❌ CONFIG",
         "✅ DATA",
@@ -155,12 +158,13 @@ def test_verification_1_on_a_corrupted_config(sandbox: Path, run) -> None:
         "❌ PROCESS",
         "✅ EXCHANGE",
         "✅ RECONCILIATION",
+        "❌ REPLICAS",
     ]
     assert body[0].startswith("❌ CONFIG: config/config.toml")
     assert f"config/config.toml is not valid TOML at line {CORRUPT_LINE}: " in body[0]
     assert body[0].endswith("(Procedure A restores it)")
     assert body[1] == "✅ DATA: 500 trades and 8 positions agree"  # the data is untouched
-    assert lines[11:] == ["", "🔴 System Unhealthy"]
+    assert lines[12:] == ["", "🔴 System Unhealthy"]
 
 
 def test_verification_2_counts_rows(sandbox: Path, run) -> None:

@@ -105,6 +105,7 @@ def test_a_halted_run_skips_every_later_step_and_changes_nothing(config_fault: P
 
     called: dict[str, Any] = {
         "stop": steps.stop(run),
+        "seed_from_replica": steps.seed_from_replica(run, needs=("config",)),
         "choose_backup": steps.choose_backup(run, "latest", needs=("config",)),
         "plan": steps.plan(run, choice, config=True),
         "restore": steps.restore(run, plan),
