@@ -323,7 +323,8 @@ def test_a_halted_procedure_c_takes_no_verified_backup(trading: Path, tmp_path: 
     error = execute("C_full_system_recovery.ipynb", tmp_path / "C.ipynb", trading)
     records = read_notebook(tmp_path / "C.ipynb")
     assert error and error.startswith("ProcedureFailed"), error
-    assert records["halted"]["reason"].startswith("no usable backup")
+    # Nothing local and nothing off the host: the seed step halts the run and says both.
+    assert records["halted"]["reason"].startswith("No local backup can fix the fault, and no replica")
     assert records["post_recovery_backup"]["ok"] is False
     assert not [m for m in RecoveryManager(site=site).list_backups() if "verified" in m.tags]
     assert process_status(site).running is False, "trading was left running on a broken site"

@@ -20,6 +20,7 @@ from recovery_lib.replica.pull import PullReport
 from recovery_lib.replica.service import opened, restore_candidates
 from recovery_lib.replica.status import read_push_record
 from recovery_lib.runbook.checklist import Checklist
+from recovery_lib.runbook.records import to_plain
 from recovery_lib.runbook.restore_record_types import ReplicaPushRecord, ReplicaSeedRecord, ReplicasRecord
 from recovery_lib.runbook.run import Run
 from recovery_lib.runbook.steps.base import GO_ON, Again, Halted, NothingToDo, did, halt, refused, step
@@ -173,8 +174,8 @@ def _local_fix(run: Run, needs: tuple[str, ...]) -> tuple[str | None, list[str]]
     before = len(run.manager.notes)
     try:
         backup_id = run.manager.latest(needs).backup_id
-    except (RecoveryError, OSError) as exc:
-        return None, [*run.manager.notes[before:], str(exc)]
+    except (RecoveryError, OSError) as exc:  # shown and recorded: paths in the site as the records write them
+        return None, [to_plain(why, run.site.root) for why in [*run.manager.notes[before:], str(exc)]]
     return backup_id, []
 
 
