@@ -10,7 +10,7 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 .PHONY: help drill test test-browser soak lint lab notebooks-clean bench clean
 
 help:
-	@echo "make drill  create .venv, drill every runbook scenario on a sandbox, write outputs/ and outputs/index.html"
+	@echo "make drill  create .venv, drill every runbook scenario and a lost host on sandboxes, write outputs/ and outputs/index.html"
 	@echo "make test   lint and run the whole test suite"
 	@echo "make test-browser  JupyterLab walk-through and records page in Chromium (needs: apt-get install chromium)"
 	@echo "make soak   the reliability suite with its loops run much longer (--long)"
@@ -25,7 +25,9 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# The main job: every runbook scenario drilled on a fresh sandbox; records in outputs/.
+# The main job: every runbook scenario drilled on a fresh sandbox, then the host lost with its local
+# backups and recovered into a new host from the sandbox's replica (--scenario all runs full/host_lost
+# last); records in outputs/.
 drill: $(INSTALLED)
 	$(BIN)/recovery drill run --scenario all --outputs outputs --jobs 2
 
@@ -65,6 +67,7 @@ notebooks-clean: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_sandbox.py
 	$(BIN)/python benchmarks/bench_backup.py
+	$(BIN)/python benchmarks/bench_replica.py
 	$(BIN)/python benchmarks/bench_drill.py
 
 clean:
