@@ -155,8 +155,13 @@ class _Pusher:
         def handle(entry: FileEntry) -> StoredEntry:
             return self._object(path, entry.path, entry.sha256, entry.size, locked_until)
 
+        # Objects the newest backup already needs are handled here (no transfer: at most a lock to
+        # extend); only the others go to the pool, so an unchanged push costs no thread hand-offs.
+        new = [(name, entry) for name, entry in first.items() if name not in self.known]
         with ThreadPoolExecutor(max_workers=self.replica.transport.parallel) as pool:
-            for (name, entry), stored in zip(first.items(), pool.map(handle, first.values()), strict=True):
+            transfers = pool.map(handle, [entry for _, entry in new])
+            done_here = [((name, entry), handle(entry)) for name, entry in first.items() if name in self.known]
+            for (name, entry), stored in [*done_here, *zip(new, transfers, strict=True)]:
                 index.objects[name] = stored
                 with self._lock:
                     self.known[name] = stored
