@@ -21,3 +21,16 @@ def copy_site(template: Path, where: Path) -> Path:
     assert f'url = "{old}"' in text, "the sandbox's recovery.toml should name its default replica"
     config.write_text(text.replace(f'url = "{old}"', f'url = "{new}"'))
     return where
+
+
+def unmonitor_process(site: Path) -> None:
+    """Drop the [process] table from recovery.toml: no trading process runs in these tests, and a
+    process that is not monitored is healthy, so a recovered site can end fully healthy."""
+    toml = site / "recovery.toml"
+    kept, skipping = [], False
+    for line in toml.read_text().splitlines(keepends=True):
+        if line.strip().startswith("["):
+            skipping = line.strip() == "[process]"
+        if not skipping:
+            kept.append(line)
+    toml.write_text("".join(kept))

@@ -76,6 +76,23 @@ def refuse_oversize(size: int, max_size: int, where: str) -> None:
         )
 
 
+def download(target: Path, get: Callable[[BinaryIO], int]) -> int:
+    """Run ``get`` into the new file ``target``; on any failure the partial file is removed."""
+    try:
+        with open(target, "wb") as out:
+            return get(out)
+    except BaseException:
+        remove_partial(target)
+        raise
+
+
+def read_all(get: Callable[[BinaryIO], int]) -> bytes:
+    """What ``get`` writes, in memory (bounded by its own ``max_size``)."""
+    out = io.BytesIO()
+    get(out)
+    return out.getvalue()
+
+
 def remove_partial(target: Path) -> None:
     """Delete a half-written download so nobody mistakes it for a whole one."""
     with contextlib.suppress(FileNotFoundError):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import logging
 import math
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from typing import Any
 
 from recovery_lib.clock import iso, now
 from recovery_lib.errors import ReplicaDamaged, ReplicaError, ReplicaLocked, ReplicaUnreachable
-from recovery_lib.replica.fs import copy_limited, open_source, refuse_oversize, remove_partial
+from recovery_lib.replica.fs import copy_limited, download, open_source, read_all, refuse_oversize
 from recovery_lib.replica.transport import StoredObject, check_key
 from recovery_lib.site.replicas import ReplicaSpec
 
@@ -290,18 +289,11 @@ class S3Transport:
 
     def get_file(self, key: str, target: Path, *, max_size: int) -> int:
         """Download ``key`` into ``target`` in chunks; ReplicaDamaged when missing or over ``max_size``."""
-        try:
-            with open(target, "wb") as out:
-                return self._get(key, out, max_size)
-        except BaseException:
-            remove_partial(target)
-            raise
+        return download(target, lambda out: self._get(key, out, max_size))
 
     def get_bytes(self, key: str, *, max_size: int) -> bytes:
         """The content of ``key`` (same refusals as :meth:`get_file`)."""
-        out = io.BytesIO()
-        self._get(key, out, max_size)
-        return out.getvalue()
+        return read_all(lambda out: self._get(key, out, max_size))
 
     def _get(self, key: str, out: Any, max_size: int) -> int:
         # One GET, no HEAD first: its ContentLength is checked before the body is read.

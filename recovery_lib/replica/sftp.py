@@ -22,7 +22,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from recovery_lib.errors import ReplicaDamaged, ReplicaError, ReplicaUnreachable
-from recovery_lib.replica.fs import copy_limited, open_source, refuse_oversize, remove_partial, send_all
+from recovery_lib.replica.fs import (
+    copy_limited,
+    download,
+    open_source,
+    read_all,
+    refuse_oversize,
+    send_all,
+)
 from recovery_lib.replica.transport import StoredObject, check_key
 from recovery_lib.site.replicas import ReplicaSpec
 
@@ -303,18 +310,11 @@ class SftpTransport:
 
     def get_file(self, key: str, target: Path, *, max_size: int) -> int:
         """Download ``key`` into ``target``; ReplicaDamaged when missing, not a regular file, or over ``max_size``."""
-        try:
-            with open(target, "wb") as out:
-                return self._get(key, out, max_size)
-        except BaseException:
-            remove_partial(target)
-            raise
+        return download(target, lambda out: self._get(key, out, max_size))
 
     def get_bytes(self, key: str, *, max_size: int) -> bytes:
         """The content of ``key`` (same refusals as :meth:`get_file`)."""
-        out = io.BytesIO()
-        self._get(key, out, max_size)
-        return out.getvalue()
+        return read_all(lambda out: self._get(key, out, max_size))
 
     def _get(self, key: str, out: Any, max_size: int) -> int:
         remote = self._remote(key)

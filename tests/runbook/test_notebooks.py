@@ -29,6 +29,7 @@ import nbformat
 import papermill
 import pytest
 from site_copies import copy_site as copy_to
+from site_copies import unmonitor_process as drop_process_table
 
 from recovery_lib import health_check
 from recovery_lib.checks.registry import HealthResult
@@ -72,16 +73,8 @@ def copy_site(template: Path, parent: Path) -> Path:
 
 
 def unmonitor_process(site: Path) -> None:
-    """Drop the [process] table from recovery.toml: no trading process runs in a sandbox, and a
-    process that is not monitored is healthy, so a recovered site can end fully healthy."""
-    toml = site / "recovery.toml"
-    kept, skipping = [], False
-    for line in toml.read_text().splitlines(keepends=True):
-        if line.strip().startswith("["):
-            skipping = line.strip() == "[process]"
-        if not skipping:
-            kept.append(line)
-    toml.write_text("".join(kept))
+    """Drop the [process] table (tests/site_copies.py), and check the process is then healthy."""
+    drop_process_table(site)
     assert health_check.run("process", site).healthy
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pyrage
 import pytest
+from site_copies import unmonitor_process
 
 from recovery_lib.manager import RecoveryManager
 from recovery_lib.runbook import procedures as steps
@@ -50,18 +51,6 @@ def set_replicas(site: Path, *tables: str) -> None:
 def file_replica(name: str, directory: Path, extra: str = "") -> str:
     """The body of a file:// replica table."""
     return f'name = "{name}"\nurl = "file://{directory}"\n{extra}'
-
-
-def unmonitor_process(site: Path) -> None:
-    """No trading process runs in these tests: drop [process], as tests/runbook/test_notebooks.py does."""
-    toml = site / "recovery.toml"
-    kept, skipping = [], False
-    for line in toml.read_text().splitlines(keepends=True):
-        if line.strip().startswith("["):
-            skipping = line.strip() == "[process]"
-        if not skipping:
-            kept.append(line)
-    toml.write_text("".join(kept))
 
 
 def remove_tree(path: Path) -> None:
