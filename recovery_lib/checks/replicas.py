@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 NAME = "replicas"
 NO_REPLICA = "no replica configured (backups live only on this host)"
 MAX_INDEX_READS = 50  # bounds the requests per replica when one category is backed up far less often
-# What each backup type holds; a "mixed" backup's categories are not in index.json: it covers none here.
-COVERS = {"full": CATEGORIES, "config": ("config",), "state": ("state",), "data": ("data",)}
 
 
 @dataclass
@@ -151,7 +149,7 @@ def _read_replica(replica: Replica, health: ReplicaHealth) -> None:
         health.newest, health.newest_created_at = usable[0].backup_id, usable[0].created_at
     newest_of: dict[str, BackupIndex] = {}
     for index in usable:
-        for category in COVERS.get(index.backup_type, ()):
+        for category in index.categories:
             newest_of.setdefault(category, index)
     health.missing_categories = [c for c in CATEGORIES if c not in newest_of]
     if newest_of:
@@ -182,7 +180,7 @@ def _newest_indexes(replica: Replica, ids: list[str], health: ReplicaHealth) -> 
         if index.pre_recovery:
             continue  # a snapshot of a broken state: evidence, not a recovery point
         read.append(index)
-        covered.update(COVERS.get(index.backup_type, ()))
+        covered.update(index.categories)
     return sorted(read, key=lambda i: (i.created, i.backup_id), reverse=True)
 
 

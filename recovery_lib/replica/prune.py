@@ -61,7 +61,7 @@ def _as_metadata(index: BackupIndex) -> BackupMetadata:
     )
 
 
-def _sound(replica: Replica, index: BackupIndex, present: set[str]) -> bool:
+def _sound(index: BackupIndex, present: set[str]) -> bool:
     """Whether every object ``index`` needs is on the replica (its structure, as verify checks it)."""
     return all(object_key(name) in present for name in index.objects)
 
@@ -75,7 +75,7 @@ def prune_remote(replica: Replica, policy: RetentionPolicy, dry_run: bool = True
     by_id = {index.backup_id: index for index in indexes}
     present = {o.key for o in replica.transport.list(OBJECTS_PREFIX)}
     # The newest backup whose objects are all there is never removed (retention's "newest verified").
-    newest = next((index.backup_id for index in indexes if _sound(replica, index, present)), None)
+    newest = next((index.backup_id for index in indexes if _sound(index, present)), None)
     plan = plan_prune([_as_metadata(index) for index in indexes], policy, newest)
     result = RemotePrunePlan(replica.name, plan, unreadable=unreadable)
     now = clock.now()
@@ -100,7 +100,7 @@ def prune_remote(replica: Replica, policy: RetentionPolicy, dry_run: bool = True
                 result.unreadable.append(str(exc))
                 objects_removable = False
                 continue
-        if backup_id in by_id and not _sound(replica, index, present):
+        if backup_id in by_id and not _sound(index, present):
             result.unreadable.append(f"backup {backup_id} is kept but lacks objects: no object is removed this time")
             objects_removable = False
         needed.update(index.objects)

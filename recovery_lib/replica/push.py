@@ -38,7 +38,7 @@ from recovery_lib.replica.layout import (
     render_objects,
 )
 from recovery_lib.replica.remote import Replica
-from recovery_lib.replica.transport import StoredObject
+from recovery_lib.replica.transport import StoredObject, Transport
 
 log = logging.getLogger(__name__)
 
@@ -232,9 +232,9 @@ class _Pusher:
         return StoredEntry(stored, stored_sha, clock.iso(retain) if retain else None)
 
 
-def transport_retention(transport: object, key: str) -> datetime | None:
+def transport_retention(transport: Transport, key: str) -> datetime | None:
     """The lock date the store reports for ``key`` (None when it has none)."""
-    found = transport.stat(key)  # type: ignore[attr-defined]
+    found = transport.stat(key)
     return found.retain_until if found else None
 
 
