@@ -24,7 +24,7 @@ from recovery_lib.backup.listing import read_backups
 from recovery_lib.backup.model import CATEGORIES, PRE_RECOVERY_TAG, BackupStatus
 from recovery_lib.checks.registry import HealthResult
 from recovery_lib.errors import ReplicaDamaged, ReplicaError, ReplicaUnreachable
-from recovery_lib.replica.layout import BackupIndex
+from recovery_lib.replica.layout import OBJECTS_PREFIX, BackupIndex, object_key
 from recovery_lib.replica.remote import Replica
 from recovery_lib.replica.service import opened, vanished
 from recovery_lib.replica.status import PushRecord, read_push_record
@@ -61,6 +61,7 @@ class ReplicaHealth:
     fresh: bool = False  # every category has a backup younger than max_age_hours
     incomplete: list[str] = field(default_factory=list)  # unfinished pushes (interrupted, or running now)
     unreadable: list[str] = field(default_factory=list)  # committed backups whose index.json is damaged
+    damaged: list[str] = field(default_factory=list)  # newest backups whose objects are missing or resized
     last_push: dict[str, Any] | None = None  # this host's record of the last push (status.PushRecord)
     push_failed: bool = False
     unpushed: str | None = None  # the newest local backup, when no push to this replica was tried since
@@ -144,7 +145,17 @@ def _read_replica(replica: Replica, health: ReplicaHealth) -> None:
     committed = replica.committed_ids()
     health.backups = len(committed)
     health.incomplete = replica.incomplete_ids()
-    usable = _newest_indexes(replica, committed[:MAX_INDEX_READS], health)
+    ids = committed[:MAX_INDEX_READS]
+    stored: dict[str, int] | None = None
+    while True:  # a recovery point whose objects are not all there, whole, does not count: read on past it
+        usable = _newest_indexes(replica, ids, health)
+        if stored is None:
+            stored = {o.key: o.size for o in replica.transport.list(OBJECTS_PREFIX)}  # one listing
+        damaged = [i.backup_id for i in usable if _lacks(i, stored)]
+        if not damaged:
+            break
+        health.damaged.extend(damaged)
+        ids = [backup_id for backup_id in ids if backup_id not in damaged]
     if usable:
         health.newest, health.newest_created_at = usable[0].backup_id, usable[0].created_at
     newest_of: dict[str, BackupIndex] = {}
@@ -160,6 +171,11 @@ def _read_replica(replica: Replica, health: ReplicaHealth) -> None:
     health.fresh = (
         not health.missing_categories and health.age_hours is not None and health.age_hours <= health.max_age_hours
     )
+
+
+def _lacks(index: BackupIndex, stored: dict[str, int]) -> bool:
+    """Whether an object the backup needs is missing from the listing, or of another size than pushed."""
+    return any(stored.get(object_key(name)) != entry.size for name, entry in index.objects.items())
 
 
 def _newest_indexes(replica: Replica, ids: list[str], health: ReplicaHealth) -> list[BackupIndex]:
@@ -216,6 +232,12 @@ def _problems(health: ReplicaHealth, record: PushRecord | None) -> list[str]:
         problems.append(
             f"the newest local backup {health.unpushed} is not on it and no push was tried since it was taken "
             f"(killed, or never run): push with {push}"
+        )
+    if health.damaged:
+        problems.append(
+            f"{len(health.damaged)} of its newest backup(s) lack objects or hold resized ones "
+            f"({', '.join(health.damaged[:3])}): they cannot be restored from; run "
+            f"`recovery replica verify all --replica {health.name}` and push a new backup"
         )
     if health.unreadable:
         problems.append(

@@ -168,3 +168,21 @@ def test_a_missing_object_names_the_file_it_held(sandbox: Path, tmp_path: Path) 
     with pytest.raises(ReplicaError, match=r"data/trades\.csv"):
         RecoveryManager(site=sandbox).pull_from_replica(backup_id=backup_id)
     assert not (sandbox / "backups" / backup_id).exists()  # nothing half-pulled is left looking like a backup
+
+
+def test_health_does_not_count_a_newest_backup_whose_object_is_truncated(sandbox: Path) -> None:
+    manager = RecoveryManager(site=sandbox)
+    older = manager.create_backup()
+    with (sandbox / "data" / "trades.csv").open("a") as trades:
+        trades.write("9999,2026-12-03T00:00:00Z,BTC/USD,buy,1,1\n")
+    newer = manager.create_backup()
+    spec = manager.site.replicas[0]
+    config = Replica(spec, open_transport(spec)).require_config()
+    sha = manager._manifest(newer).by_path()["data/trades.csv"].sha256
+    victim = Path(spec.location) / "objects" / config.object_name(sha)[:2] / config.object_name(sha)
+    victim.chmod(0o644)
+    victim.write_bytes(victim.read_bytes()[:100])
+    result = health_check.run("replicas", sandbox)
+    assert not result.healthy and newer in result.message and "lack objects" in result.message
+    facts = result.details["replicas"][0]
+    assert facts["damaged"] == [newer] and facts["newest"] == older  # the whole older one still counts
