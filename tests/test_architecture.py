@@ -25,6 +25,8 @@ LAYERS: dict[str, float] = {
     "catalog": 0,
     "fsops": 1,
     "site": 2,
+    "alerts": 2.5,
+    "schedule": 2.5,
     "trading": 3,
     "backup": 4,
     "sandbox": 4,
@@ -34,6 +36,7 @@ LAYERS: dict[str, float] = {
     "checks": 7,
     "runbook": 8,
     "drills": 9,
+    "metrics": 9.2,
     "": 9.5,  # recovery_lib/__init__.py: the public facade (the runbook's snippets import from it)
     "cli": 10,
 }

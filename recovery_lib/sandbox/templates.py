@@ -29,7 +29,8 @@ name = "peak-trade-sandbox"
 
 [backups]
 # What the scheduler runs (declared here so Procedure D can confirm it).
-schedule = ["daily 02:00 UTC", "weekly Sunday 03:00 UTC", "before every deployment"]
+# systemd calendar or cron expressions, always UTC: daily at 02:00 and Sundays at 03:00.
+schedule = ["*-*-* 02:00", "Sun *-*-* 03:00"]
 
 [process]
 # The sandbox's trading process writes its pid here while it runs.

@@ -16,6 +16,8 @@ from typing import Any
 
 from recovery_lib import catalog
 from recovery_lib.errors import SiteError
+from recovery_lib.site.calendar import Calendar
+from recovery_lib.site.operations import Operations, parse_operations
 from recovery_lib.site.replicas import ReplicaSpec, parse_replicas
 from recovery_lib.site.schema import SCHEMA, SUBTABLES, Reader, check_records_dir
 from recovery_lib.site.tomlconf import load_toml
@@ -117,20 +119,29 @@ class Site:
     backup_dir_setting: str = "backups"
     records_dir_setting: str = "incidents"  # the incident journals (recovery_lib.runbook.journal)
     max_backup_age_hours: float = 24.0
-    backup_schedule: tuple[str, ...] = ()
     health_read_mib: float = 256.0  # backup contents the `backups` health check re-hashes per run
     targets: dict[str, Target] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
     process: ProcessSpec = field(default_factory=ProcessSpec)
     exchange: ExchangeSpec = field(default_factory=ExchangeSpec)
     reconcile: ReconcileSpec = field(default_factory=ReconcileSpec)
     contacts: dict[str, Contact] = field(default_factory=lambda: dict(DEFAULT_CONTACTS))
-    alert_webhook: str | None = None
+    ops: Operations = field(default_factory=Operations)  # schedules, alerts, metrics (site/operations.py)
     replicas: tuple[ReplicaSpec, ...] = ()  # [[replicas]]: copies of the backups off the host
     config_source: Path | None = None
 
     def path(self, relative: str) -> Path:
         """Absolute path of a site-relative POSIX path."""
         return self.root.joinpath(*PurePosixPath(relative).parts)
+
+    @property
+    def backup_schedule(self) -> tuple[Calendar, ...]:
+        """``[backups] schedule``: when backups are meant to run (UTC)."""
+        return self.ops.backup_schedule
+
+    @property
+    def drill_records_dir(self) -> Path:
+        """Where drill records go: ``[drills] records``, else ``<site>-drill-records`` beside the site."""
+        return self.ops.drill_records_dir(self.root)
 
     @property
     def backup_dir(self) -> Path:
@@ -213,6 +224,9 @@ def load_site(site: str | os.PathLike[str] | Site | None = None) -> Site:
     data, text = load_toml(config_path)
     log.debug("site %s: reading %s", root, CONFIG_NAME)
     return _site_from_toml(root, config_path, data, text)
+
+
+OPERATION_TABLES = ("backups", "drills", "alerts", "metrics", "schedule")
 
 
 def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: str) -> Site:
@@ -298,14 +312,13 @@ def _site_from_toml(root: Path, config_path: Path, data: dict[str, Any], text: s
         backup_dir_setting=backups.get("dir", defaults.backup_dir_setting),
         records_dir_setting=records_dir,
         max_backup_age_hours=float(backups.get("max_age_hours", defaults.max_backup_age_hours)),
-        backup_schedule=tuple(backups.get("schedule", ())),
         health_read_mib=float(backups.get("health_read_mib", defaults.health_read_mib)),
         targets=targets,
         process=ProcessSpec(**process),
         exchange=ExchangeSpec(**exchange),
         reconcile=ReconcileSpec(**section("reconcile")),
         contacts=contacts,
-        alert_webhook=section("alerts").get("webhook_url"),
+        ops=parse_operations(reader, root, {name: section(name) for name in OPERATION_TABLES}),
         replicas=parse_replicas(reader, data["replicas"]) if "replicas" in data else (),
         config_source=config_path,
     )

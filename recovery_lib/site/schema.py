@@ -56,7 +56,14 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "critical": STR_LIST,
     },
     "config_check": {"required_sections": STR_LIST},
-    "backups": {"dir": STR, "max_age_hours": NUMBER, "schedule": STR_LIST, "health_read_mib": NUMBER},
+    "backups": {
+        "dir": STR,
+        "max_age_hours": NUMBER,
+        "schedule": STR_LIST,  # systemd calendar or cron expressions, UTC (recovery_lib.site.calendar)
+        "grace_minutes": NUMBER,
+        "health_read_mib": NUMBER,
+    },
+    "drills": {"schedule": STR_LIST, "records": STR},
     "process": {"pidfile": STR, "match": STR, "detect": STR, "stop": STR, "start": STR, "write_lock": STR},
     "exchange": {
         "client": CLIENT,
@@ -67,7 +74,15 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "ticker_symbol": STR,
     },
     "reconcile": {"tolerance": NUMBER, "decimals": COUNT},
-    "alerts": {"webhook_url": STR},
+    "alerts": {
+        "urls": STR_LIST,  # Apprise URLs
+        "webhook_url": STR,  # a generic JSON webhook (json:// in Apprise)
+        "ping_backup": STR,
+        "ping_drill": STR,
+        "escalation_level": COUNT,
+    },
+    "metrics": {"textfile_dir": STR},
+    "schedule": {"systemd_dir": STR},
     "records": {"dir": STR},
 }
 # Tables of tables: [targets.A] ... [targets.D], [escalation.level1] ... [escalation.level4].

@@ -92,7 +92,7 @@ def test_full_recovery_toml_overrides_defaults(tmp_path: Path) -> None:
     assert site.exchange.client == "ccxt" and site.exchange.api_key_env == "PEAK_KEY"
     assert site.contacts["level2"].contact == "slack:@dana"
     assert site.contacts["level3"].name == "Senior Engineer"
-    assert site.alert_webhook == "https://hooks.example.invalid/peak"
+    assert site.ops.alert_urls == ("jsons://hooks.example.invalid/peak",)
 
 
 def test_relative_backup_dir_is_relative_to_site(tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ def quarantine_damaged(run: Run, verification: BackupVerification) -> Findings |
 @step(on_halt=GO_ON)  # it only reads
 def backup_schedule(run: Run) -> str:
     """Runbook D step 4: the automated backup schedule recovery.toml declares (or that none is)."""
-    schedule = list(run.site.backup_schedule)
+    schedule = [entry.text for entry in run.site.backup_schedule]
     run.record("backup_schedule", BackupScheduleRecord(configured=bool(schedule), entries=schedule))
     if not schedule:
         return (

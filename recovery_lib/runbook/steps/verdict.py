@@ -141,7 +141,7 @@ def criteria_d(run: Run, directory: dict[str, Any], verification: Any, emergency
         .check(
             "Automated backup schedule confirmed",
             bool(run.site.backup_schedule),
-            "; ".join(run.site.backup_schedule) or "not declared in recovery.toml",
+            "; ".join(c.text for c in run.site.backup_schedule) or "not declared in recovery.toml",
         )
     )
 
