@@ -8,8 +8,10 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from recovery_lib.cli.common import SiteOption
+from recovery_lib.clock import now
 from recovery_lib.errors import EXIT_OK
 from recovery_lib.site.config import load_site
+from recovery_lib.site.operations import describe
 
 
 def add_commands(commands: Any, site_option: SiteOption) -> None:
@@ -27,6 +29,7 @@ def cmd_site(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery site``: the settings in force, as JSON."""
     site = load_site(args.site)
     settings: dict[str, Any] = asdict(site)
+    settings["ops"] = describe(site.ops, site.root, now())
     settings["backup_dir"] = str(site.backup_dir)
     settings["is_sandbox"] = site.is_sandbox
     out.write(json.dumps(settings, indent=2, default=str) + "\n")

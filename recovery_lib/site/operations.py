@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from recovery_lib.site.calendar import Calendar, CalendarError, parse_calendar
+from recovery_lib.site.calendar import Calendar, CalendarError, longest_gap, parse_calendar
 from recovery_lib.site.schema import Reader
 
 DEFAULT_GRACE = timedelta(hours=1)
@@ -41,6 +41,32 @@ class Operations:
     def drill_records_dir(self, root: Path) -> Path:
         """Where drill records of the site at ``root`` go: never inside the site."""
         return self.drill_records or root.parent / f"{root.name}-drill-records"
+
+
+def describe(ops: Operations, root: Path, at: datetime) -> dict[str, Any]:
+    """The settings as a person reads them (``recovery site``): entries as written with their next
+    firing, durations in minutes, and alert URLs reduced to their scheme (they carry tokens)."""
+
+    def entries(calendars: tuple[Calendar, ...]) -> list[dict[str, str | None]]:
+        return [{"entry": c.text, "next_utc": _iso(c.next_after(at))} for c in calendars]
+
+    gap = longest_gap(ops.backup_schedule)
+    return {
+        "backup_schedule": entries(ops.backup_schedule),
+        "backup_schedule_longest_gap_minutes": gap.total_seconds() / 60 if gap else None,
+        "backup_grace_minutes": ops.backup_grace.total_seconds() / 60,
+        "drill_schedule": entries(ops.drill_schedule),
+        "drill_records": str(ops.drill_records_dir(root)),
+        "alert_urls": [urlsplit(url).scheme + "://(redacted)" for url in ops.alert_urls],
+        "pings": {run: urlsplit(url).scheme + "://" + urlsplit(url).netloc + "/..." for run, url in ops.pings.items()},
+        "escalation_level": ops.escalation_level,
+        "metrics_dir": str(ops.metrics_dir) if ops.metrics_dir else None,
+        "systemd_dir": str(ops.systemd_dir) if ops.systemd_dir else None,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%MZ") if moment else None
 
 
 def parse_operations(reader: Reader, root: Path, data: Mapping[str, Any]) -> Operations:
@@ -112,4 +138,4 @@ def _outside(reader: Reader, root: Path, table: tuple[str, ...], key: str, value
     return path
 
 
-__all__ = ["DEFAULT_GRACE", "Operations", "parse_operations"]
+__all__ = ["DEFAULT_GRACE", "Operations", "describe", "parse_operations"]
