@@ -10,6 +10,7 @@ import pytest
 from recovery_lib.errors import SiteConfigError
 from recovery_lib.site.calendar import CalendarError, longest_gap, next_after, parse_calendar, previous
 from recovery_lib.site.config import load_site
+from recovery_lib.site.operations import describe
 
 AT = datetime(2026, 12, 3, 14, 50, tzinfo=UTC)  # a Thursday
 
@@ -181,3 +182,14 @@ def test_operations_mistakes_are_refused(tmp_path: Path, toml: str, key: str, wh
     with pytest.raises(SiteConfigError) as caught:
         load_site(tmp_path)
     assert key in str(caught.value) and why in str(caught.value)
+
+
+def test_described_settings_never_show_alert_tokens(tmp_path: Path) -> None:
+    _site(
+        tmp_path,
+        '[backups]\nschedule = ["0 2 * * *"]\n[alerts]\nurls = ["slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7F"]\n'
+        'ping_backup = "https://hc-ping.example.invalid/5f1c-secret-uuid"\n',
+    )
+    text = str(describe(load_site(tmp_path).ops, tmp_path, AT))
+    assert "TIiajkdnlazkcOXrIdevi7F" not in text and "secret-uuid" not in text
+    assert "slack://(redacted)" in text and "2026-12-04T02:00Z" in text
