@@ -38,6 +38,7 @@ from recovery_lib.backup.model import (
     Manifest,
     render_sums,
 )
+from recovery_lib.backup.sitefile import manifest_categories, settings_file
 from recovery_lib.errors import NothingToBackUp
 from recovery_lib.fsops.atomic import fsync_dir
 from recovery_lib.fsops.fileio import (
@@ -262,7 +263,7 @@ def build_backup(
         return _build(site, backup_dir, categories, description, tags, parent, progress)
 
 
-def _build(
+def _build(  # the body of build_backup, with the site's write lock held
     site: Site,
     backup_dir: Path,
     categories: list[str],
@@ -271,7 +272,6 @@ def _build(
     parent: tuple[BackupMetadata, Manifest] | None,
     progress: Progress | None = None,
 ) -> BackupMetadata:
-    """The body of :func:`build_backup`, with the site's write lock held."""
     began = time.monotonic()
     now = clock.now()
     started_ns = time.time_ns()
@@ -281,9 +281,9 @@ def _build(
     if not scan.files and not scan.dirs:
         log.info("backup refused: nothing to back up in %s (%s)", site.root, ", ".join(categories))
         raise nothing_to_back_up(site, categories)
+    scan.files.extend(settings_file(site, categories))  # recovery.toml, in every backup (backup/sitefile.py)
     log.info("backup %s: %d files found in %s (%s)", backup_id, len(scan.files), site.root, ", ".join(categories))
-    # The paths left out are collected where they are refused: a problem's text is for people (a name
-    # may itself hold ": " or quotes), never parsed back.
+    # Paths left out are collected where refused: a problem's text (a name may hold ": ") is never parsed back.
     unsafe: set[str] = set()
     for relative, _ in scan.files:
         try:
@@ -338,7 +338,7 @@ def _build(
 
         sync_filesystem(tmp)  # every file durable before anything claims the backup is complete
         manifest = Manifest(
-            categories={c: [t.rstrip("/") for t in site.categories[c]] for c in categories},
+            categories=manifest_categories(site, categories, entries),
             files=entries,
             dirs=scan.dirs,
             absent=scan.absent,

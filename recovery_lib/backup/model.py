@@ -24,6 +24,9 @@ MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 RESERVED = (METADATA, MANIFEST, SUMS)
 CATEGORIES = ("config", "state", "data")
+# The site's recovery.toml, captured by every backup under this manifest category (never in ``categories``
+# of metadata.json: it does not change what a backup is); restored on its own (restore/settings.py).
+SETTINGS = "settings"
 
 
 PRE_RECOVERY_TAG = "pre-recovery"  # the snapshot a restore takes of the state it replaces

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from recovery_lib.site.config import Site, load_site
+from recovery_lib.site.config import Site, load_site, require_site
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,12 @@ def _normalise(name: str, value: Any) -> HealthResult:
     )
 
 
+def _site(site: SiteArg) -> Site:
+    """A :class:`Site` given is used as it is (a procedure's site may be wiped mid-incident); a directory
+    (argument, ``$RECOVERY_SITE``, the current one) must look like a site (site.config.require_site)."""
+    return site if isinstance(site, Site) else require_site(load_site(site))
+
+
 class HealthCheckRegistry:
     """Named checks run against a site (argument, ``$RECOVERY_SITE`` or the current directory)."""
 
@@ -95,11 +101,12 @@ class HealthCheckRegistry:
         """Run one check."""
         if name not in self._checks:
             raise KeyError(f"no health check named {name!r}; registered: {', '.join(self._checks)}")
-        return self._run(name, self._checks[name], load_site(site))
+        return self._run(name, self._checks[name], _site(site))
 
     def run_all(self, site: SiteArg = None) -> dict[str, HealthResult]:
-        """Run every check against the site; returns ``{name: HealthResult}``."""
-        resolved = load_site(site)
+        """Run every check against the site; returns ``{name: HealthResult}``. A directory with nothing of a
+        site in it raises :class:`~recovery_lib.errors.NotASiteError` (it is the wrong one, not unhealthy)."""
+        resolved = _site(site)
         return {name: self._run(name, fn, resolved) for name, fn in self._checks.items()}
 
     def is_system_healthy(self, site: SiteArg = None) -> bool:

@@ -12,7 +12,7 @@ from recovery_lib.checks.default import health_check
 from recovery_lib.cli.common import EPILOG, SiteOption
 from recovery_lib.errors import EXIT_FAILED, EXIT_OK, RecoveryError
 from recovery_lib.fsops.atomic import atomic_write_text
-from recovery_lib.site.config import load_site
+from recovery_lib.site.config import load_site, require_site
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def add_commands(commands: Any, site_option: SiteOption) -> None:
 
 def cmd_health(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery health``: a table for people, JSON for machines."""
-    site = load_site(args.site)
+    site = require_site(load_site(args.site))  # the wrong directory: one message, not every check "missing"
     json_file = _json_file_target(args.json_file)
     if args.check:
         unknown = [name for name in args.check if name not in health_check.names]

@@ -8,7 +8,7 @@ import sys
 from typing import Any, TextIO
 
 from recovery_lib.backup.model import CATEGORIES
-from recovery_lib.cli.common import SiteOption, open_manager
+from recovery_lib.cli.common import ProgressBar, SiteOption, backup_dir_option, open_tolerant_manager
 from recovery_lib.cli.logs import NOT_ON_CONSOLE
 from recovery_lib.errors import (
     EXIT_FAILED,
@@ -17,7 +17,10 @@ from recovery_lib.errors import (
     InvalidArgumentError,
     RestoreError,
 )
+from recovery_lib.manager import RecoveryManager
 from recovery_lib.replica.crypto import IDENTITY_ENV
+from recovery_lib.restore.plan import Action
+from recovery_lib.restore.settings import apply_settings, plan_settings
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +35,12 @@ def add_commands(commands: Any, site_option: SiteOption) -> None:
         "everything asked for was restored and verified. With --from-replica NAME the backup is first "
         "pulled from that replica into the local backup directory (every byte verified), so a brand-new "
         "host whose site directory holds only recovery.toml can be recovered; --dry-run pulls too (the "
-        "site itself is unchanged) and shows the plan.",
+        "site itself is unchanged) and shows the plan. A malformed recovery.toml does not stop it: it runs on the "
+        "default settings with a warning (--backup-dir if the backups are elsewhere), and --settings brings "
+        "recovery.toml itself back from the copy every backup holds.",
         epilog="Examples:\n"
         "  recovery restore latest --config --dry-run\n"
+        "  recovery restore latest --settings --dry-run   # then --yes: recovery.toml back, byte for byte\n"
         "  recovery restore latest --all --yes\n"
         "  recovery restore latest --all --from-replica offsite --identity ~/dr-key.txt --dry-run\n"
         "  recovery restore 20261125T223600Z-full-3fa2c1 --all --from-replica usb --yes",
@@ -51,6 +57,13 @@ def add_commands(commands: Any, site_option: SiteOption) -> None:
     restore.add_argument("--state", action="store_true", help="restore state")
     restore.add_argument("--data", action="store_true", help="restore data")
     restore.add_argument("--all", action="store_true", help="restore config, state and data")
+    restore.add_argument(
+        "--settings",
+        action="store_true",
+        help="restore recovery.toml alone (every backup holds it; the file it replaces is kept beside it); "
+        "'latest': the newest backup whose copy verifies and loads",
+    )
+    backup_dir_option(restore)
     restore.add_argument(
         "--dry-run",
         action="store_true",
@@ -71,6 +84,53 @@ def add_commands(commands: Any, site_option: SiteOption) -> None:
     restore.set_defaults(handler=cmd_restore)
 
 
+def _pull(
+    args: argparse.Namespace, manager: RecoveryManager, bar: ProgressBar, categories: tuple[str, ...], out: TextIO
+) -> tuple[str, int]:
+    """``--from-replica``: pull the backup into the local backup directory; (its id, notes shown)."""
+    if args.backup_id == "latest":
+        pulled = manager.pull_from_replica(args.from_replica, args.backup_id, args.identity, needs=categories)
+    else:
+        pulled = manager.pull_from_replica(args.from_replica, args.backup_id, args.identity)
+    bar.close()
+    for note in manager.notes:
+        out.write(f"note: {note}\n")
+    out.write(pulled.summary() + "\n")
+    return pulled.backup_id, len(manager.notes)
+
+
+def _restore_settings(
+    args: argparse.Namespace, manager: RecoveryManager, backup_id: str, shown: int, out: TextIO
+) -> int:
+    """``--settings``: recovery.toml from a backup's copy (restore/settings.py): plan, show, (ask), apply."""
+    plan = plan_settings(manager.site.root, manager.backup_dir, manager.list_backups(), backup_id, manager.notes)
+    for note in manager.notes[shown:]:
+        out.write(f"note: {note}\n")
+    out.write(plan.summary() + "\n")
+    if args.dry_run:
+        log.info("dry run: nothing was changed")
+        out.write("Dry run: nothing was changed.\n")
+        return EXIT_OK
+    if not args.yes and not _approved("Apply this plan? The current file is kept beside it. [y/N] ", out):
+        return EXIT_FAILED  # nothing was restored: a script must not read this as success
+    result = apply_settings(plan, manager.backup_dir, manager.lock_timeout_s)
+    out.write(result.summary() + "\n")
+    if plan.action is not Action.UNCHANGED:
+        out.write("Every recovery command now reads the restored settings: `recovery site` shows them.\n")
+    return EXIT_OK
+
+
+def _approved(question: str, out: TextIO) -> bool:
+    """Ask on a terminal (refused elsewhere: a script must say --yes); False, said so, when declined."""
+    if not sys.stdin.isatty():
+        raise RestoreError("not on a terminal: review the plan with --dry-run, then pass --yes to apply it")
+    if not _confirm(question):
+        log.info("the plan was declined at the prompt: nothing was changed")
+        out.write("Not applied; nothing was changed.\n")
+        return False
+    return True
+
+
 def _confirm(question: str) -> bool:
     sys.stderr.write(question)
     sys.stderr.flush()
@@ -80,24 +140,33 @@ def _confirm(question: str) -> bool:
 def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery restore``: plan, show, (ask), apply the same plan."""
     wanted = [args.config or args.all, args.state or args.all, args.data or args.all]
-    if not any(wanted):
-        raise RestoreError("choose what to restore: --config, --state, --data or --all")
+    if args.settings and any(wanted):
+        # The other categories' paths come from recovery.toml: restore it first, then them with what it says.
+        raise InvalidArgumentError(
+            "--settings restores recovery.toml on its own: restore it first, then --config/--state/--data/--all "
+            "in a second command, which reads the restored settings"
+        )
+    if not any(wanted) and not args.settings:
+        raise RestoreError(
+            "choose what to restore: --config, --state, --data or --all (or --settings: recovery.toml alone)"
+        )
     if args.identity and not args.from_replica:
         raise InvalidArgumentError("--identity reads an encrypted replica: use it with --from-replica NAME")
-    manager, bar = open_manager(args, "restore")
+    manager, bar, malformed = open_tolerant_manager(args, "restore")  # malformed recovery.toml: defaults, warned
+    if malformed is not None and not args.settings and not args.dry_run:
+        # The defaults cannot tell whether the trading system runs ([process]) nor which paths the backups map.
+        raise RestoreError(
+            f"restore refused, nothing was changed: {malformed.path} is malformed, so this restore cannot tell "
+            "whether the trading system runs ([process]) or which paths config, state and data are. Bring it back "
+            f"first: `recovery restore latest --settings --yes --site {manager.site.root}`, then restore again "
+            "(--dry-run shows the plan on the default settings meanwhile)."
+        )
     backup_id, shown = args.backup_id, 0
     if args.from_replica:  # a lost host: bring the backup here first, then restore it like a local one
-        if backup_id == "latest":
-            categories = tuple(c for c, w in zip(CATEGORIES, wanted, strict=True) if w)
-            pulled = manager.pull_from_replica(args.from_replica, args.backup_id, args.identity, needs=categories)
-        else:
-            pulled = manager.pull_from_replica(args.from_replica, backup_id, args.identity)
-        bar.close()
-        for note in manager.notes:
-            out.write(f"note: {note}\n")
-        shown = len(manager.notes)
-        out.write(pulled.summary() + "\n")
-        backup_id = pulled.backup_id
+        categories = tuple(c for c, w in zip(CATEGORIES, wanted, strict=True) if w)
+        backup_id, shown = _pull(args, manager, bar, categories, out)
+    if args.settings:
+        return _restore_settings(args, manager, backup_id, shown, out)
     plan = manager.plan_restore(backup_id, *wanted)
     for note in manager.notes[shown:]:
         out.write(f"note: {note}\n")
@@ -112,13 +181,8 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
         pulled_note = f" (the backup pulled from replica {args.from_replica} stays in the local backup directory)"
         out.write(f"Dry run: nothing was changed{pulled_note if args.from_replica else ''}.\n")
         return EXIT_OK
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise RestoreError("not on a terminal: review the plan with --dry-run, then pass --yes to apply it")
-        if not _confirm("Apply this plan? The current state is backed up first. [y/N] "):
-            log.info("the plan was declined at the prompt: nothing was changed")
-            out.write("Not applied; nothing was changed.\n")
-            return EXIT_FAILED  # nothing was restored: a script must not read this as success
+    if not args.yes and not _approved("Apply this plan? The current state is backed up first. [y/N] ", out):
+        return EXIT_FAILED  # nothing was restored: a script must not read this as success
     result = manager.apply_restore(plan)
     bar.close()
     if result.pre_recovery_backup_id:

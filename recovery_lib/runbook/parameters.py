@@ -19,7 +19,7 @@ from recovery_lib.catalog import notebook
 from recovery_lib.errors import ParameterError
 from recovery_lib.runbook.journal import valid_incident_id
 from recovery_lib.runbook.records import read_notebook
-from recovery_lib.site.config import Site
+from recovery_lib.site.config import Site, looks_like_a_site
 
 # Names IPython and papermill put in a notebook's namespace that are not parameters.
 _NOT_PARAMETERS = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -211,8 +211,7 @@ def check_looks_like_a_site(site: Site) -> None:
     """An empty ``site`` means $RECOVERY_SITE or the current directory; a kernel started in notebooks/
     would take that for the site (and write an incident journal there). Refused when nothing in it
     is a site's: no recovery.toml, no config, state or data, no backups."""
-    tops = [site.path(top) for paths in site.categories.values() for top in paths]
-    if site.config_source is None and not site.backup_dir.exists() and not any(top.exists() for top in tops):
+    if not looks_like_a_site(site):  # one rule for "a site" (site/config.py), as `recovery health` applies it
         raise ParameterError(
             f"parameter 'site': {site.root} does not look like a site (no recovery.toml, no config, state, data "
             f"or backups in it). Set 'site' (or $RECOVERY_SITE) to the site's directory. {FIX_AND_RERUN}"

@@ -24,8 +24,13 @@ def load_toml(path: Path) -> tuple[dict[str, Any], str]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise SiteConfigError(str(path), None, None, f"is not UTF-8 text ({exc.reason}).") from exc
+    return parse_toml(text, path), text
+
+
+def parse_toml(text: str, path: Path) -> dict[str, Any]:
+    """Parse ``text`` (the contents of ``path``); a syntax error raises :class:`SiteConfigError`."""
     try:
-        return tomllib.loads(text), text
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line, message = describe_toml_error(exc)
         raise SiteConfigError(str(path), line, None, f"is not valid TOML: {message}.") from exc

@@ -20,6 +20,8 @@ SITE_FILES = (
     "data/reports/fills_2026-11-18_0001.csv",
     "data/reports/fills_2026-11-19_0002.csv",
 )
+SETTINGS_FILE = "recovery.toml"  # every backup holds the site's recovery.toml too (backup/sitefile.py)
+BACKED_UP = (*SITE_FILES, SETTINGS_FILE)  # what a full backup of the sandbox holds
 
 
 def site_snapshot(root: Path) -> dict[str, bytes]:
@@ -28,8 +30,9 @@ def site_snapshot(root: Path) -> dict[str, bytes]:
 
 
 def category_files(root: Path) -> dict[str, bytes]:
-    """The files a FULL backup must hold: everything under config/, state/ and data/."""
-    return {path: data for path, data in site_snapshot(root).items() if path.split("/")[0] in CATEGORY_TOPS}
+    """The files a FULL backup must hold: everything under config/, state/ and data/, and recovery.toml."""
+    tops = (*CATEGORY_TOPS, SETTINGS_FILE)
+    return {path: data for path, data in site_snapshot(root).items() if path.split("/")[0] in tops}
 
 
 def backup_tree(backup: Path) -> dict[str, bytes]:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 from backup_helpers import (
+    BACKED_UP,
     CATEGORY_TOPS,
-    SITE_FILES,
+    SETTINGS_FILE,
     assert_backup_sound,
     backup_tree,
     category_files,
@@ -96,7 +97,7 @@ def test_backup_dir_inside_a_category_is_not_backed_up_into_itself(sandbox: Path
     second = manager.create_backup()
     paths = {entry.path for entry in manager._manifest(second).files}
     assert not any(path.startswith("data/backups") for path in paths), paths
-    assert paths == set(SITE_FILES)
+    assert paths == set(BACKED_UP)
     assert_backup_sound(manager, first)
     assert_backup_sound(manager, second)
 
@@ -124,7 +125,8 @@ def test_backup_type_follows_the_include_flags(
     assert f"-{expected.value}-" in backup_id
     assert metadata.categories == categories
     stored = backup_tree(manager._get_backup_dir(backup_id))
-    wanted = {path: data for path, data in category_files(sandbox).items() if path.split("/")[0] in categories}
+    kept = (*categories, SETTINGS_FILE)  # recovery.toml is in every backup, whatever categories were chosen
+    wanted = {path: data for path, data in category_files(sandbox).items() if path.split("/")[0] in kept}
     assert stored == wanted
     assert_backup_sound(manager, backup_id)
 
@@ -181,8 +183,8 @@ def test_counts_and_sizes_match_the_site(sandbox: Path) -> None:
     wall = time.monotonic() - began
     metadata = manager.get_backup(backup_id)
     files = category_files(sandbox)
-    assert set(files) == set(SITE_FILES)
-    assert metadata.files_count == len(files) == 8
+    assert set(files) == set(BACKED_UP)
+    assert metadata.files_count == len(files) == 9  # 8 site files and recovery.toml
     assert metadata.size_bytes == sum(len(data) for data in files.values())
     assert metadata.bytes_new == metadata.size_bytes  # the first backup stores every byte
     assert metadata.files_linked == 0
@@ -216,7 +218,7 @@ def test_on_disk_format(sandbox: Path) -> None:
     assert manifest["version"] == 1
     assert metadata["manifest_sha256"] == hashlib.sha256(manifest_bytes).hexdigest()
     paths = [entry["path"] for entry in manifest["files"]]
-    assert sorted(paths) == sorted(SITE_FILES)
+    assert sorted(paths) == sorted(BACKED_UP)
     for entry in manifest["files"]:
         assert {"path", "size", "sha256", "mode", "mtime_ns"} <= set(entry)
         assert not entry["path"].startswith("/") and "\\" not in entry["path"] and ".." not in entry["path"]
@@ -235,7 +237,7 @@ def test_on_disk_format(sandbox: Path) -> None:
     checked = sha256sum_check(backup)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     ok_lines = sorted(line for line in checked.stdout.splitlines() if line.endswith(": OK"))
-    assert ok_lines == sorted(f"{path}: OK" for path in [*SITE_FILES, "manifest.json"])
+    assert ok_lines == sorted(f"{path}: OK" for path in [*BACKED_UP, "manifest.json"])
 
     assert site_snapshot(sandbox) == before
     assert tmp_leftovers(manager) == []
@@ -255,6 +257,7 @@ def test_read_only_site_is_backed_up_and_left_alone(sandbox: Path) -> None:
         for path in sorted((sandbox / top).rglob("*"), reverse=True):
             path.chmod(0o555 if path.is_dir() else 0o444)
         (sandbox / top).chmod(0o555)
+    (sandbox / SETTINGS_FILE).chmod(0o444)
     before = site_snapshot(sandbox)
     manager = RecoveryManager(site=sandbox)
     backup_id = manager.create_backup()
@@ -270,5 +273,6 @@ def test_site_artifacts_and_files_outside_the_categories_are_not_backed_up(sandb
     manager = RecoveryManager(site=sandbox)
     backup_id = manager.create_backup()
     paths = {entry.path for entry in manager._manifest(backup_id).files}
-    # No recovery.toml, exchange/, run/, sandbox marker or staging leftovers; the user's file is data.
-    assert paths == {*SITE_FILES, "data/.recovery-notes"}
+    # No exchange/, run/, sandbox marker or staging leftovers; the user's file is data; recovery.toml is in
+    # every backup (docs/backup-format.md).
+    assert paths == {*BACKED_UP, "data/.recovery-notes"}

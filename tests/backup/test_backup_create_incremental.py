@@ -37,7 +37,7 @@ def test_unchanged_site_is_hard_linked_to_the_parent(sandbox: Path) -> None:
     second = manager.create_backup()
     meta = manager.get_backup(second)
     assert meta.parent_id == first
-    assert meta.files_linked == 8
+    assert meta.files_linked == 9  # 8 site files and recovery.toml
     assert meta.bytes_new == 0
     assert meta.size_bytes == manager.get_backup(first).size_bytes
     first_dir, second_dir = manager._get_backup_dir(first), manager._get_backup_dir(second)
@@ -64,7 +64,7 @@ def test_unchanged_files_are_not_read_again(sandbox: Path, monkeypatch: pytest.M
     second = manager.create_backup()
     assert copied == ["data/positions.csv"]
     meta = manager.get_backup(second)
-    assert meta.files_linked == 7
+    assert meta.files_linked == 8
     assert meta.bytes_new == len("symbol,qty\nBTC/USD,1\n")
     assert_backup_sound(manager, second)
 
@@ -88,7 +88,7 @@ def test_files_modified_near_the_backup_start_are_rehashed(sandbox: Path, monkey
         ).stat().st_ino
     monkeypatch.setattr(create_module, "RACY_WINDOW_NS", 0)
     third = manager.create_backup()
-    assert manager.get_backup(third).files_linked == 8
+    assert manager.get_backup(third).files_linked == 9
     for backup_id in (first, second, third):
         assert_backup_sound(manager, backup_id)
 
@@ -109,7 +109,7 @@ def test_same_size_edit_with_mtime_reset_is_detected(sandbox: Path) -> None:
 
     second = manager.create_backup()
     meta = manager.get_backup(second)
-    assert meta.files_linked == 7
+    assert meta.files_linked == 8
     assert meta.bytes_new == len(new)
     entry = manager._manifest(second).by_path()["config/config.toml"]
     assert entry.sha256 == hashlib.sha256(new).hexdigest()
@@ -136,7 +136,7 @@ def test_replace_by_rename_is_detected(sandbox: Path) -> None:
     assert target.stat().st_ino != info.st_ino
 
     second = manager.create_backup()
-    assert manager.get_backup(second).files_linked == 7
+    assert manager.get_backup(second).files_linked == 8
     assert (manager._get_backup_dir(second) / "state/session.json").read_bytes() == new
     assert (manager._get_backup_dir(first) / "state/session.json").read_bytes() == old
     assert manager._manifest(second).by_path()["state/session.json"].ino == target.stat().st_ino
@@ -158,7 +158,7 @@ def test_link_failure_falls_back_to_copying(sandbox: Path, monkeypatch: pytest.M
     monkeypatch.setattr(create_module.os, "link", refuse)
     second = manager.create_backup()
     monkeypatch.undo()
-    assert len(attempts) == 8  # it did try to link every unchanged file
+    assert len(attempts) == 9  # it did try to link every unchanged file (recovery.toml too)
     meta = manager.get_backup(second)
     assert meta.status is BackupStatus.SUCCESS
     assert meta.files_linked == 0

@@ -62,7 +62,7 @@ def test_partial_only_backup_is_never_latest(sandbox: Path, monkeypatch: pytest.
         manager.create_backup()
     [only] = manager.list_backups()
     assert only.status is BackupStatus.PARTIAL
-    assert len(only.problems) == 8
+    assert len(only.problems) == 9  # 8 site files and recovery.toml
     with pytest.raises(BackupError, match="no SUCCESS backup"):
         manager.get_backup("latest")
 
@@ -131,7 +131,7 @@ def test_file_changed_error_from_the_copy_is_partial(sandbox: Path, monkeypatch:
         manager.create_backup()
     [listed] = manager.list_backups()
     assert listed.status is BackupStatus.PARTIAL
-    assert listed.files_count == 7
+    assert listed.files_count == 8  # 9 less the one that kept changing
     report = manager.verify_backup(listed.backup_id)
     assert report.ok, report.summary()  # PARTIAL is consistent on disk, just incomplete
     assert not (manager._get_backup_dir(listed.backup_id) / "state/session.json").exists()
@@ -152,7 +152,7 @@ def test_missing_declared_path_is_recorded_as_absent(sandbox: Path) -> None:
     assert meta.backup_type is BackupType.FULL
     manifest = manager._manifest(backup_id)
     assert manifest.absent == ["data"]
-    remaining = {"config/config.toml", "state/session.json", "state/strategy_state.json"}
+    remaining = {"config/config.toml", "state/session.json", "state/strategy_state.json", "recovery.toml"}
     assert {entry.path for entry in manifest.files} == remaining
     assert json.loads((manager._get_backup_dir(backup_id) / "manifest.json").read_text())["absent"] == ["data"]
     assert not (manager._get_backup_dir(backup_id) / "data").exists()

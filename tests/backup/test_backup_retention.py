@@ -391,7 +391,7 @@ def test_prune_dry_run_then_for_real(sandbox: Path, clock: Clock) -> None:
             ("2026-11-05T13:00:00", {}),
         ],
     )
-    assert manager.get_backup(ids["2026-11-05T13:00:00"]).files_linked == 8
+    assert manager.get_backup(ids["2026-11-05T13:00:00"]).files_linked == 9  # 8 site files and recovery.toml
     policy = RetentionPolicy(keep_daily=2, keep_tags=("pre-recovery",))
     before = backup_dirs(manager)
 

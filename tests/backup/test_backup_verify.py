@@ -122,11 +122,11 @@ def test_sound_backup_verifies(sandbox: Path) -> None:
     assert quick.ok and quick.problems == []
     assert quick.read_data is False
     assert quick.bytes_read == 0
-    assert quick.files_checked == 8
+    assert quick.files_checked == 9  # 8 site files and recovery.toml
     full = fresh_verify(sandbox, backup_id, read_data=True)
     assert full.ok, full.summary()
     assert full.bytes_read == meta.size_bytes
-    assert full.files_checked == meta.files_count == 8
+    assert full.files_checked == meta.files_count == 9
     assert full.metadata is not None and full.metadata.backup_id == backup_id
     assert "OK" in full.summary() and "contents hashed" in full.summary()
 
@@ -162,7 +162,7 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str, tuple[str, str], bool]
         True,
     ),
     "files_count edited": (
-        lambda p: edit_json(p, lambda d: d.update(files_count=9)),
+        lambda p: edit_json(p, lambda d: d.update(files_count=10)),
         "metadata.json",
         ("metadata.json", "metadata"),
         True,
@@ -303,7 +303,7 @@ def test_latest_with_every_backup_corrupted_is_a_clear_error(sandbox: Path, monk
     manager = RecoveryManager(site=sandbox)
     first = manager.create_backup()
     second = manager.create_backup()
-    assert manager.get_backup(second).files_linked == 8
+    assert manager.get_backup(second).files_linked == 9
     flip_byte(manager._get_backup_dir(second) / TRADES)
     fresh = RecoveryManager(site=sandbox)
     for backup_id in (first, second):

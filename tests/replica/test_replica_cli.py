@@ -126,7 +126,7 @@ def test_backup_create_pushes_then_list_shows_the_backup_and_the_push(sandbox: P
     assert [(b["backup_id"], b["backup_type"], b["tags"]) for b in entry["backups"]] == [
         (backup_id, "full", ["nightly"])
     ]
-    assert entry["backups"][0]["files_count"] == len(tree(sandbox))
+    assert entry["backups"][0]["files_count"] == len(tree(sandbox)) + 1  # and recovery.toml, in every backup
     assert entry["incomplete"] == [] and entry["last_push"]["ok"] is True
     code, text = run("replica", "list", "--site", str(sandbox))
     assert code == 0
@@ -155,7 +155,7 @@ def test_push_latest_all_and_one_id(sandbox: Path, tmp_path: Path) -> None:
     assert remote_ids(sandbox) == ids[::-1]
     # An unchanged file is stored once across all three backups.
     objects = [p for p in (replica_dir / "objects").rglob("*") if p.is_file()]
-    assert len(objects) == len(tree(sandbox)) + 2  # note.txt changed twice more
+    assert len(objects) == len(tree(sandbox)) + 1 + 2  # recovery.toml; note.txt changed twice more
 
 
 def test_an_interrupted_push_is_listed_and_the_next_push_completes_it(sandbox: Path, tmp_path: Path) -> None:

@@ -278,7 +278,7 @@ def test_a_category_missing_from_the_backup_is_refused(sandbox: Path) -> None:
 
     assert manager.restore_backup(config_only, restore_config=True, restore_data=True) is False
     assert "data" in manager.last_error and config_only in manager.last_error
-    with pytest.raises(RestoreError, match=r"holds config, not data"):
+    with pytest.raises(RestoreError, match=r"holds config, settings, not data"):
         manager.plan_restore(config_only, restore_config=False, restore_data=True)
     # All or nothing: the config it does hold was not restored either.
     assert snapshot(sandbox, dir_mtimes=True) == before

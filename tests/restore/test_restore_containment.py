@@ -208,7 +208,7 @@ def test_a_backup_cannot_redirect_a_category_onto_another_site_path(sandbox: Pat
         FileEntry(**{**e.to_dict(), "path": "exchange/" + e.path[len("data/") :]}) if e.path.startswith("data/") else e
         for e in entries
     ]
-    categories = {"config": ["config"], "state": ["state"], "data": ["exchange"]}
+    categories = {"config": ["config"], "state": ["state"], "data": ["exchange"], "settings": ["recovery.toml"]}
     rewrite_consistently(backup, categories, files, ["config", "state", "exchange", "exchange/reports"])
     assert RecoveryManager(site=sandbox).verify_backup(backup_id).ok  # consistent, so it verifies
     shutil.rmtree(sandbox / "data")
