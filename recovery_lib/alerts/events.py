@@ -29,6 +29,7 @@ class Outcome:
     subject: str = ""  # the backup id, replica name or scenario
     record: Path | None = None  # what a person opens next: the log, the record notebook
     problems: tuple[str, ...] = ()
+    advice: str = ""  # what to do next; empty: the notifier says what fits the kind
     results: tuple[Any, ...] = field(default=(), compare=False)
 
     @property

@@ -20,6 +20,7 @@ from recovery_lib.checks.registry import HealthResult
 from recovery_lib.checks.triage import Triage, triage
 from recovery_lib.clock import now_iso
 from recovery_lib.rendering import Findings
+from recovery_lib.runbook.alerting import escalated_before, tell_escalation
 from recovery_lib.runbook.checklist import Checklist
 from recovery_lib.runbook.escalation import Escalation, assess
 from recovery_lib.runbook.record_types import (
@@ -322,7 +323,9 @@ def escalation(run: Run, complete_failure: bool = False, systems_affected: int =
 
 
 def record_escalation(run: Run, result: Escalation) -> Escalation:
-    """Record ``result`` as ``escalation`` and return it for display."""
+    """Record ``result`` as ``escalation`` and return it for display; at ``[alerts] escalation_level`` or
+    above, the site's [alerts] are told, once per level an incident reaches (see :func:`tell_escalation`)."""
+    before = escalated_before(run)
     run.record(
         "escalation",
         EscalationRecord(
@@ -333,4 +336,6 @@ def record_escalation(run: Run, result: Escalation) -> Escalation:
             next_steps=result.next_steps,
         ),
     )
+    if result.level >= run.site.ops.escalation_level and result.level > before:
+        tell_escalation(run, result)
     return result
