@@ -1,7 +1,7 @@
 """The ``recovery`` command line: the parser built from the command groups, logging, exit statuses.
 
 Each command group lives in its own module (``health``, ``site``, ``sandbox``, ``backup``, ``replica``,
-``restore``, ``drill``) and registers its subcommands with ``add_commands``. This module does the
+``restore``, ``drill``, ``schedule``) and registers its subcommands with ``add_commands``. This module does the
 three things every command shares, once: it builds the parser, sets up logging (``-v``/``-q``,
 ``--log-file``), and turns an exception into an exit status (``errors.py`` says which):
 
@@ -29,6 +29,7 @@ from recovery_lib.cli import health as cli_health
 from recovery_lib.cli import replica as cli_replica
 from recovery_lib.cli import restore as cli_restore
 from recovery_lib.cli import sandbox as cli_sandbox
+from recovery_lib.cli import schedule as cli_schedule
 from recovery_lib.cli import site as cli_site
 from recovery_lib.cli.common import EPILOG, site_option
 from recovery_lib.cli.logs import NOT_ON_CONSOLE, LogSetup, LogTarget, explicit_target
@@ -37,7 +38,7 @@ from recovery_lib.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EX
 log = logging.getLogger(__name__)
 
 # In --help order: the runbook's verification first, then the site, backups, replicas, restores, drills.
-GROUPS = (cli_health, cli_site, cli_sandbox, cli_backup, cli_replica, cli_restore, cli_drill)
+GROUPS = (cli_health, cli_site, cli_sandbox, cli_backup, cli_replica, cli_restore, cli_drill, cli_schedule)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -132,6 +132,7 @@ def cmd_sandbox_create(args: argparse.Namespace, out: TextIO) -> int:
     out.write(
         f"Sandbox site created at {summary.root}: {summary.trades} trades, {summary.reports} reports, "
         f"{summary.bytes_written / 1e6:.1f} MB in {summary.seconds:.1f} s.\n"
+        f"Schedule installed: {summary.schedule}.\n"
         f"Use it with --site {summary.root} or export {SITE_ENV}={summary.root}\n"
     )
     return EXIT_OK

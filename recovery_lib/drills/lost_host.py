@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recovery_lib.errors import SiteError
-from recovery_lib.site.config import SANDBOX_MARKER, Site
+from recovery_lib.schedule import declared_jobs, install
+from recovery_lib.schedule.systemd import installed_jobs
+from recovery_lib.site.config import CONFIG_NAME, SANDBOX_MARKER, Site, load_site
 
 PARKED_EXCHANGE_SUFFIX = "-exchange"  # <site>-exchange: the exchange while no host runs
 NEW_HOST_SUFFIX = "-newhost"  # <site>-newhost: where the drill runner provisions the new host
@@ -48,6 +50,7 @@ class LostHost:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
         actions.append(f"new host: {', '.join(self.kept)} put back (re-provisioned from config management)")
+        actions += _reinstall_schedule(new_root)
         if self.exchange is not None:
             relative, parked = self.exchange
             target = new_root / relative
@@ -55,6 +58,35 @@ class LostHost:
             shutil.move(parked, target)
             actions.append(f"new host: {relative}/ reconnected (the exchange and its fill history outlived the host)")
         return actions
+
+
+def _destroy_schedule(site: Site) -> list[str]:
+    """The site's timers live on the host too: its units in the sandbox's own unit directory go with it
+    (never anything in systemd's directories, never another site's units)."""
+    units = site.ops.systemd_dir
+    if units is None:
+        return []
+    gone = [path for job in installed_jobs(units, site.root) for path in (job.service, job.timer) if path.exists()]
+    for path in gone:
+        path.unlink()
+    if units.is_dir() and not any(units.iterdir()):
+        units.rmdir()
+    return [f"its schedule's {len(gone)} unit file(s) in {units.name}/ destroyed with the host"] if gone else []
+
+
+def _reinstall_schedule(new_root: Path) -> list[str]:
+    """The schedule's timers, installed on the new host as config management would: only into the
+    sandbox's own unit directory (``[schedule] systemd_dir``), never into systemd's."""
+    if not (new_root / CONFIG_NAME).is_file():
+        return []
+    site = load_site(new_root)
+    if site.ops.systemd_dir is None or not declared_jobs(site):
+        return []
+    plan, _ = install(site, "systemd")
+    units = Path(plan.where)
+    return [
+        f"new host: its schedule re-installed (systemd units in {units.name}/ beside it), as config management does"
+    ]
 
 
 def new_host_root(old_root: Path) -> Path:
@@ -113,6 +145,7 @@ def destroy_host(site: Site, actions: list[str]) -> LostHost:
     count = sum(1 for p in backups.iterdir() if p.is_dir() and not p.name.startswith(".")) if backups.is_dir() else 0
     wipe(backups)
     actions.append(f"local backup directory {backups} destroyed with its {count} backup(s)")
+    actions += _destroy_schedule(site)
     wipe(root)
     actions.append(f"site directory {root} destroyed: config, state, data, recovery.toml, everything on the host")
     actions.append(

@@ -183,10 +183,15 @@ class QuarantineRecord(TypedDict, total=False):
 
 
 class BackupScheduleRecord(TypedDict, total=False):
-    """``backup_schedule``: the automated schedule recovery.toml declares."""
+    """``backup_schedule``: the backup schedule recovery.toml declares, against what is really installed."""
 
-    configured: bool
-    entries: list[str]
+    configured: bool  # [backups] schedule declares at least one entry
+    entries: list[str]  # as written
+    installed: bool  # every entry found in a timer or the crontab, running the backup of this site
+    scheduler: str | None  # "systemd", "cron", "systemd+cron", None: nothing installed for this site
+    where: str  # what was read: the unit directory, the crontab
+    active: bool | None  # will it run: None when the unit directory is not one systemd reads
+    problems: list[str]  # what keeps the criterion from passing, each with what to run
 
 
 # --- replicas (Procedures C and D) ---------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""Where a sandbox goes: its directory (new, empty, or with ``--force`` a sandbox to replace) and the
-directory of its default replica beside it.
+"""Where a sandbox goes: its directory (new, empty, or with ``--force`` a sandbox to replace), the
+directory of its default replica beside it, and the directory of its schedule's units beside it.
 
 The sandbox's ``recovery.toml`` names a ``file://`` replica at ``<DIR>-offsite``: a sibling, outside
 the site, so a drill that destroys the site and its local backups ("the host is gone") still finds
-its backups there. The replica directory is created by the first push, never here.
+its backups there. The replica directory is created by the first push, never here. Its
+``[schedule] systemd_dir`` is ``<DIR>-units``, also a sibling: a directory systemd does not read, so a
+sandbox's timers are really installed (Procedure D confirms them) and yet never run by themselves.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from recovery_lib.site.config import SANDBOX_MARKER
 
 REPLICA_NAME = "offsite"
 REPLICA_SUFFIX = "-offsite"
+UNITS_SUFFIX = "-units"  # <DIR>-units: the sandbox's systemd units (recovery schedule install --systemd)
 REPLICA_CONFIG = "config.json"  # the first file a push writes into a replica (docs/replica-format.md)
 
 
@@ -24,6 +27,12 @@ def replica_dir(dest: str | os.PathLike[str]) -> Path:
     """The directory of the sandbox's default replica: ``<dest>-offsite``, beside the site."""
     dest = Path(dest).expanduser().absolute()
     return dest.parent / f"{dest.name}{REPLICA_SUFFIX}"
+
+
+def units_dir_name(dest: str | os.PathLike[str]) -> str:
+    """The name of the sandbox's unit directory, ``<DIR>-units``, beside the site (recovery.toml says
+    ``../<DIR>-units``: relative, so a copy of the site renamed alike keeps its own)."""
+    return f"{Path(dest).expanduser().absolute().name}{UNITS_SUFFIX}"
 
 
 def _check_parents(dest: Path) -> None:

@@ -32,9 +32,16 @@ import numpy as np
 from recovery_lib import clock
 from recovery_lib.errors import InvalidArgumentError, SiteError
 from recovery_lib.sandbox import csvfast
-from recovery_lib.sandbox.destination import REPLICA_NAME, prepare_destination, remove_old_replica, replica_dir
+from recovery_lib.sandbox.destination import (
+    REPLICA_NAME,
+    prepare_destination,
+    remove_old_replica,
+    replica_dir,
+    units_dir_name,
+)
 from recovery_lib.sandbox.templates import CONFIG_TOML, RECOVERY_TOML
-from recovery_lib.site.config import SANDBOX_MARKER
+from recovery_lib.schedule import install
+from recovery_lib.site.config import SANDBOX_MARKER, load_site
 from recovery_lib.trading.exchange import SIMULATED_ACCOUNT_FILE, SIMULATED_FILLS_FILE
 from recovery_lib.trading.ledger import positions_text, units_text
 
@@ -84,6 +91,7 @@ class SandboxSummary:
     bytes_written: int
     seconds: float
     positions: dict[str, float] = field(default_factory=dict)
+    schedule: str = ""  # where its schedule was installed
 
 
 def parse_size(text: str) -> int:
@@ -293,6 +301,7 @@ def create_sandbox(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     remove_old_replica(dest)  # an earlier sandbox's backups (prepare_destination allowed it: --force)
+    plan, _ = install(load_site(dest), "systemd")  # into <DIR>-units, which systemd does not read
     return SandboxSummary(
         root=dest,
         trades=spec.trades,
@@ -300,6 +309,7 @@ def create_sandbox(
         bytes_written=trade_bytes + len(positions) + small + report_bytes,
         seconds=time.monotonic() - began,
         positions={name: units / UNITS for name, units in book.net.items()},
+        schedule=f"systemd units in {plan.where} (a directory systemd does not read: they never run by themselves)",
     )
 
 
@@ -308,7 +318,10 @@ def _write_small_files(root: Path, dest: Path, spec: SandboxSpec, now: datetime,
     symbols = sorted(book.net)
     files = {
         "recovery.toml": RECOVERY_TOML.format(
-            python=sys.executable, replica_name=REPLICA_NAME, replica_url=replica_dir(dest).as_uri()
+            python=sys.executable,
+            replica_name=REPLICA_NAME,
+            replica_url=replica_dir(dest).as_uri(),
+            units_dir=json.dumps(f"../{units_dir_name(dest)}"),  # a JSON string is a TOML basic string
         ),
         "config/config.toml": CONFIG_TOML.format(symbols=json.dumps(symbols)),
         "state/session.json": json.dumps(

@@ -32,6 +32,17 @@ name = "peak-trade-sandbox"
 # systemd calendar or cron expressions, always UTC: daily at 02:00 and Sundays at 03:00.
 schedule = ["*-*-* 02:00", "Sun *-*-* 03:00"]
 
+[drills]
+# When the due drill runs (UTC): Mondays at 04:00, on a fresh sandbox. Its records go beside the site
+# (<DIR>-drill-records), never inside it.
+schedule = ["Mon *-*-* 04:00"]
+
+[schedule]
+# Where `recovery schedule install --systemd` writes the timers: a directory beside the site that systemd
+# does not read, so a sandbox never backs itself up on its own. `recovery sandbox create` installs them
+# there, and Procedure D confirms a schedule that is really installed (`recovery schedule status`).
+systemd_dir = {units_dir}
+
 [process]
 # The sandbox's trading process writes its pid here while it runs.
 pidfile = "run/live_ops.pid"

@@ -209,6 +209,11 @@ def test_injector_does_what_it_says(
         _check_backup_fault(site, fault, facts)
 
 
+def _named(action: str, tmp_path: Path, copy: str) -> str:
+    """An action with the copy's own names (its backup ids, its path, its units' directory) made neutral."""
+    return BACKUP_ID.sub("<id>", action).replace(str(tmp_path / copy), "<site>").replace(f"{copy}-units/", "<units>/")
+
+
 @pytest.mark.parametrize("scenario", ["config", "data", "full"])
 def test_same_seed_same_fault(sandbox_template: Path, tmp_path: Path, scenario: str) -> None:
     variants = set()
@@ -220,8 +225,8 @@ def test_same_seed_same_fault(sandbox_template: Path, tmp_path: Path, scenario: 
             states.append({k: v for k, v in snapshot(site.root).items() if k.split("/")[0] in ("config", "data")})
         assert faults[0].variant == faults[1].variant
         # The backups a variant takes have ids of their own; host_lost names the site's own paths.
-        assert [BACKUP_ID.sub("<id>", a).replace(str(tmp_path / f"{seed}a"), "<site>") for a in faults[0].actions] == [
-            BACKUP_ID.sub("<id>", a).replace(str(tmp_path / f"{seed}b"), "<site>") for a in faults[1].actions
+        assert [_named(a, tmp_path, f"{seed}a") for a in faults[0].actions] == [
+            _named(a, tmp_path, f"{seed}b") for a in faults[1].actions
         ]
         assert states[0] == states[1], "the same seed must break the site the same way"
         variants.add(faults[0].variant)

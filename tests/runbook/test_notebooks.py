@@ -408,8 +408,10 @@ def _check_d(incident: Incident) -> None:
     emergency = records["emergency_backup"]
     assert emergency["ok"] is True and "emergency" in emergency["tags"]
     assert RecoveryManager(site=incident.site).verify_backup(emergency["backup_id"]).ok
-    schedule = records["backup_schedule"]
-    assert schedule["configured"] is True and schedule["entries"]
+    schedule = records["backup_schedule"]  # really installed (the sandbox's units beside it), not only declared
+    assert schedule["configured"] is True and schedule["entries"] == ["*-*-* 02:00", "Sun *-*-* 03:00"]
+    assert schedule["installed"] is True and schedule["scheduler"] == "systemd" and schedule["problems"] == []
+    assert schedule["active"] is None and "../site-units" in schedule["where"]  # a directory systemd does not read
     assert "restore_result" not in records.records  # D restores nothing
 
 

@@ -62,8 +62,8 @@ def test_layout(sandbox: Path, sandbox_template: Path) -> None:
         rows = read_rows(report)
         assert len(rows) == SANDBOX_SPEC.report_rows
         assert list(rows[0]) == ["fill_id", "timestamp", "symbol", "side", "quantity", "price", "fee"]
-    # Nothing but the site itself was created next to it (no staging leftovers).
-    assert [p.name for p in sandbox_template.parent.iterdir()] == ["site"]
+    # Nothing but the site and its schedule's units was created next to it (no staging leftovers).
+    assert sorted(p.name for p in sandbox_template.parent.iterdir()) == ["site", "site-units"]
 
 
 def test_marker_state_and_site_config(sandbox: Path) -> None:
@@ -156,7 +156,9 @@ def test_same_seed_same_bytes_and_other_seed_differs(tmp_path: Path) -> None:
     assert first == (tmp_path / "b/data/trades.csv").read_bytes()
     # Byte for byte, but for the replica's url in recovery.toml: it names the directory beside each site.
     a, b = files(tmp_path / "a"), files(tmp_path / "b")
-    assert a.pop("recovery.toml").replace(b"/a-offsite", b"/b-offsite") == b.pop("recovery.toml")
+    # and the unit directory beside it.
+    toml_a = a.pop("recovery.toml").replace(b"/a-offsite", b"/b-offsite").replace(b'"../a-units"', b'"../b-units"')
+    assert toml_a == b.pop("recovery.toml")
     assert a == b
     other = (tmp_path / "c/data/trades.csv").read_bytes()
     assert other != first
@@ -230,7 +232,7 @@ def test_empty_directory_is_used(tmp_path: Path) -> None:
     summary = create_sandbox(tmp_path / "site", SMALL)
     assert summary.root == tmp_path / "site"
     assert (tmp_path / "site" / SANDBOX_MARKER).is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "site-units"]
 
 
 def test_existing_sandbox_needs_force(sandbox: Path) -> None:
@@ -249,7 +251,7 @@ def test_force_replaces_an_existing_sandbox(sandbox: Path) -> None:
     assert (sandbox / "data/trades.csv").read_bytes() != old_trades
     assert len(read_rows(sandbox / "data/trades.csv")) == 300
     assert json.loads((sandbox / SANDBOX_MARKER).read_text())["seed"] == SMALL.seed
-    assert [p.name for p in sandbox.parent.iterdir()] == ["site"]  # old copy and staging are gone
+    assert sorted(p.name for p in sandbox.parent.iterdir()) == ["site", "site-units"]  # old copy, staging gone
 
 
 def _failing_reports(*args: object, **kwargs: object) -> int:
@@ -269,7 +271,7 @@ def test_failure_during_forced_replace_keeps_the_old_sandbox(sandbox: Path, monk
     with pytest.raises(RuntimeError, match="disk exploded"):
         create_sandbox(sandbox, SMALL, force=True)
     assert files(sandbox) == before
-    assert [p.name for p in sandbox.parent.iterdir()] == ["site"]
+    assert sorted(p.name for p in sandbox.parent.iterdir()) == ["site", "site-units"]
 
 
 # --- parse_size -------------------------------------------------------------------------------
@@ -318,4 +320,4 @@ def test_staging_name_is_hidden_sibling(tmp_path: Path, monkeypatch: pytest.Monk
     create_sandbox(tmp_path / "site", SMALL)
     assert len(seen) == 1 and len(seen[0]) == 1
     assert seen[0][0].startswith(".site.") and str(os.getpid()) in seen[0][0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "site-units"]

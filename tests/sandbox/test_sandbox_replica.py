@@ -95,7 +95,7 @@ def test_recreating_a_sandbox_replaces_its_replica_only_with_force(tmp_path: Pat
 
     create_sandbox(root, SMALL, force=True)
     assert not (tmp_path / "site-offsite").exists(), "the earlier sandbox's backups went with it"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "site-units"]
     assert committed(root) == [], "a new sandbox starts with an empty replica"
     pushed_backup(root)
 

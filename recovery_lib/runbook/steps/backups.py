@@ -1,10 +1,11 @@
 """Procedure D's steps: the backup directory, every backup verified, damaged ones quarantined (never
-deleted: they are evidence), and the automated schedule."""
+deleted: they are evidence), and the automated schedule as really installed."""
 
 from __future__ import annotations
 
 import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from recovery_lib.backup import BackupError, BackupStatus
@@ -20,6 +21,7 @@ from recovery_lib.runbook.restore_record_types import (
 )
 from recovery_lib.runbook.run import Run
 from recovery_lib.runbook.steps.base import GO_ON, Halted, refused, step
+from recovery_lib.schedule import schedule_status
 
 
 @step(on_halt=GO_ON)  # each of Procedure D's steps asks its own approval
@@ -141,14 +143,24 @@ def quarantine_damaged(run: Run, verification: BackupVerification) -> Findings |
     )
 
 
+def shown_path(run: Run, path: Path) -> str:
+    """A path as records name it: relative to the site inside it, ``../<name>`` beside it (the sandbox's
+    unit directory), absolute elsewhere (``/etc/systemd/system``): records hold no host path of the site."""
+    root = run.site.root
+    if path.parent == root.parent and path != root:
+        return f"../{path.name}"
+    return run.relative(path)
+
+
 @step(on_halt=GO_ON)  # it only reads
 def backup_schedule(run: Run) -> str:
-    """Runbook D step 4: the automated backup schedule recovery.toml declares (or that none is)."""
-    schedule = [entry.text for entry in run.site.backup_schedule]
-    run.record("backup_schedule", BackupScheduleRecord(configured=bool(schedule), entries=schedule))
-    if not schedule:
-        return (
-            "❌ No automated backup schedule is declared ([backups] schedule in recovery.toml). Configure the "
-            "scheduler (cron/systemd) and declare it, e.g. daily 02:00, weekly Sunday, before each deployment."
-        )
-    return "✅ Automated backups: " + "; ".join(schedule)
+    """Runbook D step 4: the automated backup schedule, as really installed (systemd units or crontab)
+    against what recovery.toml declares; ❌ names what is missing and the command that installs it."""
+    status = schedule_status(run.site, show=lambda path: shown_path(run, path))
+    record = status.to_record("backup")
+    run.record("backup_schedule", BackupScheduleRecord(**record))
+    if not status.confirmed("backup"):
+        return "❌ Automated backup schedule NOT confirmed: " + "; ".join(status.problems("backup")) + "."
+    runs = {None: "the unit directory is not one systemd reads, so nothing here says whether it runs", True: "running"}
+    installed = f"{record['scheduler']}; read {record['where']}"
+    return f"✅ Automated backups installed ({installed}): {'; '.join(record['entries'])} ({runs[status.active]})"

@@ -23,8 +23,10 @@ from recovery_lib.runbook.checklist import Checklist
 from recovery_lib.runbook.journal import release_procedure_lock
 from recovery_lib.runbook.record_types import OutcomeRecord, SuccessCriteriaRecord, VerificationRecord
 from recovery_lib.runbook.run import Run, ran
+from recovery_lib.runbook.steps.backups import shown_path
 from recovery_lib.runbook.steps.base import GO_ON, Halted, NothingToDo, health, step, succeeded
 from recovery_lib.runbook.steps.system import RestartRefused
+from recovery_lib.schedule import schedule_status
 from recovery_lib.site.integrity import check_data
 from recovery_lib.site.process import process_status
 
@@ -138,12 +140,18 @@ def criteria_d(run: Run, directory: dict[str, Any], verification: Any, emergency
         )
         .check("Can create new backups", isinstance(emergency, str), _summary(emergency))
         .check("Existing backups verified", not left, verified_why)
-        .check(
-            "Automated backup schedule confirmed",
-            bool(run.site.backup_schedule),
-            "; ".join(c.text for c in run.site.backup_schedule) or "not declared in recovery.toml",
-        )
+        .check("Automated backup schedule confirmed", *_schedule_confirmed(run))
     )
+
+
+def _schedule_confirmed(run: Run) -> tuple[bool, str]:
+    """Every declared backup entry really installed, and nothing says it will not run (read again here:
+    the criterion is what is installed now, not what the step saw)."""
+    status = schedule_status(run.site, show=lambda path: shown_path(run, path))
+    if status.confirmed("backup"):
+        record = status.to_record("backup")
+        return True, f"installed ({record['scheduler']}): {'; '.join(record['entries'])}"
+    return False, "; ".join(status.problems("backup"))
 
 
 @step(on_halt=GO_ON)
