@@ -12,11 +12,10 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any
 
-from recovery_lib.backup.listing import list_quarantined, read_backups
-from recovery_lib.backup.model import CATEGORIES, PRE_RECOVERY_TAG, BackupStatus
+from recovery_lib.backup.listing import list_quarantined
 from recovery_lib.backup.sample import BackupsCheck, check_backups_sampled
+from recovery_lib.checks.freshness import backup_freshness
 from recovery_lib.checks.gate import reconciliation_check
 from recovery_lib.checks.registry import HealthResult
 from recovery_lib.rendering import name_all
@@ -79,37 +78,6 @@ def writable_problem(directory: Path) -> str | None:
     return None
 
 
-def _freshness(site: Site, shown: str) -> tuple[bool, str, dict[str, Any]]:
-    """The newest successful backup of every category is younger than ``max_age_hours``."""
-    backups, _ = read_backups(site.backup_dir)
-    # A pre-recovery snapshot holds a broken state: it is evidence, not a fresh recovery point.
-    successful = [b for b in backups if b.status is BackupStatus.SUCCESS and PRE_RECOVERY_TAG not in b.tags]
-    if not successful:
-        return False, f"no successful backups in {shown} (Procedure D: create one now)", {"count": len(backups)}
-    # Fresh means fresh for every category: a config-only backup says nothing about the data.
-    newest = {c: next((b for b in successful if b.includes(c)), None) for c in CATEGORIES}
-    missing = [c for c, b in newest.items() if b is None]
-    if missing:
-        return (
-            False,
-            f"no successful backup of {', '.join(missing)} in {shown} (create a full backup now)",
-            {"missing": missing},
-        )
-    category, stalest = max(((c, b) for c, b in newest.items() if b is not None), key=lambda item: item[1].age_hours())
-    backup_id, age_hours = stalest.backup_id, stalest.age_hours()
-    details = {
-        "newest": successful[0].backup_id,
-        "stalest_category": category,
-        "age_hours": round(age_hours, 2),
-        "max_age_hours": site.max_backup_age_hours,
-    }
-    every = "" if stalest is successful[0] else f" (newest of {category})"
-    if age_hours > site.max_backup_age_hours:
-        message = f"newest backup{every} {backup_id} is {age_hours:.1f} h old (max {site.max_backup_age_hours:g} h)"
-        return False, message, details
-    return True, f"newest backup{every} {backup_id} is {age_hours:.1f} h old", details
-
-
 def _damage(checked: BackupsCheck, shown: str) -> str:
     """One line naming the damaged and unreadable backups and what to do."""
     damaged = checked.damaged
@@ -134,7 +102,7 @@ def check_backups(site: Site) -> HealthResult:
         return HealthResult(
             "backups", False, f"backup directory {shown} is {problem} (Procedure D)", {"backup_dir": shown}
         )
-    fresh, message, details = _freshness(site, shown)
+    fresh, message, details = backup_freshness(site, shown)  # max_age_hours and the schedule
     checked = check_backups_sampled(backup_dir, int(site.health_read_mib * MIB))
     quarantined = list_quarantined(backup_dir)
     details = {

@@ -1,5 +1,6 @@
 """Reading drill records back: one row per drill from the executed notebooks in ``outputs/``,
-and the monthly drill schedule (week 1 config, 2 data, 3 full, 4 backup).
+and the monthly drill schedule (week 1 config, 2 data, 3 full, 4 backup; which scenario is due
+against the records: ``drills/due.py``).
 
 A notebook that was not saved to the end (its kernel killed, the runner stopped) is completed from
 the copy of the incident journal beside it (``journal.jsonl``): what a step recorded is never lost
@@ -7,13 +8,13 @@ because the notebook file was not written afterwards."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from recovery_lib.catalog import RECOVERY_PROCEDURES, SCENARIOS, by_week
 from recovery_lib.clock import now as clock_now
-from recovery_lib.clock import parse, seconds_between
+from recovery_lib.clock import seconds_between
 from recovery_lib.runbook.journal import JournalRun, read_runs
 from recovery_lib.runbook.record_types import DrillRecord, RunRecord, TriageRecord, VerificationRecord
 from recovery_lib.runbook.records import (
@@ -197,27 +198,3 @@ def week_of_month(day: date) -> int:
 def due_scenario(day: date | None = None) -> str:
     """The scenario the monthly schedule drills this week."""
     return by_week(week_of_month(day or clock_now().date())).drill
-
-
-def last_drilled(records: Any, now: datetime | None = None) -> Any:
-    """Per scenario: when it was last drilled (recovered or not), and whether that is overdue
-    (more than 31 days ago, or never)."""
-    import pandas as pd
-
-    now = now or clock_now()
-    rows = []
-    for week, scenario in SCHEDULE.items():
-        mine = records[records["scenario"] == scenario] if len(records) else records
-        last = max((parse(t) for t in mine["fault_at"] if t), default=None) if len(mine) else None
-        recovered = bool(len(mine) and (mine["outcome"] == "recovered").iloc[-1])
-        overdue = last is None or now - last > timedelta(days=31)
-        rows.append(
-            {
-                "week": week,
-                "scenario": scenario,
-                "last_drilled": last.strftime("%Y-%m-%d %H:%M UTC") if last else "never",
-                "last_outcome": ("recovered" if recovered else "not_recovered") if last else "-",
-                "status": "⚠️ OVERDUE" if overdue else "✅ on schedule",
-            }
-        )
-    return pd.DataFrame(rows)

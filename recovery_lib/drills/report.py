@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from recovery_lib import catalog
-from recovery_lib.drills.history import last_drilled, load_records
+from recovery_lib.drills.due import drills_due, due_frame
+from recovery_lib.drills.history import load_records
 from recovery_lib.drills.kernels import papermill_kernel_options, quiet_kernels
 from recovery_lib.rendering import export_html, install_display_formatters
 from recovery_lib.runbook.notebook import ParameterError, validate_parameters
@@ -113,11 +114,11 @@ def ttr_plot(records: Any) -> Any:
 
 
 def schedule_table(records: Any) -> Any:
-    """The monthly schedule: when each scenario was last drilled, overdue ones flagged."""
+    """The monthly schedule against the records, as ``recovery drill due`` computes it: each scenario's
+    slot, its last drill and outcome, and whether it was drilled in its slot, is due or is overdue."""
     from IPython.display import HTML
 
-    table = last_drilled(records).rename(columns=lambda c: c.replace("_", " "))
-    table["last outcome"] = table["last outcome"].str.replace("_", " ")
+    table = due_frame(drills_due(records)).rename(columns=lambda c: c.replace("_", " "))
     return HTML(TABLE_STYLE + table.to_html(index=False, escape=True, classes="schedule"))
 
 

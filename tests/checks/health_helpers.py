@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from snapshots import files
 
-from recovery_lib import HealthResult, health_check
+from recovery_lib import HealthResult, RecoveryManager, health_check
+from recovery_lib.backup import BackupStatus
+from recovery_lib.backup.model import read_metadata
 
 BUILTIN = ["config", "data", "backups", "disk", "process", "exchange", "reconciliation", "replicas"]
 # A fresh sandbox has no backup (so its replica holds none either) and no running process.
@@ -46,3 +49,15 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new, 1))
+
+
+def write_backup(sandbox: Path, created: datetime, status: BackupStatus = BackupStatus.SUCCESS) -> str:
+    """A real backup, then its metadata re-dated (and re-checksummed) to ``created``."""
+    backup_id = RecoveryManager(site=sandbox).create_backup()
+    path = sandbox / "backups" / backup_id / "metadata.json"
+    metadata = read_metadata(path.parent)
+    metadata.created_at = created.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    metadata.status = status
+    path.chmod(0o644)
+    path.write_bytes(metadata.to_json())
+    return backup_id

@@ -1,15 +1,14 @@
-"""Drills: the command line's small commands (``drill due``, ``schedule``, ``drill run`` refusals)."""
+"""Drills: the command line's small commands (``drill run`` refusals; ``drill due`` is in
+test_drill_due_command.py)."""
 
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from recovery_lib.cli import main as cli
-from recovery_lib.drills.history import due_scenario, week_of_month
 
 # --- 6. the command line ----------------------------------------------------------------------
 
@@ -19,34 +18,19 @@ def run_cli(*argv: str) -> tuple[int, str]:
     return cli.main(list(argv), out=out), out.getvalue()
 
 
-def test_cli_drill_due_names_this_weeks_drill() -> None:
-    before = datetime.now(UTC).date()
-    code, text = run_cli("drill", "due")
-    after = datetime.now(UTC).date()
-    assert code == 0
-    assert any(
-        f"Week {week_of_month(day)} of the month: the {due_scenario(day)} drill is due" in text
-        for day in (before, after)
-    ), text
-    assert "recovery drill run --due" in text
-
-
-def test_cli_schedule_prints_crontab_lines(sandbox: Path) -> None:
-    code, text = run_cli("schedule", "--site", str(sandbox))
-    assert code == 0
-    assert "CRON_TZ=UTC" in text.splitlines()  # the runbook's times are UTC
-    lines = [line for line in text.splitlines() if line and not line.startswith(("#", "CRON_TZ="))]
-    assert len(lines) == 3, text
-    daily, weekly, drill = (line.split() for line in lines)
-    assert daily[:5] == ["0", "2", "*", "*", "*"] and daily[6:8] == ["backup", "create"]
-    assert "daily" in daily and str(sandbox.resolve()) in lines[0]
-    assert weekly[:5] == ["0", "3", "*", "*", "0"] and weekly[6:8] == ["backup", "create"]
-    assert "weekly" in weekly and str(sandbox.resolve()) in lines[1]
-    assert drill[2:4] == ["*", "*"] and drill[4] in {str(d) for d in range(7)}, "a weekly drill"
-    assert drill[6:9] == ["drill", "run", "--due"]
-    assert "--outputs" in drill
-    for fields in (daily, weekly, drill):
-        assert Path(fields[5]).name == "recovery", "cron must call the recovery command by full path"
+@pytest.mark.parametrize("option", ["--site", "--for-site"])
+def test_cli_drill_run_refuses_outputs_inside_the_site(
+    sandbox: Path, option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Drill records never go inside a site: a restore would overwrite them, a backup would copy them."""
+    before = sorted(p.relative_to(sandbox) for p in sandbox.rglob("*"))
+    inside = sandbox / "drill-records"
+    code, _ = run_cli("drill", "run", "--scenario", "config", option, str(sandbox), "--outputs", str(inside))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "inside the site" in err and str(inside) in err and option in err
+    assert f"{sandbox.name}-drill-records" in err  # where to put them instead
+    assert not inside.exists() and sorted(p.relative_to(sandbox) for p in sandbox.rglob("*")) == before
 
 
 def test_cli_drill_run_help_documents_its_options(capsys: pytest.CaptureFixture[str]) -> None:

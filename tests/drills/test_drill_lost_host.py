@@ -178,7 +178,7 @@ def test_scenario_all_runs_the_host_lost_drill_too() -> None:
         args = argparse.Namespace(due=False, scenario="all", variant=None, site=None)
         for option in argv:
             setattr(args, *option.split("="))
-        return drill_cli._planned(args)
+        return drill_cli._planned(args, io.StringIO())
 
     assert planned() == [("config", None), ("data", None), ("full", None), ("backup", None), ("full", "host_lost")]
     assert ("full", "host_lost") not in planned("site=/srv/sandbox"), "a drill on --site keeps its site"
