@@ -37,6 +37,11 @@ class InvalidArgumentError(RecoveryError, ValueError):
     """
 
 
+class CalendarError(InvalidArgumentError):
+    """A schedule entry that is neither a supported systemd calendar nor a cron expression (or that
+    cron cannot express); recovery.toml reports it as a SiteConfigError naming the line."""
+
+
 # --- files and paths (fsops) ---------------------------------------------------------------------
 
 
@@ -66,6 +71,11 @@ class SiteConfigError(SiteError):
         where = f"{path}:{line}" if line else path
         what = f" [{key}]" if key else ""
         super().__init__(f"{where}:{what} {problem}")
+
+
+class NotASiteError(SiteError):
+    """The directory holds nothing of a site (no recovery.toml, none of config/, state/, data/, backups/):
+    usually the command ran in the wrong directory; the message says how to point at the site."""
 
 
 class ExchangeError(RecoveryError):
@@ -137,6 +147,19 @@ class IdentityRequired(ReplicaError):
     """An encrypted replica was read without the age identity (private key) that decrypts it."""
 
     exit_code: ClassVar[int] = EXIT_USAGE
+
+
+# --- schedules (systemd timers, crontab) ---------------------------------------------------------
+
+
+class ScheduleError(RecoveryError):
+    """A schedule install was refused (nothing declared, cron cannot say an entry, units of another site)."""
+
+
+class SchedulerFailed(ScheduleError):
+    """Writing the units or the crontab, or asking systemd or crontab, failed: the message says what is in place."""
+
+    exit_code: ClassVar[int] = EXIT_FAILED
 
 
 # --- restores ------------------------------------------------------------------------------------

@@ -13,9 +13,11 @@ from typing import Any, TextIO
 from recovery_lib.backup import RetentionPolicy, UnreadableBackup, VerifyReport
 from recovery_lib.backup.listing import UNREADABLE_ADVICE
 from recovery_lib.backup.retention import plan_prune
-from recovery_lib.cli.common import SiteOption, open_manager
+from recovery_lib.cli.common import SiteOption, backup_dir_option, open_manager, open_tolerant_manager
 from recovery_lib.cli.logs import NOT_ON_CONSOLE, LogTarget, default_target
-from recovery_lib.errors import EXIT_FAILED, EXIT_OK, RecoveryError
+from recovery_lib.cli.operations import Report, log_record, report_pushes, reporting
+from recovery_lib.clock import now
+from recovery_lib.errors import EXIT_FAILED, EXIT_OK, BackupIncomplete, RecoveryError
 from recovery_lib.rendering import human_age, human_size
 from recovery_lib.replica.push import PushReport
 from recovery_lib.replica.status import PushRecord
@@ -74,8 +76,14 @@ def add_commands(commands: Any, site_option: SiteOption) -> None:
     )
     create.set_defaults(handler=cmd_backup_create, log_target=backup_log_target)
 
-    listing = sub.add_parser("list", help="list backups, newest first", description="List backups, newest first.")
+    listing = sub.add_parser(
+        "list",
+        help="list backups, newest first",
+        description="List backups, newest first. Works with a malformed recovery.toml too: then on the default "
+        "settings, with a warning (every backup holds recovery.toml: `recovery restore latest --settings`).",
+    )
     site_option(listing)
+    backup_dir_option(listing)
     listing.add_argument("--json", action="store_true", help="JSON for machines")
     listing.add_argument("--tag", action="append", metavar="TAG", help="only backups with this tag")
     listing.add_argument("--type", choices=["full", "config", "state", "data", "mixed"], help="only this type")
@@ -164,32 +172,52 @@ def cmd_backup_create(args: argparse.Namespace, out: TextIO) -> int:
     flags = chosen if any(chosen) else [True, True, True]
     categories = [name for name, wanted in zip(("config", "state", "data"), flags, strict=True) if wanted]
     log.info("backup create: %s%s", ", ".join(categories), "" if any(chosen) else " (none named: all)")
-    manager, bar = open_manager(args, "backup")
-    try:
-        backup_id = manager.create_backup(*flags, description=args.description, tags=args.tag, push=not args.no_push)
-    finally:
-        bar.close()
-    metadata = manager.get_backup(backup_id)
-    for note in manager.notes:
-        log.info("note: %s", note)
-        out.write(f"note: {note}\n")
-    log.info(
-        "backup %s (%s) stored in %s: %d files, %d bytes, %d new, %d linked, %.2f s",
-        backup_id,
-        metadata.backup_type.value,
-        manager.backup_dir,
-        metadata.files_count,
-        metadata.size_bytes,
-        metadata.bytes_new,
-        metadata.files_linked,
-        metadata.duration_s,
-    )
-    out.write(
-        f"Backup {backup_id} ({metadata.backup_type.value}): {metadata.files_count} files, "
-        f"{metadata.size_bytes:,} bytes, {metadata.bytes_new:,} new, {metadata.files_linked} linked, "
-        f"{metadata.duration_s:.2f} s\n"
-    )
-    _print_pushes(manager.last_push, out)
+    site, started = load_site(args.site), now()
+    # [alerts]: /start, then success or /fail; a failed or PARTIAL backup notifies; [metrics] either way.
+    with reporting("backup", site, pinged="backup") as report:
+        report.record = log_record(args, site.backup_dir)
+        manager, bar = open_manager(args, "backup")
+        try:
+            backup_id = manager.create_backup(
+                *flags, description=args.description, tags=args.tag, push=not args.no_push
+            )
+        except BackupIncomplete as exc:  # stored, but PARTIAL: say which files, keep the metadata
+            report.subject = exc.metadata.backup_id
+            report.results.append(exc.metadata)
+            report.failed(
+                f"backup {exc.metadata.backup_id} is PARTIAL: {len(exc.metadata.problems)} file(s) could not be "
+                "captured; it is kept for evidence and never restored from",
+                exc.metadata.problems,
+                status="PARTIAL",
+            )
+            raise
+        finally:
+            bar.close()
+        metadata = manager.get_backup(backup_id)
+        report.subject, report.status = backup_id, metadata.status.value.upper()
+        report.results += [metadata, *manager.last_push]
+        for note in manager.notes:
+            log.info("note: %s", note)
+            out.write(f"note: {note}\n")
+        log.info(
+            "backup %s (%s) stored in %s: %d files, %d bytes, %d new, %d linked, %.2f s",
+            backup_id,
+            metadata.backup_type.value,
+            manager.backup_dir,
+            metadata.files_count,
+            metadata.size_bytes,
+            metadata.bytes_new,
+            metadata.files_linked,
+            metadata.duration_s,
+        )
+        report.summary = (
+            f"Backup {backup_id} ({metadata.backup_type.value}): {metadata.files_count} files, "
+            f"{metadata.size_bytes:,} bytes, {metadata.bytes_new:,} new, {metadata.files_linked} linked, "
+            f"{metadata.duration_s:.2f} s"
+        )
+        out.write(report.summary + "\n")
+        _print_pushes(manager.last_push, out)
+    report_pushes(site, manager.backup_dir, manager.last_push, started)  # a failed push notifies, never fails this
     return EXIT_OK
 
 
@@ -210,7 +238,7 @@ def _print_pushes(outcomes: list[PushRecord | PushReport], out: TextIO) -> None:
 
 def cmd_backup_list(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery backup list``."""
-    manager, _ = open_manager(args, "list")
+    manager, _, _ = open_tolerant_manager(args, "list")  # a malformed recovery.toml: defaults, and a warning
     if manager.backup_dir.exists() and not manager.backup_dir.is_dir():
         raise RecoveryError(
             f"the backup directory {manager.backup_dir} is a file, not a directory: there are no backups "
@@ -269,7 +297,14 @@ def _unreadable_json(item: UnreadableBackup, read_data: bool) -> dict[str, Any]:
 
 
 def cmd_backup_verify(args: argparse.Namespace, out: TextIO) -> int:
-    """``recovery backup verify``: each backup named, unreadable ones as failures (never left out)."""
+    """``recovery backup verify``: each backup named, unreadable ones as failures (never left out); a
+    damaged or unreadable backup notifies the site's [alerts]."""
+    with reporting("verify", load_site(args.site)) as outcome:
+        outcome.subject = args.backup_id
+        return _verify(args, out, outcome)
+
+
+def _verify(args: argparse.Namespace, out: TextIO, outcome: Report) -> int:
     manager, bar = open_manager(args, "verify")
     ids = [b.backup_id for b in manager.list_backups()] if args.backup_id == "all" else [args.backup_id]
     unreadable = manager.unreadable if args.backup_id == "all" else []
@@ -277,6 +312,7 @@ def cmd_backup_verify(args: argparse.Namespace, out: TextIO) -> int:
         if args.json:
             out.write("[]\n")
         log.warning("no backups in %s: nothing to verify", manager.backup_dir, extra=NOT_ON_CONSOLE)
+        outcome.failed(f"no backups in {manager.backup_dir}: nothing to verify and nothing to restore from")
         sys.stderr.write(
             f"recovery: no backups in {manager.backup_dir}: nothing to verify and nothing to restore from. "
             "Create one with `recovery backup create` (runbook Procedure D).\n"
@@ -298,14 +334,26 @@ def cmd_backup_verify(args: argparse.Namespace, out: TextIO) -> int:
                 out.write(f"   {problem}\n")
         for item in unreadable:
             out.write(f"❌ {item.backup_id}: unreadable: {item.problem}\n   {UNREADABLE_ADVICE}\n")
+    outcome.results += [*reports, *unreadable]
+    damaged = [r.summary() for r in reports if not r.ok] + [
+        f"{u.backup_id}: unreadable: {u.problem}" for u in unreadable
+    ]
+    if damaged:
+        outcome.failed(f"{len(damaged)} of {len(reports) + len(unreadable)} backup(s) damaged or unreadable", damaged)
+    else:
+        outcome.summary = f"{len(reports)} backup(s) verified{' (contents hashed)' if args.read_data else ''}: all ok"
     return EXIT_OK if all(r.ok for r in reports) and not unreadable else EXIT_FAILED
 
 
 def cmd_backup_prune(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery backup prune``."""
     policy = retention_policy(args)  # an empty policy is refused before the manager's lock creates backups/
-    manager, _ = open_manager(args, "prune")
-    plan = manager.prune(policy, dry_run=args.dry_run)
+    with reporting("prune", None if args.dry_run else load_site(args.site)) as report:  # a dry run changed nothing
+        report.subject = "local"
+        manager, _ = open_manager(args, "prune")
+        plan = manager.prune(policy, dry_run=args.dry_run)
+        report.results.append(plan)
+        report.summary = f"local prune: {plan.summary().splitlines()[0]}"
     log.info("prune%s with %s: %s", " (dry run)" if args.dry_run else "", policy, plan.summary())
     out.write(("Dry run, nothing removed: " if args.dry_run else "Pruned: ") + plan.summary() + "\n")
     return EXIT_OK

@@ -1,21 +1,23 @@
-"""``recovery drill ...`` and ``recovery schedule``: the runbook's Testing & Drills, by machine."""
+"""``recovery drill ...``: the runbook's Testing & Drills, by machine (schedules: cli/schedule.py)."""
 
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
+import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from recovery_lib.catalog import DRILLS, by_week, schedule_text
+from recovery_lib.catalog import DRILLS, schedule_text
 from recovery_lib.cli.logs import LogTarget, default_target
+from recovery_lib.cli.operations import Report, drill_outputs, reporting, tell_drills
 from recovery_lib.clock import now
-from recovery_lib.drills.history import due_scenario, load_records, week_of_month
+from recovery_lib.drills.due import drills_due, due_report
+from recovery_lib.drills.history import load_records
 from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS
 from recovery_lib.errors import EXIT_FAILED, EXIT_OK, RecoveryError
-from recovery_lib.site.config import load_site, require_sandbox
+from recovery_lib.site.config import CONFIG_NAME, SITE_ENV, Site, load_site, require_sandbox
 
 # `--scenario all`: one drill per scenario, the seed choosing each fault, and then the host lost with its
 # local backups (scenario 3 with only the replica to recover from: the drill the 3-2-1 rule needs). It
@@ -24,7 +26,7 @@ ALL_EXTRAS = (("full", "host_lost"),)
 
 
 def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register ``drill`` (run, due, report) and ``schedule``."""
+    """Register ``drill`` (run, due, report)."""
     drill = commands.add_parser(
         "drill",
         help="break a sandbox on purpose and recover it with the notebooks",
@@ -42,8 +44,23 @@ def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser],
         epilog="Example: recovery drill run --scenario all --outputs outputs",
     )
     run.add_argument("--scenario", choices=[*DRILLS, "all"], default="all", help="which scenario (default all)")
-    run.add_argument("--due", action="store_true", help="run the scenario this week of the month calls for")
-    run.add_argument("--outputs", type=Path, default=Path("outputs"), help="records directory (default outputs)")
+    run.add_argument(
+        "--due",
+        action="store_true",
+        help="run the scenarios `recovery drill due` names from the records in --outputs (none due: exit 0)",
+    )
+    run.add_argument(
+        "--outputs",
+        type=Path,
+        help="records directory (default: the --for-site site's [drills] records directory, else outputs)",
+    )
+    run.add_argument(
+        "--for-site",
+        metavar="DIR",
+        help="the production site this drill is for: its [alerts] are pinged (ping_drill) and told of each drill "
+        "that did not recover, its [metrics] written, and its [drills] records directory is the default "
+        "--outputs. The drill still runs on a fresh sandbox (or --site), never on DIR",
+    )
     run.add_argument(
         "--site", help="drill on this sandbox site (from `recovery sandbox create`) instead of a fresh one"
     )
@@ -66,26 +83,27 @@ def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser],
     run.set_defaults(handler=cmd_drill_run, log_target=drill_log_target)
     due = sub.add_parser(
         "due",
-        help="which drill this week of the month calls for",
-        description=schedule_text().capitalize() + ".",  # Week 1 config, week 2 data, ...
+        help="which scenarios were not drilled in their slot of the monthly schedule (exit 1 if any)",
+        description=schedule_text().capitalize()  # Week 1 config, week 2 data, ...
+        + " (days 1-7, 8-14, 15-21, 22 to the end of the month, UTC). A scenario's slot is its week this "
+        "month once that week has started, else its week last month; it was drilled in its slot when a "
+        "drill of it started in or after that week and recovered. Reads the records in --outputs, else "
+        "the site's [drills] records directory (--site, $RECOVERY_SITE, or the current directory when it "
+        "holds recovery.toml). Exits 1 when any scenario is due, 0 when none is.",
+        epilog="Example: recovery drill due --site /srv/peak-trade  (then: recovery drill run --due --outputs DIR)",
     )
+    due.add_argument("--outputs", type=Path, help="drill records directory (default: the site's [drills] records)")
+    site_option(due)
+    due.add_argument("--json", action="store_true", help="print the result as JSON")
     due.set_defaults(handler=cmd_drill_due)
     report = sub.add_parser("report", help="rebuild outputs/index.html from the records")
     report.add_argument("--outputs", type=Path, default=Path("outputs"), help="records directory (default outputs)")
     report.set_defaults(handler=cmd_drill_report)
-    schedule = commands.add_parser(
-        "schedule",
-        help="print crontab lines for backups and the weekly drill",
-        description="Crontab lines: daily 02:00 backups, weekly Sunday backups, "
-        "and the weekly due drill. Install with `crontab -e`.",
-    )
-    site_option(schedule)
-    schedule.set_defaults(handler=cmd_schedule)
 
 
 def drill_log_target(args: argparse.Namespace) -> LogTarget:
     """``drill run`` logs to its records directory (``--outputs``), next to the records it writes."""
-    return default_target(args.outputs)
+    return default_target(drill_outputs(args))
 
 
 def _notebooks_dir() -> Path:
@@ -95,12 +113,25 @@ def _notebooks_dir() -> Path:
 
 
 def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
-    """``recovery drill run``: run, summarise, write the records page."""
+    """``recovery drill run``: run, summarise, write the records page. With ``--for-site``, that site's
+    [alerts] are pinged and told of each drill that did not recover, and its [metrics] written."""
+    args.outputs = drill_outputs(args)
+    production = load_site(args.for_site) if args.for_site else None
+    # With --for-site this is the site's scheduled drill: one that cannot even start (bad arguments in
+    # the installed unit) is a failed drill, pinged /fail and told, not silence until the ping is missed.
+    with reporting("drill", production, pinged="drill") as report:
+        return _drill_run(args, out, report, production)
+
+
+def _drill_run(args: argparse.Namespace, out: TextIO, report: Report, production: Site | None) -> int:
     from recovery_lib.drills.report import write_index
     from recovery_lib.drills.runner import run_drill
 
     site_dir = _check_drill_args(args)
-    drills = _planned(args)
+    drills = _planned(args, out)
+    if not drills:  # --due, and every scenario was drilled in its slot: nothing to run
+        report.summary = "no drill due: every scenario was drilled in its slot"
+        return EXIT_OK
     _make_outputs(args.outputs)
     if args.jobs > 1 and len(drills) > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -130,6 +161,7 @@ def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
                     variant=variant,
                 )
             )
+    tell_drills(production, report, results, args.outputs)
     records = load_records(args.outputs)
     order = {r.run_id: i for i, r in enumerate(results)}  # the order the scenarios were asked for
     mine = records[records["run_id"].isin(order)].sort_values("run_id", key=lambda ids: ids.map(order))
@@ -142,10 +174,21 @@ def cmd_drill_run(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _planned(args: argparse.Namespace) -> list[tuple[str, str | None]]:
-    """The drills to run, in order: (scenario, variant or None for the seed's choice)."""
+def _planned(args: argparse.Namespace, out: TextIO) -> list[tuple[str, str | None]]:
+    """The drills to run, in order: (scenario, variant or None for the seed's choice).
+
+    ``--due``: every scenario not drilled in its slot by the records in ``--outputs`` (a timer that
+    missed a week catches up), said first so the scheduler's log shows why they run."""
     if args.due:
-        return [(due_scenario(), None)]
+        _check_outputs(args.outputs, must_exist=False)
+        moment = now()
+        dues = drills_due(load_records(args.outputs), moment)
+        exists = args.outputs.is_dir()
+        out.write(due_report(dues, str(args.outputs), moment.date(), exists, action="Running them now."))
+        if not any(due.due for due in dues):
+            out.write("No drill is due: nothing to run.\n")
+        out.flush()
+        return [(due.scenario, None) for due in dues if due.due]
     if args.scenario != "all":
         return [(args.scenario, args.variant)]
     return [(scenario, None) for scenario in DRILLS] + ([] if args.site else list(ALL_EXTRAS))
@@ -170,11 +213,26 @@ def _check_drill_args(args: argparse.Namespace) -> Path | None:
     if args.site is not None and args.jobs > 1:
         raise RecoveryError("--site drills one sandbox, which parallel drills cannot share; drop --jobs.")
     _check_outputs(args.outputs, must_exist=False)
+    for option, value in (("--site", args.site), ("--for-site", getattr(args, "for_site", None))):
+        _outside_site(args.outputs, option, value)
     if args.site is None:
         return None
     site = load_site(args.site)
     require_sandbox(site)
     return site.root
+
+
+def _outside_site(outputs: Path, option: str, site_dir: str | None) -> None:
+    """Drill records never go inside a site: a restore or the next drill would overwrite or back them up."""
+    if site_dir is None or not Path(site_dir).is_dir():
+        return  # a missing site is refused by load_site, with its own message
+    root, where = Path(site_dir).resolve(), outputs.resolve()
+    if where == root or root in where.parents:
+        raise RecoveryError(
+            f"--outputs {outputs} is inside the site {root} ({option}): drill records never go inside a site (a "
+            "restore would overwrite them, a backup would copy them). Pass --outputs DIR outside it, e.g. "
+            f"{root.parent / (root.name + '-drill-records')}. Nothing was run."
+        )
 
 
 def _check_outputs(outputs: Path, must_exist: bool) -> None:
@@ -217,12 +275,41 @@ def _summary(records: Any) -> str:
 
 
 def cmd_drill_due(args: argparse.Namespace, out: TextIO) -> int:
-    """``recovery drill due``."""
-    today = now().date()
-    week = week_of_month(today)
-    drill = by_week(week).drill
-    out.write(f"Week {week} of the month: the {drill} drill is due (run it with: recovery drill run --due)\n")
-    return EXIT_OK
+    """``recovery drill due``: each scenario against its slot in the records; exit 1 when any is due."""
+    records_dir = _due_records_dir(args)
+    moment = now()
+    dues = drills_due(load_records(records_dir), moment)
+    if args.json:
+        json.dump(
+            {
+                "today": moment.date().isoformat(),
+                "records": str(records_dir),
+                "drills": [due.to_dict() for due in dues],
+                "due": [due.scenario for due in dues if due.due],
+            },
+            out,
+            indent=2,
+        )
+        out.write("\n")
+    else:
+        out.write(due_report(dues, str(records_dir), moment.date(), exists=records_dir.is_dir()))
+    # Exit 1 so a scheduler or a monitor can act on it without reading the text.
+    return EXIT_FAILED if any(due.due for due in dues) else EXIT_OK
+
+
+def _due_records_dir(args: argparse.Namespace) -> Path:
+    """``drill due``'s records: --outputs (must exist: a typo would read as "never drilled"), else the
+    site's ``[drills] records`` (which may not exist yet: then nothing was drilled)."""
+    if args.outputs is not None:
+        _check_outputs(args.outputs, must_exist=True)
+        return args.outputs
+    if args.site is not None or os.environ.get(SITE_ENV) or (Path.cwd() / CONFIG_NAME).is_file():
+        return load_site(args.site).drill_records_dir
+    raise RecoveryError(
+        f"drill due: no records to read. Pass --outputs DIR (the directory `recovery drill run --outputs DIR` "
+        f"wrote its records to), or --site DIR (or ${SITE_ENV}) for a site whose [drills] records say where "
+        f"they are; {Path.cwd()} holds no {CONFIG_NAME}."
+    )
 
 
 def cmd_drill_report(args: argparse.Namespace, out: TextIO) -> int:
@@ -232,27 +319,4 @@ def cmd_drill_report(args: argparse.Namespace, out: TextIO) -> int:
     _check_outputs(args.outputs, must_exist=True)
     index = write_index(args.outputs, _notebooks_dir())
     out.write(f"Records: {index.resolve()}\n")
-    return EXIT_OK
-
-
-def cmd_schedule(args: argparse.Namespace, out: TextIO) -> int:
-    """``recovery schedule``: crontab lines (the runbook's automated backups and weekly drills)."""
-    site = load_site(args.site)
-    recovery = shlex.quote(str(Path(sys.executable).with_name("recovery")))
-    where = f"--site {shlex.quote(str(site.root))}"
-    outputs = shlex.quote(str(site.root / "drill-records"))
-    out.write(
-        "\n".join(
-            [
-                f"# recovery_lib schedule for {site.name}: install with `crontab -e`",
-                "# Times are UTC, as in the runbook (CRON_TZ works with cronie and busybox cron;",
-                "# with Debian's cron, run it on a machine whose clock is UTC).",
-                "CRON_TZ=UTC",
-                f"0 2 * * * {recovery} backup create {where} --tag daily -m 'Daily backup'",
-                f"0 3 * * 0 {recovery} backup create {where} --tag weekly -m 'Weekly backup'",
-                f"0 4 * * 1 {recovery} drill run --due --outputs {outputs}",
-            ]
-        )
-        + "\n"
-    )
     return EXIT_OK

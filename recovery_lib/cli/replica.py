@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from recovery_lib.cli.backup import add_retention_arguments, retention_policy
 from recovery_lib.cli.common import ProgressBar, SiteOption, open_manager
 from recovery_lib.cli.logs import NOT_ON_CONSOLE
+from recovery_lib.cli.operations import push_outcome, reporting
 from recovery_lib.errors import EXIT_FAILED, EXIT_OK, InvalidArgumentError, ReplicaError, ReplicaUnreachable
 from recovery_lib.rendering import human_size, human_time
 from recovery_lib.replica.check import verify_remote
@@ -23,7 +24,7 @@ from recovery_lib.replica.crypto import IDENTITY_ENV
 from recovery_lib.replica.layout import OBJECTS_PREFIX, BackupIndex, is_backup_id
 from recovery_lib.replica.remote import Replica
 from recovery_lib.replica.service import opened, prune, replica_spec
-from recovery_lib.replica.status import PushRecord, read_push_record
+from recovery_lib.replica.status import PushRecord, read_push_record, status_path
 from recovery_lib.site.config import Site, load_site
 from recovery_lib.site.replicas import ReplicaSpec
 
@@ -248,8 +249,13 @@ def cmd_replica_list(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_replica_push(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery replica push``: exit 1 if any backup was not pushed."""
     target = _check_id(args.target, ("latest", "all"))
-    manager, _ = open_manager(args, "push")
-    report = manager.push_to_replica(args.replica, target)
+    site = load_site(args.site)
+    with reporting("push", site) as outcome:  # a failed push notifies the site's [alerts]
+        outcome.subject = replica_spec(site, args.replica).name  # named in the notification even if it fails
+        outcome.record = status_path(site.backup_dir, outcome.subject)
+        manager, _ = open_manager(args, "push")
+        report = manager.push_to_replica(args.replica, target)
+        push_outcome(outcome, report, manager.backup_dir)
     out.write(("✅ " if report.ok else "❌ ") + report.summary().split("; FAILED", 1)[0] + "\n")
     for backup_id in report.pushed:
         out.write(f"   pushed  {backup_id}\n")
@@ -340,7 +346,12 @@ def cmd_replica_prune(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery replica prune``: every decision with its reason, LOCKED ones too."""
     policy = retention_policy(args)  # an empty policy is refused before the replica is opened
     site = load_site(args.site)
-    result = prune(replica_spec(site, args.replica), site.backup_dir, policy, dry_run=args.dry_run)
+    with reporting("prune", None if args.dry_run else site) as outcome:  # a dry run changed nothing
+        spec = replica_spec(site, args.replica)
+        outcome.subject = spec.name
+        result = prune(spec, site.backup_dir, policy, dry_run=args.dry_run)
+        outcome.results.append(result)
+        outcome.summary = f"prune of replica {spec.name}: {result.summary(args.dry_run).splitlines()[0]}"
     log.info("replica prune%s with %s:\n%s", " (dry run)" if args.dry_run else "", policy, result.summary(args.dry_run))
     out.write(("Dry run, nothing removed: " if args.dry_run else "Pruned: ") + result.summary(args.dry_run) + "\n")
     return EXIT_OK

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from recovery_lib.errors import CalendarError
+
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index 0 = Monday, as date.weekday()
 MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 SYSTEMD_SHORTHANDS = {
@@ -47,10 +49,6 @@ CRON_MACROS = {
 }
 _CRON_TOKEN = re.compile(r"^[0-9a-zA-Z*,/\-]+$")
 _HORIZON_DAYS = 4 * 366 + 7  # every weekday on every date of a leap cycle
-
-
-class CalendarError(ValueError):
-    """A schedule entry that is neither a supported systemd calendar nor a cron expression."""
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from recovery_lib import catalog
-from recovery_lib.errors import SiteError
+from recovery_lib.errors import NotASiteError, SiteConfigError, SiteError
 from recovery_lib.site.calendar import Calendar
 from recovery_lib.site.operations import Operations, parse_operations
 from recovery_lib.site.replicas import ReplicaSpec, parse_replicas
 from recovery_lib.site.schema import SCHEMA, SUBTABLES, Reader, check_records_dir
-from recovery_lib.site.tomlconf import load_toml
+from recovery_lib.site.tomlconf import load_toml, parse_toml
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +224,37 @@ def load_site(site: str | os.PathLike[str] | Site | None = None) -> Site:
     data, text = load_toml(config_path)
     log.debug("site %s: reading %s", root, CONFIG_NAME)
     return _site_from_toml(root, config_path, data, text)
+
+
+def site_from_text(root: Path, raw: bytes) -> Site:
+    """The :class:`Site` that ``raw``, as the contents of ``<root>/recovery.toml``, would load as: checks a
+    copy (one kept in a backup) before it is put in place. Malformed: :class:`SiteConfigError`."""
+    config_path = root / CONFIG_NAME
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SiteConfigError(str(config_path), None, None, f"is not UTF-8 text ({exc.reason}).") from exc
+    text = text.replace("\r\n", "\n")  # as load_site's read_text sees it
+    return _site_from_toml(root, config_path, parse_toml(text, config_path), text)
+
+
+def looks_like_a_site(site: Site) -> bool:
+    """True when anything of a site is there: ``recovery.toml``, a category path (config/, state/, data/
+    by default) or the backup directory. A site in the middle of an incident may have lost any of those,
+    never all of them; a directory with none is the wrong directory."""
+    tops = [site.path(top) for paths in site.categories.values() for top in paths]
+    return site.config_source is not None or site.backup_dir.exists() or any(top.exists() for top in tops)
+
+
+def require_site(site: Site) -> Site:
+    """Return ``site`` if it looks like a site (:func:`looks_like_a_site`); else :class:`NotASiteError`."""
+    if not looks_like_a_site(site):
+        raise NotASiteError(
+            f"{site.root} is not a site (no {CONFIG_NAME} and none of config/, state/, data/, backups/ in it): "
+            f"pass --site DIR or set ${SITE_ENV} to the protected system's directory "
+            "(or create a demo site with `recovery sandbox create DIR`)."
+        )
+    return site
 
 
 OPERATION_TABLES = ("backups", "drills", "alerts", "metrics", "schedule")

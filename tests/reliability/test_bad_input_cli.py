@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bad_input_helpers import SEMANTIC, Outcome, Words, World, assert_refused, check_refused
+from bad_input_helpers import (
+    SEMANTIC,
+    Outcome,
+    Words,
+    World,
+    assert_refused,
+    assert_words,
+    check_refused,
+    run_cli,
+)
 from site_state import make_tiny_site
 
 from recovery_lib.cli.main import build_parser
@@ -54,7 +63,8 @@ VALID_ARGS: dict[str, list[str]] = {
     "drill run": ["--scenario", "config", "--outputs", "{tmp}/outs"],
     "drill due": [],
     "drill report": ["--outputs", "{tmp}/outs"],
-    "schedule": [],
+    "schedule install": ["--systemd", "--dry-run"],
+    "schedule status": [],
 }
 
 
@@ -162,6 +172,9 @@ BAD_TOMLS: dict[str, tuple[bytes, Words]] = {
 # Every case through `recovery site`; the three kinds the issue names through every site-taking subcommand
 # (they all read the file with the same load_site, so the full set everywhere would only repeat itself).
 EVERYWHERE = ("invalid-toml", "wrong-type", "unknown-key")
+# The two commands that bring a malformed recovery.toml back run on the defaults with a warning instead
+# (test_tolerant_commands_warn_and_change_nothing; tests/restore/test_restore_settings.py for the story).
+TOLERANT = ("backup list", "restore")
 TOML_CASES = [
     pytest.param(
         command,
@@ -170,7 +183,7 @@ TOML_CASES = [
     )
     for command in SITE_COMMANDS
     for case in BAD_TOMLS
-    if command == "site" or case in EVERYWHERE
+    if (command == "site" or case in EVERYWHERE) and command not in TOLERANT
 ]
 
 
@@ -185,6 +198,25 @@ def test_malformed_recovery_toml_is_refused(
     (world.site / "recovery.toml").write_bytes(text)
     argv = [*command.split(), *VALID_ARGS[command], "--site", "{site}"]
     check_refused(world, argv, ("recovery.toml", *words), capsys, monkeypatch)
+
+
+@pytest.mark.parametrize("command", TOLERANT)
+@pytest.mark.parametrize("case", EVERYWHERE)
+def test_tolerant_commands_warn_and_change_nothing(
+    world: World, command: str, case: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Promise: `backup list` and `restore --dry-run` run on the defaults with a malformed recovery.toml,
+    with a warning naming the file, the line and the problem, never a traceback, nothing written."""
+    world.with_backup()
+    text, words = BAD_TOMLS[case]
+    (world.site / "recovery.toml").write_bytes(text)
+    argv = world.fill([*command.split(), *VALID_ARGS[command], "--site", "{site}"])
+    before = world.snapshot()
+    outcome = run_cli(argv, capsys, monkeypatch)
+    assert world.snapshot() == before
+    assert outcome.code == 0, outcome
+    assert "Traceback" not in outcome.err
+    assert_words(outcome.err, ("WARNING", f"{world.site / 'recovery.toml'}", *words, "DEFAULT settings"))
 
 
 @pytest.mark.parametrize(
