@@ -22,6 +22,7 @@ from recovery_lib.site.schema import Reader
 
 DEFAULT_GRACE = timedelta(hours=1)
 PING_RUNS = ("backup", "drill")
+MAX_GRACE_MINUTES = 31 * 24 * 60
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,13 @@ def parse_operations(reader: Reader, root: Path, data: Mapping[str, Any]) -> Ope
         raise reader.fail(("alerts",), "escalation_level", f"must be 1, 2, 3 or 4, got {level!r}.")
     return Operations(
         backup_schedule=_calendars(reader, ("backups",), backups.get("schedule", ())),
-        backup_grace=timedelta(minutes=backups.get("grace_minutes", DEFAULT_GRACE.total_seconds() / 60)),
+        backup_grace=_grace(reader, backups.get("grace_minutes", DEFAULT_GRACE.total_seconds() / 60)),
         drill_schedule=_calendars(reader, ("drills",), drills.get("schedule", ())),
         drill_records=_outside(reader, root, ("drills",), "records", drills.get("records")),
         alert_urls=tuple(urls),
         pings=pings,
         escalation_level=level,
-        metrics_dir=_absolute(reader, root, ("metrics",), "textfile_dir", metrics.get("textfile_dir")),
+        metrics_dir=_outside(reader, root, ("metrics",), "textfile_dir", metrics.get("textfile_dir")),
         systemd_dir=_absolute(reader, root, ("schedule",), "systemd_dir", schedule.get("systemd_dir")),
     )
 
@@ -112,6 +113,14 @@ def _calendars(reader: Reader, table: tuple[str, ...], entries: Any) -> tuple[Ca
         except CalendarError as exc:
             raise reader.fail(table, "schedule", f"entry {index + 1}: {exc}") from exc
     return tuple(calendars)
+
+
+def _grace(reader: Reader, minutes: float) -> timedelta:
+    if minutes > MAX_GRACE_MINUTES:  # a grace longer than any schedule would make the freshness check moot
+        raise reader.fail(
+            ("backups",), "grace_minutes", f"{minutes!r} is more than {MAX_GRACE_MINUTES} minutes (31 days)."
+        )
+    return timedelta(minutes=minutes)
 
 
 def _json_webhook(reader: Reader, url: str) -> str:
@@ -133,7 +142,10 @@ def _outside(reader: Reader, root: Path, table: tuple[str, ...], key: str, value
     path = _absolute(reader, root, table, key, value)
     if path is not None and (path == root or root in path.parents):
         raise reader.fail(
-            table, key, f"{value!r} is inside the site: drill records never go there. Choose a directory outside it."
+            table,
+            key,
+            f"{value!r} is inside the site: a restore would roll it back and every backup would carry it. "
+            "Choose a directory outside the site.",
         )
     return path
 

@@ -8,6 +8,7 @@ turns a checked file into a :class:`~recovery_lib.site.config.Site`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -34,12 +35,13 @@ def _is_str_list(value: Any) -> bool:
 
 
 def _is_non_negative(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    # TOML has inf and nan: neither is an age, a size or a tolerance anyone means.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 STR: Check = ("a string", _is_str)
 STR_LIST: Check = ("a list of strings", _is_str_list)
-NUMBER: Check = ("a non-negative number", _is_non_negative)
+NUMBER: Check = ("a finite non-negative number", _is_non_negative)
 COUNT: Check = ("a non-negative integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
 CLIENT: Check = ('one of "none", "simulated", "ccxt"', lambda v: v in ("none", "simulated", "ccxt"))
 
@@ -103,7 +105,8 @@ class Reader:
         """The error for ``problem`` at ``[table] key``, with the line it is on (logged: a refusal)."""
         dotted = ".".join((*table, key) if key else table) or None
         error = SiteConfigError(str(self.path), key_line(self.text, table, key), dotted, problem)
-        log.warning("%s", error)
+        # The log file keeps the refusal; the console shows it once, as the command's error.
+        log.warning("%s", error, extra={"console": False})
         return error
 
     def table(self, data: dict[str, Any], table: tuple[str, ...], schema: dict[str, Check]) -> dict[str, Any]:

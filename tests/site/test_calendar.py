@@ -174,6 +174,11 @@ textfile_dir = "/var/lib/node_exporter/textfile_collector"
         ('[alerts]\nwebhook_url = "hooks.example"\n', "alerts.webhook_url", "http(s)"),
         ("[alerts]\nescalation_level = 5\n", "alerts.escalation_level", "1, 2, 3 or 4"),
         ("[metrics]\ntextfile_dir = 3\n", "metrics.textfile_dir", "a string"),
+        ('[metrics]\ntextfile_dir = "data/metrics"\n', "metrics.textfile_dir", "inside the site"),
+        ("[backups]\ngrace_minutes = inf\n", "backups.grace_minutes", "finite"),
+        ("[backups]\ngrace_minutes = nan\n", "backups.grace_minutes", "finite"),
+        ("[backups]\ngrace_minutes = 1e12\n", "backups.grace_minutes", "31 days"),
+        ("[backups]\nmax_age_hours = inf\n", "backups.max_age_hours", "finite"),
         ('[drills]\nschedule = ["every monday"]\n', "drills.schedule", "entry 1"),
     ],
 )

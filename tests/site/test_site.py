@@ -115,7 +115,7 @@ def test_wrong_type_names_file_line_and_key(tmp_path: Path) -> None:
         load_site(tmp_path)
     error = caught.value
     assert (error.line, error.key) == (6, "backups.max_age_hours")
-    assert "must be a non-negative number" in str(error) and "'24h'" in str(error)
+    assert "must be a finite non-negative number" in str(error) and "'24h'" in str(error)
 
 
 def test_unknown_key_lists_the_known_ones(tmp_path: Path) -> None:
