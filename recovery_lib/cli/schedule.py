@@ -40,7 +40,8 @@ def add_commands(commands: Any, site_option: Any) -> None:
         "status",
         help="what is installed against what recovery.toml declares (exit 1 if an entry is missing or idle)",
         description="Reads the unit directory and your crontab: each declared entry installed (same times, a "
-        "command for THIS site) or not, what is installed but not declared, and whether anything runs it. "
+        "command for THIS site, exactly what `recovery schedule install` writes now, a program that exists) or not, "
+        "what is installed but not declared, and whether anything runs it. "
         "Exit 0 when every declared entry is installed and nothing says it will not run, else 1.",
     )
     status.add_argument("--json", action="store_true", help="print JSON for machines")
@@ -74,7 +75,7 @@ def cmd_schedule_status(args: argparse.Namespace, out: TextIO) -> int:
             "site": str(status.site),
             "ok": ok,
             "declared": [
-                {"run": e.run, "entry": e.entry, "installed": e.installed, "found_in": list(e.found_in)}
+                {"run": e.run, "entry": e.entry, "installed": e.installed, "found_in": list(e.found_in), "why": e.why}
                 for e in status.entries
             ],
             "undeclared": list(status.undeclared),
@@ -85,5 +86,11 @@ def cmd_schedule_status(args: argparse.Namespace, out: TextIO) -> int:
         out.write(status.describe() + "\n")
         for problem in status.problems():
             out.write(f"PROBLEM: {problem}\n")
-        out.write("OK: every declared entry is installed.\n" if ok else "")
+        if ok and status.active is None:  # exit 0 as documented, saying only what is known
+            out.write(
+                f"OK: every declared entry is installed; whether anything runs it cannot be checked here: "
+                f"{status.inactive_why}.\n"
+            )
+        elif ok:
+            out.write("OK: every declared entry is installed, as `recovery schedule install` writes it, and runs.\n")
     return EXIT_OK if ok else EXIT_FAILED

@@ -6,7 +6,7 @@
     ...
     CRON_TZ=UTC
     # [backups] schedule: '*-*-* 02:00'
-    0 2 * * * /opt/recovery/.venv/bin/recovery backup create --site /srv/trading --tag scheduled
+    0 2 * * * /opt/recovery/.venv/bin/recovery backup create --site /srv/trading --scheduled
     # END recovery_lib /srv/trading
 
 The block goes last because ``CRON_TZ`` applies to every line after it; every other line of the

@@ -5,7 +5,7 @@ real run applies (every file with its full contents, every command), and whateve
 refuse is refused while planning, so a dry run that passes means the install will.
 
 A job is one thing the site asks to run on a schedule: ``backup`` (``[backups] schedule``) runs
-``recovery backup create --site ROOT --tag scheduled``; ``drill`` (``[drills] schedule``) runs
+``recovery backup create --site ROOT --scheduled``; ``drill`` (``[drills] schedule``) runs
 ``recovery drill run --due --outputs <drill records> --for-site ROOT`` (a fresh sandbox each time;
 ``--for-site`` names the production site whose alerts and metrics apply). Drill records go to the
 site's drill records directory, never inside the site.
@@ -61,7 +61,7 @@ def declared_jobs(site: Site) -> list[Job]:
     root = str(site.root)
     jobs = []
     if site.ops.backup_schedule:
-        argv = (*program, "backup", "create", "--site", root, "--tag", "scheduled")
+        argv = (*program, "backup", "create", "--site", root, "--scheduled")
         jobs.append(Job("backup", site.ops.backup_schedule, argv))
     if site.ops.drill_schedule:
         outputs = str(site.drill_records_dir)

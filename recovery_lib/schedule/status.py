@@ -3,7 +3,10 @@
 Both places a schedule can live are read: the unit directory (``[schedule] systemd_dir`` or systemd's
 own) and the user's crontab. A declared entry counts as installed when a timer's ``OnCalendar=``
 values (or a crontab line's fields, after ``CRON_TZ=UTC``) fire at the same times AND the command
-runs that job for THIS site. ``active`` says whether anything will run them: for systemd, the timers
+runs that job for THIS site. Then every unit file and the crontab block must say exactly what
+``recovery schedule install`` writes now, and the program they run must exist (:mod:`.drift`): a
+timer starting another unit or a venv moved away is a problem, not a confirmed schedule.
+``active`` says whether anything will run them: for systemd, the timers
 enabled and active (False when the directory is systemd's and systemd is not running; None for a
 ``systemd_dir`` systemd does not read: nobody can say); for cron, a cron daemon process.
 """
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery_lib.errors import SchedulerFailed
-from recovery_lib.schedule import cron, systemd
+from recovery_lib.schedule import cron, drift, systemd
 from recovery_lib.schedule.plan import Job, command_matches, config_file, declared_jobs
 from recovery_lib.site.calendar import Calendar, CalendarError, parse_calendar
 from recovery_lib.site.config import Site
@@ -32,6 +35,7 @@ class EntryStatus:
     entry: str  # as written in recovery.toml
     installed: bool
     found_in: tuple[str, ...]  # "systemd", "cron"
+    why: str = ""  # when not installed: which file is missing, which site its command serves, ...
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,13 @@ class ScheduleStatus:
     schedulers: tuple[str, ...]  # which hold a job of this site
     where: tuple[str, ...]  # what was read
     active: bool | None
-    inactive_why: str  # why active is False (what to run)
+    inactive_why: str  # why active is not True: what to run (False), what cannot be checked (None)
     notes: tuple[str, ...] = ()
+    drift: tuple[tuple[str | None, str], ...] = ()  # (run or None for all, problem): differs from the install
+
+    def drifted(self, run: str | None = None) -> list[str]:
+        """What differs from what the install writes, or cannot run (of one run, or all)."""
+        return [text for which, text in self.drift if run is None or which in (None, run)]
 
     def declared(self, run: str | None = None) -> list[EntryStatus]:
         """The declared entries (of one run, or all)."""
@@ -56,7 +65,8 @@ class ScheduleStatus:
     def confirmed(self, run: str | None = None) -> bool:
         """Declared, every entry installed, and not known to be idle (``active`` is not False)."""
         entries = self.declared(run)
-        return bool(entries) and all(e.installed for e in entries) and self.active is not False
+        installed = bool(entries) and all(e.installed for e in entries)
+        return installed and self.active is not False and not self.drifted(run)
 
     def problems(self, run: str | None = None) -> list[str]:
         """What keeps :meth:`confirmed` false, each with what to do."""
@@ -71,9 +81,11 @@ class ScheduleStatus:
         if missing:
             flag = "--cron" if self.schedulers == ("cron",) else "--systemd"
             found.append(
-                f"not installed: {', '.join(f'{e.run} {e.entry!r}' for e in missing)} (read {'; '.join(self.where)}); "
+                f"not installed: {', '.join(f'{e.run} {e.entry!r} ({e.why})' for e in missing)} "
+                f"(read {'; '.join(self.where)}); "
                 f"run `recovery schedule install {flag} --site {self.shown_site}`"
             )
+        found += self.drifted(run)
         if self.active is False:
             found.append(self.inactive_why)
         return found
@@ -91,15 +103,22 @@ class ScheduleStatus:
             "problems": self.problems(run),
         }
 
+    def will_run(self) -> str:
+        """Whether anything runs what is installed, saying only what is known."""
+        if self.active is None:
+            if not self.schedulers:
+                return "nothing of this site is installed"
+            return f"installed; whether anything runs it cannot be checked here: {self.inactive_why}"
+        return "yes" if self.active else f"NO: {self.inactive_why}"
+
     def describe(self) -> str:
         """Several lines for a person: each entry, what else is installed, whether it runs."""
         lines = [f"Schedule of {self.site} (declared in {self.config}; read {'; '.join(self.where)}):"]
         for e in self.entries:
-            state = f"installed ({', '.join(e.found_in)})" if e.installed else "NOT INSTALLED"
+            state = f"installed ({', '.join(e.found_in)})" if e.installed else f"NOT INSTALLED ({e.why})"
             lines.append(f"  {e.run:<6} {e.entry!r}: {state}")
         lines += [f"  installed but not declared: {extra}" for extra in self.undeclared]
-        runs = {None: "unknown (the unit directory is not one systemd reads)", True: "yes", False: "NO"}
-        lines.append(f"  will run: {runs[self.active]}")
+        lines.append(f"  will run: {self.will_run()}")
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -156,12 +175,14 @@ def schedule_status(site: Site, show: Callable[[Path], str] = str) -> ScheduleSt
             declared_keys["cron"] |= {in_cron} if in_cron else set()
             in_systemd = bool(needed) and needed <= timer_keys  # every OnCalendar value the entry needs
             found_in = tuple(name for name, ok in (("systemd", in_systemd), ("cron", in_cron in cron_keys)) if ok)
-            entries.append(EntryStatus(job.run, calendar.text, bool(found_in), found_in))
+            why = "" if found_in else drift.not_installed_why(site, job, where, show, _cron_why(block, utc))
+            entries.append(EntryStatus(job.run, calendar.text, bool(found_in), found_in, why))
     if units and lines:
         notes.append("installed in both systemd and cron: each backup runs twice; remove one of them")
     undeclared = _undeclared(units, lines, jobs, declared_keys, show)
     schedulers = tuple(name for name, found in (("systemd", units), ("cron", lines)) if found)
     active, why = _active(where, units, bool(lines), show)
+    found = _drift(site, jobs, where, units, lines, block, show)
     return ScheduleStatus(
         site.root,
         config_file(site),
@@ -173,7 +194,40 @@ def schedule_status(site: Site, show: Callable[[Path], str] = str) -> ScheduleSt
         active,
         why,
         tuple(notes),
+        tuple(found),
     )
+
+
+def _cron_why(block: str | None, utc: bool) -> str | None:
+    """The crontab's side of why an entry is not installed (None when the site has no block there)."""
+    if block is None:
+        return None
+    if not utc:
+        return "the crontab block has no CRON_TZ=UTC"
+    return "no line of the crontab block fires at these times with this site's command"
+
+
+def _drift(
+    site: Site,
+    jobs: list[Job],
+    where: systemd.UnitDir,
+    units: list[systemd.InstalledJob],
+    lines: list[cron.CronLine],
+    block: str | None,
+    show: Callable[[Path], str],
+) -> list[tuple[str | None, str]]:
+    """Everything installed for this site that is not what the install writes now, or cannot run."""
+    shown = show(site.root)
+    found: list[tuple[str | None, str]] = list(drift.systemd_drift(site, jobs, where, {u.run for u in units}, show))
+    found += [(None, problem) for problem in drift.cron_drift(site, jobs, block, show)]
+    for unit in units:
+        what = f"{show(where.path)}/{unit.service.name}"
+        problem = drift.program_problem(unit.argv, what, "--systemd", shown)
+        found += [(unit.run, problem)] if problem else []
+    for line in lines:
+        problem = drift.program_problem(line.argv, f"the line {line.fields!r} of {cron.where()}", "--cron", shown)
+        found += [(None, problem)] if problem else []
+    return found
 
 
 def _cron_key(calendar: Calendar) -> Key | None:
@@ -214,7 +268,7 @@ def _active(
     if units:
         timers = [unit.timer.name for unit in units]
         if not where.read_by_systemd:
-            verdicts.append((None, ""))
+            verdicts.append((None, f"the unit directory {show(where.path)} is not one systemd reads"))
         elif not systemd.systemd_running(where):
             verdicts.append(
                 (
@@ -234,7 +288,8 @@ def _active(
     for verdict, why in verdicts:
         if verdict is False:
             return False, why
-    return (None, "") if any(v is None for v, _ in verdicts) else (True, "")
+    unknown = [why for verdict, why in verdicts if verdict is None]
+    return (None, unknown[0]) if unknown else (True, "")
 
 
 __all__ = ["EntryStatus", "ScheduleStatus", "schedule_status"]

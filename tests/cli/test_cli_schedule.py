@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,10 @@ def test_dry_run_prints_the_plan_the_real_run_applies(tmp_path: Path) -> None:
         assert f"Done: wrote {unit}" in done
     assert "Written; " in done and "systemd does not read" in done  # said where it cannot be missed
     code, status = run_cli("schedule", "status", "--site", str(site.root))
-    assert code == 0 and "OK: every declared entry is installed." in status
+    # Exit 0 as documented, but saying only what is known: nobody here can say whether it runs.
+    cannot = f"whether anything runs it cannot be checked here: the unit directory {tmp_path / 'units'} is not"
+    assert code == 0 and f"OK: every declared entry is installed; {cannot}" in status
+    assert f"will run: installed; {cannot}" in status and "unknown" not in status
 
 
 def test_status_json_and_exit_1_naming_what_to_run(tmp_path: Path) -> None:
@@ -55,6 +59,35 @@ def test_status_json_and_exit_1_naming_what_to_run(tmp_path: Path) -> None:
     code, text = run_cli("schedule", "status", "--site", str(site.root))
     assert code == 1 and "NOT INSTALLED" in text and "PROBLEM: not installed" in text
     assert "recovery schedule install --systemd" in text
+
+
+def _retime(units: Path) -> str:
+    timer = units / "recovery-prod-one-backup.timer"
+    timer.write_text(timer.read_text().replace("OnCalendar=*-*-* 02:00:00 UTC", "OnCalendar=*-*-* 05:00:00 UTC"))
+    return f"no OnCalendar= in {timer} fires at these times"
+
+
+def _other_site(units: Path) -> str:
+    service = units / "recovery-prod-one-backup.service"
+    other = units.parent / "other"
+    service.write_text(service.read_text().replace(f"--site {units.parent / 'prod'}", f"--site {other}"))
+    return f"{service} runs the backup of another site, {other}"
+
+
+def _no_service(units: Path) -> str:
+    (units / "recovery-prod-one-backup.service").unlink()
+    return f"no unit file {units / 'recovery-prod-one-backup.service'}"
+
+
+@pytest.mark.parametrize("change", [_retime, _other_site, _no_service])
+def test_not_installed_says_why(tmp_path: Path, change: Callable[[Path], str]) -> None:
+    site = make_site(tmp_path / "prod", ["*-*-* 02:00"])
+    run_cli("schedule", "install", "--systemd", "--site", str(site.root))
+    why = change(tmp_path / "units")
+    code, text = run_cli("schedule", "status", "--site", str(site.root))
+    assert code == 1 and f"backup '*-*-* 02:00': NOT INSTALLED ({why})" in text, text
+    code, text = run_cli("schedule", "status", "--json", "--site", str(site.root))
+    assert code == 1 and json.loads(text)["declared"][0]["why"] == why
 
 
 @pytest.mark.parametrize("dry_run", [True, False])

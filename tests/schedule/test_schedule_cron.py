@@ -44,8 +44,8 @@ def test_block_goes_last_with_cron_tz_and_other_lines_are_kept_byte_for_byte(tmp
     assert block.splitlines()[-1] == f"# END recovery_lib {site.root}"
     assert lines[0] == "CRON_TZ=UTC", "CRON_TZ before every job line"
     assert lines[1:] == [
-        f"0 2 * * * {RECOVERY} backup create --site {site.root} --tag scheduled",
-        f"0 3 * * 0 {RECOVERY} backup create --site {site.root} --tag scheduled",
+        f"0 2 * * * {RECOVERY} backup create --site {site.root} --scheduled",
+        f"0 3 * * 0 {RECOVERY} backup create --site {site.root} --scheduled",
         f"0 4 * * 1 {RECOVERY} drill run --due --outputs {tmp_path / 'prod-drill-records'} --for-site {site.root}",
     ]
     status = schedule_status(site)

@@ -78,8 +78,7 @@ def test_units_are_valid_and_say_what_recovery_toml_declares(tmp_path: Path) -> 
         "create",
         "--site",
         root,
-        "--tag",
-        "scheduled",
+        "--scheduled",
     )
     drill = parse_exec(read_unit(units / "recovery-prod-one-drill.service")["Service.ExecStart"][0])
     records = str(tmp_path / "prod-drill-records")
