@@ -2,10 +2,14 @@
 
 Backups are recomputed from the backup directory and pushes from the push records
 (``<backup dir>/.replicas/<name>.json``); what only the run itself knows (whether the last
-``backup create`` succeeded, what the last verify found) comes from the :class:`Outcome`.
+``backup create`` succeeded, what the last verify found) comes from the :class:`Outcome`. The backup
+and verify files can also be written for a run of another kind (the file was missing: see
+``textfile._missing``); they then hold what the durable sources say and nothing about a run.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from recovery_lib.alerts.events import Outcome
 from recovery_lib.backup.listing import UnreadableBackup, read_backups
@@ -13,7 +17,7 @@ from recovery_lib.backup.model import CATEGORIES, PRE_RECOVERY_TAG, BackupMetada
 from recovery_lib.backup.retention import PrunePlan
 from recovery_lib.backup.verify import VerifyReport
 from recovery_lib.clock import parse
-from recovery_lib.metrics.families import Sample
+from recovery_lib.metrics.families import BACKUP, READ_DATA, STRUCTURE, VERIFY, VERIFY_MODES, Sample
 from recovery_lib.replica.prune import RemotePrunePlan
 from recovery_lib.replica.push import PushReport
 from recovery_lib.replica.status import PushRecord, read_push_record
@@ -27,9 +31,18 @@ def _flag(value: bool) -> float:
     return 1.0 if value else 0.0
 
 
+@dataclass(frozen=True)
+class VerifyMode:
+    """Put in a verify outcome's results by ``backup verify``: which check it ran, also when it verified
+    no backup (none found, all unreadable, a bad id), so its failure is put on the right mode."""
+
+    read_data: bool
+
+
 def backup_samples(site: Site, outcome: Outcome) -> list[Sample]:
-    """The backup file: the newest SUCCESS backup per category and per type, read from the backup
-    directory; the last run's end and verdict; the limits the alert rules compare with."""
+    """The backup file: the newest SUCCESS backup per category and per type and the PARTIAL ones, read
+    from the backup directory; the last run's end and verdict (only from a ``backup create`` outcome:
+    another kind's run knows nothing of it); the limits the alert rules compare with."""
     found, unreadable = read_backups(site.backup_dir)
     # A pre-recovery snapshot is a copy of a broken state, never a recovery point: it must not look fresh.
     good = [m for m in found if m.status is BackupStatus.SUCCESS and PRE_RECOVERY_TAG not in m.tags]
@@ -46,12 +59,16 @@ def backup_samples(site: Site, outcome: Outcome) -> list[Sample]:
         samples.append(Sample("recovery_backup_last_size_bytes", float(metadata.size_bytes), labels))
         samples.append(Sample("recovery_backup_last_files", float(metadata.files_count), labels))
         samples.append(Sample("recovery_backup_last_duration_seconds", float(metadata.duration_s), labels))
-    made = [r for r in outcome.results if isinstance(r, BackupMetadata)]
-    # PARTIAL is a backup that is kept but never restored from: the run did not do its job.
-    succeeded = outcome.ok and all(m.status is BackupStatus.SUCCESS for m in made)
-    samples.append(Sample("recovery_backup_last_run_timestamp_seconds", outcome.finished.timestamp()))
-    samples.append(Sample("recovery_backup_last_run_success", _flag(succeeded)))
+    if outcome.kind == BACKUP:
+        made = [r for r in outcome.results if isinstance(r, BackupMetadata)]
+        # PARTIAL is a backup that is kept but never restored from: the run did not do its job.
+        succeeded = outcome.ok and all(m.status is BackupStatus.SUCCESS for m in made)
+        samples.append(Sample("recovery_backup_last_run_timestamp_seconds", outcome.finished.timestamp()))
+        samples.append(Sample("recovery_backup_last_run_success", _flag(succeeded)))
     samples.append(Sample("recovery_backup_unreadable_backups", float(len(unreadable))))
+    # verify says "OK" of a PARTIAL backup (its files are intact; some were never captured): count them.
+    partial = sum(1 for m in found if m.status is BackupStatus.PARTIAL)
+    samples.append(Sample("recovery_backup_partial_backups", float(partial)))
     samples.append(Sample("recovery_backup_max_age_seconds", site.max_backup_age_hours * 3600))
     gap = longest_gap(site.backup_schedule)
     if gap is not None:
@@ -60,19 +77,39 @@ def backup_samples(site: Site, outcome: Outcome) -> list[Sample]:
     return samples
 
 
-def verify_samples(outcome: Outcome) -> list[Sample]:
-    """The verify file, from the run: when it ended, whether every backup it checked was intact."""
+def verified_modes(outcome: Outcome) -> tuple[str, ...]:
+    """The modes a verify run checked: a ``--read-data`` run checks the structure too, so both."""
+    hashed = any(isinstance(r, (VerifyReport, VerifyMode)) and r.read_data for r in outcome.results)
+    return (STRUCTURE, READ_DATA) if hashed else (STRUCTURE,)
+
+
+def verify_samples(outcome: Outcome, previous: list[Sample]) -> list[Sample]:
+    """The verify file, one set per mode: the modes this run checked from the run (when it ended, whether
+    every backup it checked was intact); the other mode as the file had it, else never (timestamp 0, no
+    verdict). A structure-only run never overwrites what a read-data run found in the contents.
+
+    ``outcome`` of another kind (the file was missing): every mode as the file had it, else never.
+    """
+    ran = verified_modes(outcome) if outcome.kind == VERIFY else ()
     reports = [r for r in outcome.results if isinstance(r, VerifyReport)]
     unreadable = [r for r in outcome.results if isinstance(r, UnreadableBackup)]
     intact = sum(1 for r in reports if r.ok)
     failed = len(reports) - intact + len(unreadable)
-    return [
-        Sample("recovery_verify_last_timestamp_seconds", outcome.finished.timestamp()),
-        Sample("recovery_verify_last_success", _flag(outcome.ok and failed == 0)),
-        Sample("recovery_verify_last_backups_verified", float(intact)),
-        Sample("recovery_verify_last_backups_failed", float(failed)),
-        Sample("recovery_verify_last_duration_seconds", outcome.seconds),
-    ]
+    samples = []
+    for mode in VERIFY_MODES:
+        labels = {"mode": mode}
+        if mode not in ran:
+            kept = [s for s in previous if s.labels == labels]
+            samples += kept or [Sample("recovery_verify_last_timestamp_seconds", 0.0, labels)]
+            continue
+        samples += [
+            Sample("recovery_verify_last_timestamp_seconds", outcome.finished.timestamp(), labels),
+            Sample("recovery_verify_last_success", _flag(outcome.ok and failed == 0), labels),
+            Sample("recovery_verify_last_backups_verified", float(intact), labels),
+            Sample("recovery_verify_last_backups_failed", float(failed), labels),
+            Sample("recovery_verify_last_duration_seconds", outcome.seconds, labels),
+        ]
+    return samples
 
 
 def _plans(outcome: Outcome) -> list[PrunePlan | RemotePrunePlan]:
@@ -152,4 +189,14 @@ def push_samples(site: Site, previous: list[Sample]) -> list[Sample]:
     return samples
 
 
-__all__ = ["LOCAL", "backup_samples", "is_dry_run", "prune_samples", "push_samples", "pushes_in", "verify_samples"]
+__all__ = [
+    "LOCAL",
+    "VerifyMode",
+    "backup_samples",
+    "is_dry_run",
+    "prune_samples",
+    "push_samples",
+    "pushes_in",
+    "verified_modes",
+    "verify_samples",
+]

@@ -3,9 +3,11 @@ the site's targets.
 
 The records are the drill directories ``recovery drill run`` writes (read back by
 :func:`recovery_lib.drills.history.drill_row`): the ``--outputs`` of the run that just ended, else the
-site's ``[drills] records``. A scenario with no record is reported as last drilled at 0 (never), so the
-overdue alert fires for it. The targets are the production site's ``[targets]`` of the scenario's
-procedure, not the sandbox's the drill ran on: they are what the site promises.
+site's ``[drills] records`` (always the latter for a run of another kind, which writes this file when
+it is missing, without the ``drill run`` verdict it knows nothing of). A scenario with no record is
+reported as last drilled at 0 (never), so the overdue alert fires for it. The targets are the
+production site's ``[targets]`` of the scenario's procedure, not the sandbox's the drill ran on: they
+are what the site promises.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from recovery_lib.catalog import DRILLS, by_drill
 from recovery_lib.clock import parse
 from recovery_lib.drills.history import drill_row
 from recovery_lib.drills.runner import DrillResult
-from recovery_lib.metrics.families import Sample
+from recovery_lib.metrics.families import DRILL, Sample
 from recovery_lib.site.config import Site
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,9 @@ log = logging.getLogger(__name__)
 
 def records_dir(site: Site, outcome: Outcome) -> Path:
     """Where the run's drill records are: the outputs directory it names, else its drills' parent
-    directory, else the site's ``[drills] records``."""
+    directory, else the site's ``[drills] records`` (for an outcome of another kind, always the latter)."""
+    if outcome.kind != DRILL:
+        return site.drill_records_dir
     for result in outcome.results:
         if isinstance(result, Path):
             return result
@@ -68,7 +72,8 @@ def last_drills(directory: Path) -> dict[str, tuple[datetime, dict[str, Any]]]:
 
 
 def drill_samples(site: Site, outcome: Outcome) -> list[Sample]:
-    """The drill file: each scenario's targets and its last drill; the last ``drill run``'s verdict."""
+    """The drill file: each scenario's targets and its last drill; the last ``drill run``'s verdict (only
+    from a ``drill run`` outcome)."""
     newest = last_drills(records_dir(site, outcome))
     samples = []
     for scenario in DRILLS:
@@ -88,6 +93,8 @@ def drill_samples(site: Site, outcome: Outcome) -> list[Sample]:
         if row["data_loss_window_s"] is not None:
             loss = float(row["data_loss_window_s"])
             samples.append(Sample("recovery_drill_data_loss_window_seconds", loss, labels))
+    if outcome.kind != DRILL:
+        return samples
     drills = [r for r in outcome.results if isinstance(r, DrillResult)]
     succeeded = outcome.ok and all(d.recovered for d in drills)
     samples.append(Sample("recovery_drill_last_run_timestamp_seconds", outcome.finished.timestamp()))

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 # The file each family is written to: ``recovery_<site>_<file>.prom`` (one per kind of run).
 BACKUP, VERIFY, PRUNE, PUSH, DRILL = "backup", "verify", "prune", "push", "drill"
 FILES = (BACKUP, VERIFY, PRUNE, PUSH, DRILL)
+# The ``mode`` label of the verify families: ``backup verify`` checks the structure (sizes, manifest,
+# metadata); ``--read-data`` also hashes every file.
+STRUCTURE, READ_DATA = "structure", "read_data"
+VERIFY_MODES = (STRUCTURE, READ_DATA)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,12 @@ FAMILIES: tuple[Family, ...] = (
         (),
         "Directories in the backup directory whose metadata.json cannot be read (never restored from).",
     ),
+    _family(
+        "recovery_backup_partial_backups",
+        BACKUP,
+        (),
+        "PARTIAL backups in the backup directory: kept as evidence, never restored from (verify says OK of them).",
+    ),
     _family("recovery_backup_max_age_seconds", BACKUP, (), "[backups] max_age_hours: the oldest a backup may be."),
     _family(
         "recovery_backup_schedule_interval_seconds",
@@ -85,17 +95,32 @@ FAMILIES: tuple[Family, ...] = (
         (),
         "[backups] grace_minutes: how late a scheduled backup may be (only when a schedule is declared).",
     ),
-    # --- backup verify (from the run) -----------------------------------------------------------------
-    _family("recovery_verify_last_timestamp_seconds", VERIFY, (), "When the last `backup verify` run ended."),
-    _family("recovery_verify_last_success", VERIFY, (), "1 when every backup the last verify checked was intact."),
-    _family("recovery_verify_last_backups_verified", VERIFY, (), "Backups the last verify found intact."),
+    # --- backup verify, per mode: "structure" or "read_data" (from the run; a read-data run sets both) --
+    _family(
+        "recovery_verify_last_timestamp_seconds",
+        VERIFY,
+        ("mode",),
+        "When the last `backup verify` of the mode ended (a --read-data run counts for both); 0: never.",
+    ),
+    _family(
+        "recovery_verify_last_success",
+        VERIFY,
+        ("mode",),
+        "1 when every backup the last verify of the mode checked was intact.",
+    ),
+    _family(
+        "recovery_verify_last_backups_verified",
+        VERIFY,
+        ("mode",),
+        "Backups the last verify of the mode found intact.",
+    ),
     _family(
         "recovery_verify_last_backups_failed",
         VERIFY,
-        (),
-        "Backups the last verify found damaged or unreadable.",
+        ("mode",),
+        "Backups the last verify of the mode found damaged or unreadable.",
     ),
-    _family("recovery_verify_last_duration_seconds", VERIFY, (), "How long the last verify took."),
+    _family("recovery_verify_last_duration_seconds", VERIFY, ("mode",), "How long the last verify of the mode took."),
     # --- prune, of the local backups ("local") or of a replica (its name) -----------------------------
     _family("recovery_prune_last_timestamp_seconds", PRUNE, ("target",), "When the last prune of the target ended."),
     _family("recovery_prune_last_success", PRUNE, ("target",), "1 when the last prune of the target succeeded."),
@@ -204,7 +229,10 @@ __all__ = [
     "FILES",
     "PRUNE",
     "PUSH",
+    "READ_DATA",
+    "STRUCTURE",
     "VERIFY",
+    "VERIFY_MODES",
     "Family",
     "Sample",
     "families_of",

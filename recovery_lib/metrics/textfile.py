@@ -5,7 +5,9 @@
 file, ``<[metrics] textfile_dir>/recovery_<site>_<kind>.prom``, rewritten whole each time: where a
 durable source exists (the backup directory, the push records, the drill records) the values are
 recomputed from it, so every file is a complete snapshot and a write that was missed heals at the
-next. Files are replaced atomically (temp file, fsync, rename: node_exporter never reads half a file)
+next. A run of any kind also writes the backup, verify, push and drill files when they are missing (from
+the backup directory, the push and drill records; verify as never run), so an alert on age fires for a
+job that never ran. Files are replaced atomically (temp file, fsync, rename: node_exporter never reads half a file)
 and readable by everyone (0644). The metrics are specified in ``docs/metrics.md``; the alert rules
 that read them are ``docs/alerts.yml``.
 """
@@ -40,9 +42,9 @@ def textfile_path(directory: Path, site_name: str, file: str) -> Path:
 
 
 def write_metrics(site: Site, outcome: Outcome) -> Path | None:
-    """Write the metrics files ``outcome`` changes to ``[metrics] textfile_dir``; returns the file of the
-    outcome's own kind, or None when no directory is configured or the kind writes none (an escalation,
-    a dry-run prune).
+    """Write the metrics files ``outcome`` changes to ``[metrics] textfile_dir``, and the backup, verify,
+    push and drill files that are missing; returns the file of the outcome's own kind, or None when no
+    directory is configured or the kind writes none (an escalation, a dry-run prune).
 
     A directory that is missing or unwritable raises :class:`SiteError` naming ``[metrics] textfile_dir``
     and the directory; the caller logs it and the run's own outcome stands. One file that cannot be
@@ -55,7 +57,8 @@ def write_metrics(site: Site, outcome: Outcome) -> Path | None:
     def previous(file: str) -> list[Sample]:
         return read_samples(textfile_path(directory, site.name, file), site.name)
 
-    planned = _plan(site, outcome, previous)
+    own = _plan(site, outcome, previous)
+    planned = {**own, **_missing(site, outcome, directory, own)}
     if not planned:
         return None
     if not directory.is_dir():
@@ -83,7 +86,7 @@ def write_metrics(site: Site, outcome: Outcome) -> Path | None:
             f"[metrics] textfile_dir = {directory} ({_config(site)}): {'; '.join(problems)}. Make the directory "
             "writable by the user running recovery, or change the setting."
         )
-    return textfile_path(directory, site.name, next(iter(planned)))
+    return textfile_path(directory, site.name, next(iter(own))) if own else None
 
 
 def _plan(site: Site, outcome: Outcome, previous: Previous) -> dict[str, Callable[[], list[Sample]]]:
@@ -95,7 +98,7 @@ def _plan(site: Site, outcome: Outcome, previous: Previous) -> dict[str, Callabl
             files[PUSH] = lambda: collect.push_samples(site, previous(PUSH))
         return files
     if kind == VERIFY:
-        return {VERIFY: lambda: collect.verify_samples(outcome)}
+        return {VERIFY: lambda: collect.verify_samples(outcome, previous(VERIFY))}
     if kind == PRUNE:
         if collect.is_dry_run(site, outcome):
             return {}  # a plan shown to a person changed nothing
@@ -105,6 +108,24 @@ def _plan(site: Site, outcome: Outcome, previous: Previous) -> dict[str, Callabl
     if kind == DRILL:
         return {DRILL: lambda: drills.drill_samples(site, outcome)}
     return {}  # escalations (and anything new) have no metrics
+
+
+def _missing(
+    site: Site, outcome: Outcome, directory: Path, planned: dict[str, Callable[[], list[Sample]]]
+) -> dict[str, Callable[[], list[Sample]]]:
+    """The backup, verify, push and drill files not written yet, each computed from its durable source
+    (verify: never run). Without them a job that never ran has no series, and no alert on its age fires."""
+    builders: dict[str, Callable[[], list[Sample]]] = {
+        BACKUP: lambda: collect.backup_samples(site, outcome),
+        VERIFY: lambda: collect.verify_samples(outcome, []),
+        PUSH: lambda: collect.push_samples(site, []),
+        DRILL: lambda: drills.drill_samples(site, outcome),
+    }
+    return {
+        file: build
+        for file, build in builders.items()
+        if file not in planned and not textfile_path(directory, site.name, file).exists()
+    }
 
 
 def render(site_name: str, file: str, samples: Iterable[Sample]) -> bytes:

@@ -3,6 +3,7 @@ read back with prometheus_client's parser, drill records written by the runbook'
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from recovery_lib.alerts.events import Outcome
+from recovery_lib.cli import main as cli
 from recovery_lib.clock import iso, now
 from recovery_lib.runbook.record_types import OutcomeRecord, RunRecord, VerificationRecord
 from recovery_lib.runbook.records import MIME_TYPE, Recorder
@@ -58,6 +60,20 @@ def outcome(
         subject=subject,
         results=results,
     )
+
+
+def run_cli(*argv: str) -> int:
+    """``recovery ARGV`` in-process, as a schedule runs it (its metrics go to the site's textfile_dir)."""
+    return cli.main(list(argv), out=io.StringIO())
+
+
+def flip_one_byte(path: Path) -> None:
+    """Damage a backed-up file the way a bad disk does: same size, one byte different. Files are
+    hard-linked between backups: the link is broken first, so only this copy is damaged."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.unlink()
+    path.write_bytes(bytes(data))
 
 
 def read_prom(path: Path) -> dict[Key, float]:

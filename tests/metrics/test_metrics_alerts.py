@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
-from metrics_helpers import outcome, read_prom, write_drill
+from metrics_helpers import flip_one_byte, outcome, read_prom, run_cli, write_drill
 
 from recovery_lib.backup.retention import RetentionPolicy
 from recovery_lib.clock import now
-from recovery_lib.errors import ReplicaError
+from recovery_lib.errors import EXIT_FAILED, EXIT_OK, ReplicaError
 from recovery_lib.manager import RecoveryManager
 from recovery_lib.metrics.families import BY_NAME
 from recovery_lib.metrics.textfile import write_metrics
@@ -122,7 +122,7 @@ def drill_history(site: Site, outputs: Path) -> None:
 def test_the_rules_pass_promtool_check() -> None:
     done = promtool("check", "rules", str(RULES))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 11 rules found" in done.stdout
+    assert "SUCCESS: 13 rules found" in done.stdout
 
 
 def test_the_hand_written_cases_render_their_annotations() -> None:
@@ -136,6 +136,16 @@ def test_a_wrong_expectation_fails_promtool(tmp_path: Path) -> None:
     series = [{"series": f"recovery_backup_last_run_success{{{labels}}}", "values": "1x10"}]
     with pytest.raises(AssertionError, match="BackupRunFailed"):
         run_promtool_test(tmp_path, series, {"5m": [firing("BackupRunFailed")]})
+
+
+def all_files(site: Site) -> list[Path]:
+    """Every file the writer put in the site's textfile directory (node_exporter reads them all)."""
+    assert site.ops.metrics_dir is not None
+    return sorted(site.ops.metrics_dir.glob("*.prom"))
+
+
+def never_drilled() -> list[dict[str, str]]:
+    return [firing("DrillOverdue", scenario=s) for s in ("backup", "config", "data", "full")]
 
 
 # --- the writer's own files --------------------------------------------------------------------------------
@@ -209,20 +219,19 @@ def test_failed_runs_fire_at_once(site: Site, tmp_path: Path) -> None:
     shutil.move(replica_dir(site.root), site.root.parent / "unplugged")
     with pytest.raises(ReplicaError):
         manager.push_to_replica("offsite")
-    files = [
-        write_metrics(site, outcome("backup", site, ok=False)),
-        write_metrics(site, outcome("push", site, ok=False, subject="offsite")),
-        write_metrics(
-            site,
-            outcome("verify", site, (manager.verify_backup(first), manager.verify_backup(second)), ok=False),
-        ),
-    ]
+    write_metrics(site, outcome("backup", site, ok=False))
+    write_metrics(site, outcome("push", site, ok=False, subject="offsite"))
+    reports = (manager.verify_backup(first), manager.verify_backup(second))  # --read-data: both modes
+    write_metrics(site, outcome("verify", site, reports, ok=False))
+    files = all_files(site)
     taken = manager.get_backup(second).created.timestamp()
     failures = [
         firing("BackupRunFailed"),
         firing("BackupsUnreadable"),
-        firing("BackupVerifyFailed"),
+        firing("BackupVerifyFailed", mode="read_data"),
+        firing("BackupVerifyFailed", mode="structure"),
         firing("ReplicaPushFailed", replica="offsite"),
+        *never_drilled(),  # no drill file was written by a drill run: it was written as never drilled
     ]
     run_promtool_test(
         tmp_path,
@@ -235,4 +244,50 @@ def test_failed_runs_fire_at_once(site: Site, tmp_path: Path) -> None:
                 *(firing("BackupOlderThanSchedule", category=c) for c in ("config", "state", "data")),
             ],
         },
+    )
+
+
+# --- jobs that never ran, one verdict per verify mode, PARTIAL backups -------------------------------------
+
+
+def test_a_fresh_site_with_one_backup_fires_what_it_still_owes(site: Site, tmp_path: Path) -> None:
+    """One backup, nothing else ever: every drill is overdue, the contents were never verified, the
+    replica never pushed to; the backup itself is on schedule until its schedule says otherwise."""
+    assert run_cli("backup", "create", "--no-push", "--site", str(site.root)) == EXIT_OK
+    [only] = RecoveryManager(site=site).list_backups()
+    owed = [*never_drilled(), firing("VerifyOverdue", mode="read_data"), firing("ReplicaBehind", replica="offsite")]
+    late = [firing("BackupOlderThanSchedule", category=c) for c in ("config", "state", "data")]
+    run_promtool_test(
+        tmp_path,
+        input_series(all_files(site), only.created.timestamp()),
+        {"5m": owed, "24h25m": owed, "24h35m": owed + late},
+    )
+
+
+def test_a_structure_only_verify_keeps_the_read_data_failure_firing(site: Site, tmp_path: Path) -> None:
+    """The on-call's M4: contents damaged, a --read-data verify fails, a default verify says OK: the
+    critical alert must not resolve."""
+    manager = RecoveryManager(site=site)
+    backup_id = manager.create_backup()  # pushed: the replica is not behind
+    write_metrics(site, outcome("push", site, tuple(manager.last_push), subject="offsite"))
+    flip_one_byte(site.backup_dir / backup_id / "data" / "positions.csv")
+    assert run_cli("backup", "verify", "all", "--read-data", "--site", str(site.root)) == EXIT_FAILED
+    assert run_cli("backup", "verify", "all", "--site", str(site.root)) == EXIT_OK
+    run_promtool_test(
+        tmp_path,
+        input_series(all_files(site), manager.get_backup(backup_id).created.timestamp()),
+        {"5m": [*never_drilled(), firing("BackupVerifyFailed", mode="read_data")]},
+    )
+
+
+def test_a_partial_backup_fires_backups_partial(site: Site, tmp_path: Path) -> None:
+    manager = RecoveryManager(site=site)
+    good = manager.create_backup()
+    (site.root / "data" / "latest.csv").symlink_to("positions.csv")  # not backed up: the next one is PARTIAL
+    assert run_cli("backup", "create", "--site", str(site.root)) == EXIT_FAILED
+    assert run_cli("backup", "verify", "all", "--read-data", "--site", str(site.root)) == EXIT_OK
+    run_promtool_test(
+        tmp_path,
+        input_series(all_files(site), manager.get_backup(good).created.timestamp()),
+        {"5m": [*never_drilled(), firing("BackupRunFailed"), firing("BackupsPartial")]},
     )

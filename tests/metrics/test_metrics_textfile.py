@@ -94,7 +94,10 @@ def test_a_failed_run_shows_although_it_made_no_backup(site: Site, textfiles: Pa
         taken = got[key("recovery_backup_last_success_timestamp_seconds", site=SITE, category=category)]
         assert taken == good.created.timestamp()
     assert got[key("recovery_backup_unreadable_backups", site=SITE)] == 1
-    assert not (textfiles / f"recovery_{SITE}_push.prom").exists()  # nothing was pushed
+    # nothing was pushed, ever: the missing push file is written from the (absent) records as never
+    pushed = read_prom(textfiles / f"recovery_{SITE}_push.prom")
+    assert pushed[key("recovery_replica_last_success_timestamp_seconds", site=SITE, replica="offsite")] == 0
+    assert key("recovery_replica_last_push_success", site=SITE, replica="offsite") not in pushed
 
 
 def test_a_partial_backup_is_a_failed_run(site: Site) -> None:
@@ -198,13 +201,14 @@ def test_verify_counts_intact_and_damaged_backups(site: Site, textfiles: Path) -
 
     got = read_prom(write_metrics(site, done))
 
-    assert got[key("recovery_verify_last_success", site=SITE)] == 0
-    assert got[key("recovery_verify_last_backups_verified", site=SITE)] == 1
-    assert got[key("recovery_verify_last_backups_failed", site=SITE)] == 1
-    assert got[key("recovery_verify_last_duration_seconds", site=SITE)] == 4.0
-    assert got[key("recovery_verify_last_timestamp_seconds", site=SITE)] == done.finished.timestamp()
+    for mode in ("read_data", "structure"):  # a read-data verify checks the structure too
+        assert got[key("recovery_verify_last_success", site=SITE, mode=mode)] == 0
+        assert got[key("recovery_verify_last_backups_verified", site=SITE, mode=mode)] == 1
+        assert got[key("recovery_verify_last_backups_failed", site=SITE, mode=mode)] == 1
+        assert got[key("recovery_verify_last_duration_seconds", site=SITE, mode=mode)] == 4.0
+        assert got[key("recovery_verify_last_timestamp_seconds", site=SITE, mode=mode)] == done.finished.timestamp()
     good = read_prom(write_metrics(site, outcome("verify", site, reports[:1])))
-    assert good[key("recovery_verify_last_success", site=SITE)] == 1
+    assert good[key("recovery_verify_last_success", site=SITE, mode="read_data")] == 1
 
 
 def test_prune_writes_what_a_real_prune_removed_and_nothing_for_a_dry_run(site: Site, textfiles: Path) -> None:
@@ -310,13 +314,20 @@ def test_a_real_drill_is_reported_as_its_records_say(site: Site, tmp_path: Path)
 # --- when there is nothing to write, or it cannot be written ---------------------------------------------
 
 
-def test_nothing_is_written_without_a_directory_or_for_an_escalation(sandbox: Path, textfiles: Path) -> None:
+def test_nothing_is_written_without_a_directory_and_an_escalation_writes_only_the_missing_files(
+    sandbox: Path, textfiles: Path
+) -> None:
     plain = load_site(sandbox)
     assert plain.ops.metrics_dir is None
     assert write_metrics(plain, outcome("backup", plain, ok=False)) is None
     site = metrics_site(sandbox, textfiles)
-    assert write_metrics(site, outcome("escalation", site, ok=False)) is None
-    assert list(textfiles.iterdir()) == []
+    assert write_metrics(site, outcome("escalation", site, ok=False)) is None  # it has no file of its own
+    assert sorted(p.name for p in textfiles.iterdir()) == [
+        f"recovery_{SITE}_{file}.prom" for file in ("backup", "drill", "push", "verify")
+    ]
+    backups = read_prom(textfile_path(textfiles, SITE, "backup"))
+    assert key("recovery_backup_last_run_success", site=SITE) not in backups  # no backup run is known
+    assert backups[key("recovery_backup_last_success_timestamp_seconds", site=SITE, category="data")] == 0
 
 
 @pytest.mark.parametrize("make", ["missing", "a file"])
