@@ -30,7 +30,7 @@ from recovery_lib.backup.model import (
 )
 from recovery_lib.backup.retention import PrunePlan, RetentionPolicy, plan_prune
 from recovery_lib.backup.sample import BackupsCheck, check_backups_sampled
-from recovery_lib.backup.selection import matching, newest_verified, pick_latest, pick_parent
+from recovery_lib.backup.selection import matching, newest_verified, pick_latest, pick_parent, replica_next_step
 from recovery_lib.backup.verify import VerifyReport, verify_backup_dir
 from recovery_lib.errors import BackupError, BackupIncomplete, InvalidArgumentError, RecoveryError
 from recovery_lib.replica import service as replicas
@@ -153,9 +153,9 @@ class RecoveryManager:
 
     def _latest(self, needs: tuple[str, ...]) -> tuple[BackupMetadata, VerifyReport]:
         """:meth:`latest` and the full verification it made (a restore plan need not hash twice)."""
-        backups = self.list_backups()  # also refreshes self.unreadable: never a candidate, and said so
+        backups, step = self.list_backups(), replica_next_step(self.site, needs)  # listing refreshes unreadable
         return pick_latest(
-            backups, lambda: self.unreadable, needs, self.verify_backup, self.fitness, self._note, self.backup_dir
+            backups, lambda: self.unreadable, needs, self.verify_backup, self.fitness, self._note, self.backup_dir, step
         )
 
     def verify_backup(self, backup_id: str, read_data: bool = True) -> VerifyReport:

@@ -17,6 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -48,12 +49,35 @@ def notify(site: Site, outcome: Outcome) -> list[str]:
         return [f"not sent: {type(exc).__name__}: {scrub(str(exc))}"]
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One URL's fate: ``where`` names it (:func:`label`, no secret), ``delivered`` or ``why`` not."""
+
+    where: str
+    delivered: bool
+    why: str = ""
+
+    @property
+    def problem(self) -> str:
+        """The line the log and the caller get for a URL not reached ("" when it was)."""
+        return "" if self.delivered else f"{self.where}: {self.why}"
+
+
 def send(urls: Sequence[str], message: Message) -> list[str]:
     """Send ``message`` to every Apprise URL at once; the problems of those it did not reach, in order."""
+    problems = [d.problem for d in send_each(urls, message) if not d.delivered]
+    for problem in problems:
+        log.warning("notification %r: %s (the run it reports on is not affected)", message.title, problem)
+    return problems
+
+
+def send_each(urls: Sequence[str], message: Message) -> list[Delivery]:
+    """Send ``message`` to every Apprise URL at once; one :class:`Delivery` per URL, in the order given
+    (URLs Apprise does not accept first: they are known before anything is sent)."""
     import apprise  # here, not at the top: a site without [alerts] never loads it (a notebook kernel neither)
 
     labels: list[str] = []
-    problems: list[str] = []
+    refused: list[Delivery] = []
     sender = apprise.Apprise(asset=apprise.AppriseAsset(app_id=APP_ID, app_desc="recovery_lib disaster recovery"))
     for number, url in enumerate(urls, 1):
         with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
@@ -62,21 +86,22 @@ def send(urls: Sequence[str], message: Message) -> list[str]:
             labels.append(label(url, number))
         else:
             said = "; ".join(_apprise_said(captured.getvalue())) or "Apprise does not know it"
-            problems.append(f"{label(url, number)}: not a URL Apprise can send to ({said}); check [alerts] urls")
+            why = f"not a URL Apprise can send to ({said}); check [alerts] urls"
+            refused.append(Delivery(label(url, number), False, why))
     kind = apprise.NotifyType.FAILURE if message.failure else apprise.NotifyType.WARNING
     with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
         results, errors = _deliver(list(sender), message, kind)
     said = _apprise_said(captured.getvalue())
+    deliveries = list(refused)
     for where, delivered, error in zip(labels, results, errors, strict=True):
         if delivered:
             log.info("notified %s: %s", where, message.title)
+            deliveries.append(Delivery(where, True))
             continue
         why = error or (f"no answer within {DEADLINE_S:.0f} s" if delivered is None else "")
         why = why or "; ".join(said) or "refused or unreachable (Apprise gave no detail)"
-        problems.append(f"{where}: not delivered: {why}")
-    for problem in problems:
-        log.warning("notification %r: %s (the run it reports on is not affected)", message.title, problem)
-    return problems
+        deliveries.append(Delivery(where, False, f"not delivered: {why}"))
+    return deliveries
 
 
 def _deliver(servers: list[Any], message: Message, kind: Any) -> tuple[list[bool | None], list[str]]:
@@ -138,4 +163,15 @@ def _apprise_said(text: str) -> list[str]:
     return list(dict.fromkeys(scrub(line) for line in text.splitlines() if line.strip()))
 
 
-__all__ = ["CONNECT_TIMEOUT_S", "DEADLINE_S", "READ_TIMEOUT_S", "bounded", "label", "notify", "ping", "send"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "DEADLINE_S",
+    "READ_TIMEOUT_S",
+    "Delivery",
+    "bounded",
+    "label",
+    "notify",
+    "ping",
+    "send",
+    "send_each",
+]

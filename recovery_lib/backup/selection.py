@@ -8,6 +8,7 @@ made against the disk as it is now); none writes anything.
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from recovery_lib.backup.listing import UnreadableBackup
 from recovery_lib.backup.model import PRE_RECOVERY_TAG, BackupMetadata, BackupStatus, BackupType, Manifest
 from recovery_lib.backup.verify import VerifyReport
 from recovery_lib.errors import BackupError
+from recovery_lib.site.config import Site
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ def pick_latest(
     fitness: Callable[[str, tuple[str, ...]], list[str]],
     note: Callable[[str], None],
     backup_dir: Path,
+    next_step: str = "",
 ) -> tuple[BackupMetadata, VerifyReport]:
     """The newest SUCCESS backup that holds ``needs``, is not a pre-recovery snapshot, verifies with
     every byte hashed and can fix the fault (``fitness`` finds no problem), with its verification.
@@ -74,13 +77,15 @@ def pick_latest(
     for reason in said:
         note(reason)
     if chosen is None:
-        raise no_recovery_point(backup_dir, needs, passed_over + said)
+        raise no_recovery_point(backup_dir, needs, passed_over + said, next_step)
     log.info("'latest' is backup %s", chosen[0].backup_id)
     return chosen
 
 
-def no_recovery_point(backup_dir: Path, needs: tuple[str, ...], reasons: list[str]) -> BackupError:
-    """Nothing qualifies as 'latest': say what was looked for and the first reasons each was passed over."""
+def no_recovery_point(backup_dir: Path, needs: tuple[str, ...], reasons: list[str], next_step: str = "") -> BackupError:
+    """Nothing qualifies as 'latest': say what was looked for, what to do next (``next_step``: the
+    caller's, e.g. a replica to restore from; default: Procedure D) and the first reasons each was
+    passed over."""
     holding = f" holding {', '.join(needs)}" if needs else ""
     checks = f" and passes the {', '.join(needs)} check(s)" if needs else ""
     shown = "".join(f" {reason}." for reason in reasons[:SHOWN_REASONS])
@@ -88,7 +93,24 @@ def no_recovery_point(backup_dir: Path, needs: tuple[str, ...], reasons: list[st
     log.warning("no backup%s in %s qualifies as 'latest' (%d passed over)", holding, backup_dir, len(reasons))
     return BackupError(
         f"no SUCCESS backup{holding} in {backup_dir} verifies{checks}; nothing to restore from "
-        f"(Procedure D: escalate and create a new backup).{shown}{more}"
+        f"({next_step or 'Procedure D: escalate and create a new backup'}).{shown}{more}"
+    )
+
+
+def replica_next_step(site: Site, needs: tuple[str, ...]) -> str:
+    """When no local backup serves and ``site`` has replicas: the restore from one, as a command to run
+    ("" without replicas: Procedure D is then the next step)."""
+    if not site.replicas:
+        return ""
+    names = ", ".join(spec.name for spec in site.replicas)
+    flags = " ".join(f"--{category}" for category in needs) or "--all"
+    command = (
+        f"recovery restore latest --from-replica {site.replicas[0].name} {flags} --dry-run "
+        f"--site {shlex.quote(str(site.root))}"
+    )
+    return (
+        f"a replica may hold a good copy ({names}): next, `{command}` (then --yes instead of --dry-run); "
+        "`recovery replica list` shows what each holds; if none does, Procedure D: escalate and create a new backup"
     )
 
 

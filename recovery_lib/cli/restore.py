@@ -16,11 +16,14 @@ from recovery_lib.errors import (
     EXIT_USAGE,
     InvalidArgumentError,
     RestoreError,
+    SiteConfigError,
 )
 from recovery_lib.manager import RecoveryManager
 from recovery_lib.replica.crypto import IDENTITY_ENV
+from recovery_lib.replica.pull import PullReport
 from recovery_lib.restore.plan import Action
 from recovery_lib.restore.settings import apply_settings, plan_settings
+from recovery_lib.site.fallback import load_site_or_defaults
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +89,8 @@ def add_commands(commands: Any, site_option: SiteOption) -> None:
 
 def _pull(
     args: argparse.Namespace, manager: RecoveryManager, bar: ProgressBar, categories: tuple[str, ...], out: TextIO
-) -> tuple[str, int]:
-    """``--from-replica``: pull the backup into the local backup directory; (its id, notes shown)."""
+) -> tuple[PullReport, int]:
+    """``--from-replica``: pull the backup into the local backup directory; (what the pull did, notes shown)."""
     if args.backup_id == "latest":
         pulled = manager.pull_from_replica(args.from_replica, args.backup_id, args.identity, needs=categories)
     else:
@@ -96,11 +99,32 @@ def _pull(
     for note in manager.notes:
         out.write(f"note: {note}\n")
     out.write(pulled.summary() + "\n")
-    return pulled.backup_id, len(manager.notes)
+    return pulled, len(manager.notes)
+
+
+def _dry_run_said(manager: RecoveryManager, pulled: PullReport | None) -> str:
+    """The dry run's last line. A ``--from-replica`` dry run did write, into the backup directory (not the
+    site): the pulled backup, and the damaged local copy moved aside; it says so, never "nothing changed"."""
+    if pulled is None:
+        return "Dry run: nothing was changed."
+    if pulled.already_local:
+        return f"Dry run: nothing was changed (backup {pulled.backup_id} was already in {manager.backup_dir})."
+    moved = (
+        f"; moved the damaged local copy to {manager.backup_dir / pulled.set_aside_as}" if pulled.set_aside_as else ""
+    )
+    return (
+        f"Dry run: pulled {pulled.backup_id} into {manager.backup_dir}{moved}; the site itself was not changed "
+        "(the pulled backup stays: a restore with --yes uses it without pulling again)."
+    )
 
 
 def _restore_settings(
-    args: argparse.Namespace, manager: RecoveryManager, backup_id: str, shown: int, out: TextIO
+    args: argparse.Namespace,
+    manager: RecoveryManager,
+    backup_id: str,
+    shown: int,
+    out: TextIO,
+    pulled: PullReport | None = None,
 ) -> int:
     """``--settings``: recovery.toml from a backup's copy (restore/settings.py): plan, show, (ask), apply."""
     plan = plan_settings(manager.site.root, manager.backup_dir, manager.list_backups(), backup_id, manager.notes)
@@ -108,8 +132,9 @@ def _restore_settings(
         out.write(f"note: {note}\n")
     out.write(plan.summary() + "\n")
     if args.dry_run:
-        log.info("dry run: nothing was changed")
-        out.write("Dry run: nothing was changed.\n")
+        said = _dry_run_said(manager, pulled)
+        log.info("%s", said)
+        out.write(said + "\n")
         return EXIT_OK
     if not args.yes and not _approved("Apply this plan? The current file is kept beside it. [y/N] ", out):
         return EXIT_FAILED  # nothing was restored: a script must not read this as success
@@ -137,6 +162,30 @@ def _confirm(question: str) -> bool:
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
+def _refuse_on_defaults(args: argparse.Namespace, manager: RecoveryManager, malformed: SiteConfigError) -> None:
+    """A malformed recovery.toml: refuse what the default settings cannot do safely (nothing is changed)."""
+    given_dir = getattr(args, "backup_dir", None) is not None
+    fallback = load_site_or_defaults(args.site)
+    repair = fallback.repair_command(manager.backup_dir, given_dir)
+    elsewhere = None if given_dir else fallback.elsewhere(manager.backup_dir)
+    if elsewhere is not None and args.settings:
+        # The defaults' backup directory holds older copies of the file (or none): restoring from it would
+        # bring back stale settings that point every later command at the wrong backups.
+        raise InvalidArgumentError(
+            f"restore refused, nothing was changed: the malformed {malformed.path} sets [backups] dir, so its "
+            f"newest copy is in {elsewhere}, not in {manager.backup_dir} (older copies, if any). Add "
+            f"--backup-dir {elsewhere}: `{repair}`"
+        )
+    if not args.settings and not args.dry_run:
+        # The defaults cannot tell whether the trading system runs ([process]) nor which paths the backups map.
+        raise RestoreError(
+            f"restore refused, nothing was changed: {malformed.path} is malformed, so this restore cannot tell "
+            "whether the trading system runs ([process]) or which paths config, state and data are. Bring it back "
+            f"first: `{fallback.repair_command(manager.backup_dir, given_dir, yes=True)}`, then restore again "
+            "(--dry-run shows the plan on the default settings meanwhile)."
+        )
+
+
 def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery restore``: plan, show, (ask), apply the same plan."""
     wanted = [args.config or args.all, args.state or args.all, args.data or args.all]
@@ -153,20 +202,15 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
     if args.identity and not args.from_replica:
         raise InvalidArgumentError("--identity reads an encrypted replica: use it with --from-replica NAME")
     manager, bar, malformed = open_tolerant_manager(args, "restore")  # malformed recovery.toml: defaults, warned
-    if malformed is not None and not args.settings and not args.dry_run:
-        # The defaults cannot tell whether the trading system runs ([process]) nor which paths the backups map.
-        raise RestoreError(
-            f"restore refused, nothing was changed: {malformed.path} is malformed, so this restore cannot tell "
-            "whether the trading system runs ([process]) or which paths config, state and data are. Bring it back "
-            f"first: `recovery restore latest --settings --yes --site {manager.site.root}`, then restore again "
-            "(--dry-run shows the plan on the default settings meanwhile)."
-        )
-    backup_id, shown = args.backup_id, 0
+    if malformed is not None:
+        _refuse_on_defaults(args, manager, malformed)
+    backup_id, shown, pulled = args.backup_id, 0, None
     if args.from_replica:  # a lost host: bring the backup here first, then restore it like a local one
         categories = tuple(c for c, w in zip(CATEGORIES, wanted, strict=True) if w)
-        backup_id, shown = _pull(args, manager, bar, categories, out)
+        pulled, shown = _pull(args, manager, bar, categories, out)
+        backup_id = pulled.backup_id
     if args.settings:
-        return _restore_settings(args, manager, backup_id, shown, out)
+        return _restore_settings(args, manager, backup_id, shown, out, pulled)
     plan = manager.plan_restore(backup_id, *wanted)
     for note in manager.notes[shown:]:
         out.write(f"note: {note}\n")
@@ -177,9 +221,9 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.write(f"recovery: restore refused: {plan.blockers[0]}\n")
         return EXIT_USAGE
     if args.dry_run:
-        log.info("dry run: nothing was changed")
-        pulled_note = f" (the backup pulled from replica {args.from_replica} stays in the local backup directory)"
-        out.write(f"Dry run: nothing was changed{pulled_note if args.from_replica else ''}.\n")
+        said = _dry_run_said(manager, pulled)
+        log.info("%s", said)
+        out.write(said + "\n")
         return EXIT_OK
     if not args.yes and not _approved("Apply this plan? The current state is backed up first. [y/N] ", out):
         return EXIT_FAILED  # nothing was restored: a script must not read this as success

@@ -47,6 +47,7 @@ class PullReport:
     bytes_downloaded: int
     duration_s: float
     note: str = ""  # e.g. a damaged local copy set aside before the pull
+    set_aside_as: str = ""  # the name the damaged local copy was moved to in the backup directory, if one was
 
     def summary(self) -> str:
         """One line for a person."""
@@ -64,7 +65,7 @@ def pull_backup(
     """Bring ``backup_id`` from ``replica`` into ``backup_dir`` (created if needed), every byte verified."""
     began = time.monotonic()
     target = backup_dir / backup_id
-    set_aside = ""
+    set_aside, name = "", ""
     if target.exists() or target.is_symlink():
         local = verify_backup_dir(target, read_data=True)
         if local.ok:
@@ -91,7 +92,8 @@ def pull_backup(
     if not check.ok:  # cannot happen unless the disk lies; never leave it looking good
         raise ReplicaError(f"backup {backup_id} was pulled but does not verify locally: {check.summary()}")
     duration = round(time.monotonic() - began, 3)
-    report = PullReport(replica.name, backup_id, False, len(remote.manifest.files), downloaded, duration, set_aside)
+    files = len(remote.manifest.files)
+    report = PullReport(replica.name, backup_id, False, files, downloaded, duration, set_aside, name)
     log.info("%s", report.summary())
     return report
 

@@ -49,19 +49,34 @@ class Fallback:
             f"{backup_dir}{' (--backup-dir)' if given_backup_dir else ''}, config/, state/ and data/ as the "
             "category paths, no replicas.",
         ]
-        if self.written_backup_dir and not given_backup_dir:
-            value, line = self.written_backup_dir
-            written = Path(value) if Path(value).is_absolute() else root / value
-            if written.resolve() != backup_dir.resolve():
-                lines.append(
-                    f"The file sets [backups] dir = {value!r} (line {line}): the defaults look in the wrong "
-                    f"place. Run the command again with --backup-dir {written}."
-                )
+        elsewhere = None if given_backup_dir else self.elsewhere(backup_dir)
+        if elsewhere is not None:
+            value, line = self.written_backup_dir or ("", 0)
+            lines.append(
+                f"The file sets [backups] dir = {value!r} (line {line}): the defaults look in the wrong "
+                f"place. Run the command again with --backup-dir {elsewhere}."
+            )
         lines.append(
             f"Fix {root / CONFIG_NAME}, or bring back the copy every backup holds: "
-            f"`recovery restore latest --settings --site {root}` (--dry-run first shows the difference)."
+            f"`{self.repair_command(backup_dir, given_backup_dir)}` (--dry-run first shows the difference)."
         )
         return "\n  ".join(lines)
+
+    def elsewhere(self, backup_dir: Path) -> Path | None:
+        """The backup directory the malformed file sets, when it is not ``backup_dir`` (the one in use):
+        the newest backups, and the newest copy of the file, are there. None when it sets none or the same."""
+        if self.problem is None or self.written_backup_dir is None:
+            return None
+        value = self.written_backup_dir[0]
+        written = Path(value) if Path(value).is_absolute() else self.site.root / value  # as Site.backup_dir
+        return None if written.resolve() == backup_dir.resolve() else written
+
+    def repair_command(self, backup_dir: Path, given_backup_dir: bool, yes: bool = False) -> str:
+        """``recovery restore latest --settings [--yes] [--backup-dir DIR] --site ROOT``: the file back from
+        the backups that hold its newest copy (the given directory, or the one the malformed file sets)."""
+        where = backup_dir if given_backup_dir else self.elsewhere(backup_dir)
+        option = f" --backup-dir {where}" if where is not None else ""
+        return f"recovery restore latest --settings{' --yes' if yes else ''}{option} --site {self.site.root}"
 
 
 def load_site_or_defaults(site: str | os.PathLike[str] | Site | None = None) -> Fallback:

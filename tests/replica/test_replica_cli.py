@@ -303,7 +303,8 @@ def test_restore_latest_from_replica_on_a_brand_new_host(sandbox: Path, tmp_path
         "restore", "latest", "--all", "--from-replica", "offsite", "--dry-run", *identity, "--site", str(host)
     )
     assert code == 0 and f"pulled backup {full_id} from replica offsite" in text, text
-    assert "create    data/trades.csv" in text and "Dry run: nothing was changed" in text
+    assert "create    data/trades.csv" in text and "nothing was changed" not in text  # the pull did write
+    assert f"Dry run: pulled {full_id} into {host / 'backups'}; the site itself was not changed" in text
     assert sorted(p.name for p in host.iterdir()) == ["backups", "recovery.toml"]  # the site is unchanged
     code, text = run("restore", "latest", "--all", "--from-replica", "offsite", "--yes", *identity, "--site", str(host))
     assert code == 0 and f"Restored config, state, data from {full_id}" in text, text

@@ -108,6 +108,50 @@ def test_a_broken_file_that_moved_the_backups_points_at_them(sandbox: Path, caps
     assert code == 0 and backup_id in out and "WARNING" not in err
 
 
+def test_settings_restore_refuses_the_stale_default_directory_until_backup_dir_is_given(
+    sandbox: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On-call M2: backups first in SITE/backups, then [backups] dir moved them to a vault; the file
+    breaks. The warning's repair command names --backup-dir; `restore --settings` without it is refused
+    (exit 2, naming the --backup-dir to add, nothing changed), since SITE/backups holds only an older
+    copy of the file; with it, the newest copy (the one that sets dir) comes back."""
+    toml = sandbox / "recovery.toml"
+    RecoveryManager(site=sandbox).create_backup(push=False)  # the old copy, in SITE/backups
+    moved = toml.read_text().replace("[backups]\n", '[backups]\ndir = "vault"\n')
+    toml.write_text(moved)
+    newest = RecoveryManager(site=sandbox).create_backup(push=False)  # the newest copy, in the vault
+    broken = moved.replace("[backups]\n", "[backups]\nmax_age_hourz = 1\n")
+    toml.write_text(broken)
+    site, vault = str(sandbox), sandbox / "vault"
+    repair = f"`recovery restore latest --settings --backup-dir {vault} --site {sandbox}`"
+
+    code, _, err = run(capsys, "backup", "list", "--site", site)
+    assert code == 0 and repair in err  # the warning's repair command, ready to paste
+    before = files(sandbox)
+    for extra in (["--yes"], ["--dry-run"]):
+        code, out, err = run(capsys, "restore", "latest", "--settings", *extra, "--site", site)
+        assert code == 2, err
+        assert "restore refused, nothing was changed" in err and f"Add --backup-dir {vault}" in err
+        assert files(sandbox) == before and out == "" and toml.read_text() == broken
+
+    code, out, err = run(capsys, "restore", "latest", "--settings", "--yes", "--backup-dir", str(vault), "--site", site)
+    assert code == 0, err
+    assert toml.read_text() == moved  # the newest copy: it keeps dir = "vault"
+    code, out, err = run(capsys, "backup", "list", "--site", site)
+    assert code == 0 and "WARNING" not in err and newest in out  # every command reads the vault again
+
+
+def test_a_category_restore_on_a_moved_backup_dir_names_backup_dir_in_its_repair_command(
+    sandbox: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal of a category restore on the defaults points at the repair that works: with --backup-dir."""
+    toml = sandbox / "recovery.toml"
+    toml.write_text(toml.read_text().replace("[backups]\n", '[backups]\ndir = "vault"\nmax_age_hourz = 1\n'))
+    code, out, err = run(capsys, "restore", "latest", "--data", "--yes", "--site", str(sandbox))
+    assert code == 2 and out == ""
+    assert f"`recovery restore latest --settings --yes --backup-dir {sandbox / 'vault'} --site {sandbox}`" in err
+
+
 def test_latest_passes_over_the_pre_recovery_snapshot_and_malformed_copies(
     sandbox: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
