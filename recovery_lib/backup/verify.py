@@ -21,6 +21,7 @@ from recovery_lib.backup.model import (
     SUMS,
     BackupError,
     BackupMetadata,
+    BackupStatus,
     Manifest,
     parse_manifest,
     read_metadata,
@@ -63,9 +64,20 @@ class VerifyReport:
         """True when the backup is intact."""
         return not self.problems
 
+    @property
+    def partial(self) -> bool:
+        """The backup was stored PARTIAL (intact as stored, but never restored from)."""
+        return self.metadata is not None and self.metadata.status is BackupStatus.PARTIAL
+
     def summary(self) -> str:
         """One line for a person."""
         depth = "contents hashed" if self.read_data else "structure only"
+        if self.ok and self.partial:
+            missing = len(self.metadata.problems) if self.metadata else 0
+            return (
+                f"{self.backup_id}: OK as stored, but PARTIAL: {missing} file(s) were never captured, so it is "
+                f"never restored from ({self.files_checked} files, {depth})"
+            )
         if self.ok:
             return f"{self.backup_id}: OK ({self.files_checked} files, {depth})"
         named = name_all([str(p) for p in self.problems], [f"{p.kind} problem(s)" for p in self.problems])

@@ -18,6 +18,7 @@ from recovery_lib.cli.logs import NOT_ON_CONSOLE, LogTarget, default_target
 from recovery_lib.cli.operations import Report, log_record, report_pushes, reporting
 from recovery_lib.clock import now
 from recovery_lib.errors import EXIT_FAILED, EXIT_OK, BackupIncomplete, RecoveryError
+from recovery_lib.metrics.collect import VerifyMode
 from recovery_lib.rendering import human_age, human_size
 from recovery_lib.replica.push import PushReport
 from recovery_lib.replica.status import PushRecord
@@ -69,6 +70,11 @@ def add_commands(commands: Any, site_option: SiteOption) -> None:
         create.add_argument(f"--{category}", action="store_true", help=f"include {category}")
     create.add_argument("--tag", action="append", default=[], metavar="TAG", help="tag the backup (repeatable)")
     create.add_argument("-m", "--description", default="", help="what this backup is for")
+    create.add_argument(
+        "--scheduled",
+        action="store_true",
+        help="run by the installed schedule: adds the tag `scheduled` and sends the [alerts] ping_backup pings",
+    )
     create.add_argument(
         "--no-push",
         action="store_true",
@@ -174,13 +180,13 @@ def cmd_backup_create(args: argparse.Namespace, out: TextIO) -> int:
     log.info("backup create: %s%s", ", ".join(categories), "" if any(chosen) else " (none named: all)")
     site, started = load_site(args.site), now()
     # [alerts]: /start, then success or /fail; a failed or PARTIAL backup notifies; [metrics] either way.
-    with reporting("backup", site, pinged="backup") as report:
+    # Pings only from the schedule: a person's manual backup must not keep a dead timer's check green.
+    tags = [*args.tag, *(["scheduled"] if args.scheduled and "scheduled" not in args.tag else [])]
+    with reporting("backup", site, pinged="backup" if args.scheduled else None) as report:
         report.record = log_record(args, site.backup_dir)
         manager, bar = open_manager(args, "backup")
         try:
-            backup_id = manager.create_backup(
-                *flags, description=args.description, tags=args.tag, push=not args.no_push
-            )
+            backup_id = manager.create_backup(*flags, description=args.description, tags=tags, push=not args.no_push)
         except BackupIncomplete as exc:  # stored, but PARTIAL: say which files, keep the metadata
             report.subject = exc.metadata.backup_id
             report.results.append(exc.metadata)
@@ -301,6 +307,7 @@ def cmd_backup_verify(args: argparse.Namespace, out: TextIO) -> int:
     damaged or unreadable backup notifies the site's [alerts]."""
     with reporting("verify", load_site(args.site)) as outcome:
         outcome.subject = args.backup_id
+        outcome.results.append(VerifyMode(args.read_data))  # the metrics' mode, also when nothing is verified
         return _verify(args, out, outcome)
 
 
@@ -329,7 +336,7 @@ def _verify(args: argparse.Namespace, out: TextIO, outcome: Report) -> int:
         out.write(json.dumps(entries, indent=2) + "\n")
     else:
         for report in reports:
-            out.write(("✅ " if report.ok else "❌ ") + report.summary() + "\n")
+            out.write(("❌ " if not report.ok else "⚠️ " if report.partial else "✅ ") + report.summary() + "\n")
             for problem in report.problems:
                 out.write(f"   {problem}\n")
         for item in unreadable:

@@ -16,7 +16,7 @@ from recovery_lib.clock import now
 from recovery_lib.drills.due import drills_due, due_report
 from recovery_lib.drills.history import load_records
 from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS
-from recovery_lib.errors import EXIT_FAILED, EXIT_OK, RecoveryError
+from recovery_lib.errors import EXIT_FAILED, EXIT_OK, InvalidArgumentError, RecoveryError
 from recovery_lib.site.config import CONFIG_NAME, SITE_ENV, Site, load_site, require_sandbox
 
 # `--scenario all`: one drill per scenario, the seed choosing each fault, and then the host lost with its
@@ -43,7 +43,9 @@ def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser],
         "new host). Exits 0 only if every scenario recovered.",
         epilog="Example: recovery drill run --scenario all --outputs outputs",
     )
-    run.add_argument("--scenario", choices=[*DRILLS, "all"], default="all", help="which scenario (default all)")
+    run.add_argument(
+        "--scenario", choices=[*DRILLS, "all"], help="which scenario (default all; not with --due, which picks them)"
+    )
     run.add_argument(
         "--due",
         action="store_true",
@@ -202,6 +204,13 @@ def _check_drill_args(args: argparse.Namespace) -> Path | None:
     """Every ``drill run`` argument, checked before anything is created; returns the --site root."""
     if args.jobs < 1:
         raise RecoveryError(f"--jobs must be at least 1 (drills at once), got {args.jobs}.")
+    if args.due and (args.scenario is not None or args.variant is not None):
+        given = "--scenario" if args.scenario is not None else "--variant"
+        raise InvalidArgumentError(
+            f"--due picks the scenarios itself (those `recovery drill due` names), so {given} cannot go with it: "
+            f"drop {given} to run what is due, or drop --due to run that drill now."
+        )
+    args.scenario = args.scenario or "all"  # the default, once --due has been told apart from a given --scenario
     if args.variant is not None:
         if args.scenario == "all" or args.due:
             raise RecoveryError("--variant names one scenario's fault: pass --scenario too (not all, not --due).")

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from recovery_lib import __version__
+from recovery_lib.cli import alerts as cli_alerts
 from recovery_lib.cli import backup as cli_backup
 from recovery_lib.cli import drill as cli_drill
 from recovery_lib.cli import health as cli_health
@@ -38,7 +39,7 @@ from recovery_lib.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EX
 log = logging.getLogger(__name__)
 
 # In --help order: the runbook's verification first, then the site, backups, replicas, restores, drills.
-GROUPS = (cli_health, cli_site, cli_sandbox, cli_backup, cli_replica, cli_restore, cli_drill, cli_schedule)
+GROUPS = (cli_health, cli_site, cli_sandbox, cli_backup, cli_replica, cli_restore, cli_drill, cli_schedule, cli_alerts)
 
 
 def build_parser() -> argparse.ArgumentParser:

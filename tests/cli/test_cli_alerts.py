@@ -51,7 +51,7 @@ def log_file(site: Path) -> Path:
 
 def test_a_good_backup_pings_start_then_success_and_notifies_nobody(sandbox: Path, receiver: Receiver) -> None:
     with_alerts(sandbox, [receiver.json_url("/notify")], ping_backup=receiver.url("/ping/b1"))
-    code, text = run("backup", "create", "--site", str(sandbox))
+    code, text = run("backup", "create", "--scheduled", "--site", str(sandbox))
     assert code == 0, text
     backup_id = text.split()[1]
     assert [(r.method, r.path) for r in receiver.received()] == [("POST", "/ping/b1/start"), ("POST", "/ping/b1")]
@@ -59,10 +59,23 @@ def test_a_good_backup_pings_start_then_success_and_notifies_nobody(sandbox: Pat
     assert receiver.notifications() == []
 
 
+def test_a_manual_backup_sends_no_ping_and_is_not_tagged_scheduled(sandbox: Path, receiver: Receiver) -> None:
+    """Only the schedule pings: a person's backups must not keep a dead timer's healthchecks check green."""
+    with_alerts(sandbox, [receiver.json_url("/notify")], ping_backup=receiver.url("/ping/m1"))
+    code, text = run("backup", "create", "--site", str(sandbox))
+    assert code == 0, text
+    assert receiver.received() == []
+    code, text = run("backup", "create", "--scheduled", "--site", str(sandbox))
+    assert code == 0, text
+    assert [r.path for r in receiver.received()] == ["/ping/m1/start", "/ping/m1"]
+    code, listing = run("backup", "list", "--tag", "scheduled", "--site", str(sandbox))
+    assert code == 0 and text.split()[1] in listing and listing.count("[scheduled") == 1, listing
+
+
 def test_a_partial_backup_notifies_with_the_file_the_backup_and_the_log(sandbox: Path, receiver: Receiver) -> None:
     with_alerts(sandbox, [receiver.json_url("/notify/ops")], ping_backup=receiver.url("/ping/b2"))
     (sandbox / "data" / "latest.csv").symlink_to("trades.csv")  # symlinks are not backed up: PARTIAL
-    code, _ = run("backup", "create", "--site", str(sandbox))
+    code, _ = run("backup", "create", "--scheduled", "--site", str(sandbox))
     assert code == 1
     (sent,) = receiver.notifications()
     partial = next(p for p in (sandbox / "backups").iterdir() if not p.name.startswith("."))
@@ -78,7 +91,7 @@ def test_a_backup_that_cannot_run_notifies_failed(sandbox: Path, receiver: Recei
     with_alerts(sandbox, [receiver.json_url("/notify")], ping_backup=receiver.url("/ping/b3"))
     shutil.rmtree(sandbox / "backups", ignore_errors=True)
     (sandbox / "backups").write_text("someone's file\n")
-    code, _ = run("backup", "create", "--site", str(sandbox))
+    code, _ = run("backup", "create", "--scheduled", "--site", str(sandbox))
     assert code == 2
     (sent,) = receiver.notifications()
     assert " backup FAILED on " in sent["title"]
@@ -92,7 +105,7 @@ def test_a_failed_push_after_the_backup_notifies_and_the_backup_still_succeeds(
 ) -> None:
     unmounted = tmp_path / "not-mounted" / "peak-trade"
     with_alerts(sandbox, [receiver.json_url("/notify")], replica=unmounted, ping_backup=receiver.url("/ping/b4"))
-    code, text = run("backup", "create", "--site", str(sandbox))
+    code, text = run("backup", "create", "--scheduled", "--site", str(sandbox))
     assert code == 0 and "Push to replica offsite FAILED" in text
     (sent,) = receiver.notifications()
     assert " push to replica offsite FAILED on " in sent["title"]
@@ -109,7 +122,7 @@ def test_an_undeliverable_notification_is_logged_and_the_backup_exits_0_intact(
     receiver.status = 500
     url = dead_url("/notify", scheme="json") if far_end == "down" else receiver.json_url("/notify")
     with_alerts(sandbox, [url], replica=tmp_path / "gone" / "x", ping_backup=dead_url("/ping"))
-    code, text = run("backup", "create", "--site", str(sandbox))
+    code, text = run("backup", "create", "--scheduled", "--site", str(sandbox))
     err = capsys.readouterr().err
     assert code == 0, err
     backup_id = text.split()[1]

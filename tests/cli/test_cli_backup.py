@@ -131,6 +131,10 @@ def test_partial_backup_exits_1_and_names_the_file(
     code, _ = run("backup", "create", "--site", str(sandbox))
     err = capsys.readouterr().err
     assert code == 1 and "PARTIAL" in err and "data/trades.csv: cannot be read (Permission denied)" in err
+    # Verify finds it intact as stored, and still says it is PARTIAL: never a plain "✅ OK".
+    code, text = run("backup", "verify", "all", "--site", str(sandbox))
+    (line,) = [line for line in text.splitlines() if "PARTIAL" in line]
+    assert code == 0 and line.startswith("⚠️ ") and "OK as stored, but PARTIAL: 1 file(s) were never captured" in line
 
 
 def test_help_of_backup_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -151,3 +151,22 @@ def test_run_due_runs_what_the_records_miss_and_then_nothing_is_due(tmp_path: Pa
     assert (newest["scenario"], newest["outcome"]) == ("config", "recovered")
     code, text = run_cli("drill", "due", "--outputs", str(outputs))
     assert code == 0 and line_of(text, "config")[-1] == "ok", text
+
+
+@pytest.mark.parametrize("given", [["--scenario", "config"], ["--scenario", "all"], ["--variant", "duplicated_rows"]])
+def test_run_due_with_a_scenario_or_variant_is_refused(
+    tmp_path: Path, given: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Promise: --due picks the scenarios itself; a --scenario or --variant with it is refused (exit 2)
+    before anything runs, not silently ignored (every due drill would run: many CPU-minutes)."""
+    write_drill(tmp_path, "config", datetime.now(UTC) - timedelta(days=62))  # something is due
+    before = load_records(tmp_path)
+
+    code, text = run_cli("drill", "run", "--due", *given, "--outputs", str(tmp_path))
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--due picks the scenarios itself" in err and f"drop {given[0]}" in err
+    assert "== drill" not in text
+    assert load_records(tmp_path).equals(before)
+    assert not (tmp_path / "index.html").exists()

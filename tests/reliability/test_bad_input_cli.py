@@ -65,6 +65,7 @@ VALID_ARGS: dict[str, list[str]] = {
     "drill report": ["--outputs", "{tmp}/outs"],
     "schedule install": ["--systemd", "--dry-run"],
     "schedule status": [],
+    "alerts test": [],
 }
 
 
