@@ -24,7 +24,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,10 @@ from recovery_lib import catalog
 from recovery_lib.catalog import DRILLS, by_drill
 from recovery_lib.clock import now
 from recovery_lib.drills.history import JOURNAL_COPY, drill_row
-from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS, Fault, chosen_variant, inject
+from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS, chosen_variant, inject
 from recovery_lib.drills.kernels import papermill_kernel_options, quiet_kernels
 from recovery_lib.drills.lost_host import new_host_root
+from recovery_lib.drills.result import DrillResult
 from recovery_lib.errors import RecoveryError, SiteError
 from recovery_lib.fsops.atomic import atomic_write_bytes
 from recovery_lib.manager import RecoveryManager
@@ -64,28 +64,6 @@ VERIFY = catalog.notebook(catalog.VERIFICATION)
 POST = catalog.notebook(catalog.POST_RECOVERY)
 APPROVALS = list(APPROVAL_ACTIONS)  # a drill approves everything the gate can ask for
 Say = Callable[[str], None]
-
-
-@dataclass
-class DrillResult:
-    """What one drill did and how it ended; the notebooks in ``run_dir`` are the full record."""
-
-    run_id: str
-    scenario: str
-    fault: Fault | None
-    run_dir: Path
-    notebooks: list[Path] = field(default_factory=list)
-    triage_procedure: str | None = None
-    procedures: list[str] = field(default_factory=list)
-    trades_lost: int | None = None
-    trades_replayed: int = 0
-    outcome: str = "not_recovered"
-    failure: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def recovered(self) -> bool:
-        return self.outcome == "recovered"
 
 
 def _notebooks_dir() -> Path:

@@ -22,7 +22,7 @@ from recovery_lib.alerts.events import Outcome
 from recovery_lib.catalog import DRILLS, by_drill
 from recovery_lib.clock import parse
 from recovery_lib.drills.history import drill_row
-from recovery_lib.drills.runner import DrillResult
+from recovery_lib.drills.result import DrillResult
 from recovery_lib.metrics.families import DRILL, Sample
 from recovery_lib.site.config import Site
 
