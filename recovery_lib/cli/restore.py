@@ -102,6 +102,14 @@ def _pull(
     return pulled, len(manager.notes)
 
 
+def _dry_run_ends(manager: RecoveryManager, pulled: PullReport | None, out: TextIO) -> int:
+    """A dry run's last line: what it did change (a pull) or that it changed nothing; logged too."""
+    said = _dry_run_said(manager, pulled)
+    log.info("%s", said)
+    out.write(said + "\n")
+    return EXIT_OK
+
+
 def _dry_run_said(manager: RecoveryManager, pulled: PullReport | None) -> str:
     """The dry run's last line. A ``--from-replica`` dry run did write, into the backup directory (not the
     site): the pulled backup, and the damaged local copy moved aside; it says so, never "nothing changed"."""
@@ -132,10 +140,7 @@ def _restore_settings(
         out.write(f"note: {note}\n")
     out.write(plan.summary() + "\n")
     if args.dry_run:
-        said = _dry_run_said(manager, pulled)
-        log.info("%s", said)
-        out.write(said + "\n")
-        return EXIT_OK
+        return _dry_run_ends(manager, pulled, out)
     if not args.yes and not _approved("Apply this plan? The current file is kept beside it. [y/N] ", out):
         return EXIT_FAILED  # nothing was restored: a script must not read this as success
     result = apply_settings(plan, manager.backup_dir, manager.lock_timeout_s)
@@ -221,10 +226,7 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.write(f"recovery: restore refused: {plan.blockers[0]}\n")
         return EXIT_USAGE
     if args.dry_run:
-        said = _dry_run_said(manager, pulled)
-        log.info("%s", said)
-        out.write(said + "\n")
-        return EXIT_OK
+        return _dry_run_ends(manager, pulled, out)
     if not args.yes and not _approved("Apply this plan? The current state is backed up first. [y/N] ", out):
         return EXIT_FAILED  # nothing was restored: a script must not read this as success
     result = manager.apply_restore(plan)

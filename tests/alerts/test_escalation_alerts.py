@@ -6,26 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from http_receiver import Receiver, running_receiver
+from notebook_globals import notebook_globals
 
 from recovery_lib.runbook import procedures as steps
 from recovery_lib.runbook.notebook import start
 from recovery_lib.runbook.run import Run
-
-ANNOTATIONS = {
-    "site": str,
-    "interactive": bool,
-    "approve": list[str],
-    "operator": str,
-    "incident_id": str,
-    "kind": str,
-    "drill": dict,
-    "backup_id": str,
-    "remedy": str,
-}
 
 
 @pytest.fixture
@@ -40,19 +28,7 @@ def begin(site: Path, receiver: Receiver, level: int = 2, procedure: str = "A", 
     text = toml.read_text().split("\n[alerts]\n")[0]
     urls = json.dumps([receiver.json_url("/notify/oncall")])
     toml.write_text(text.rstrip("\n") + f"\n\n[alerts]\nurls = {urls}\nescalation_level = {level}\n")
-    namespace: dict[str, Any] = {"__annotations__": dict(ANNOTATIONS)}
-    namespace.update(
-        site=str(site),
-        interactive=False,
-        approve=[],
-        operator="alice",
-        incident_id=incident_id,
-        kind="incident",
-        drill={},
-        backup_id="latest",
-        remedy="least_loss",
-    )
-    return start(namespace, procedure)
+    return start(notebook_globals(site, incident_id=incident_id), procedure)
 
 
 def test_level_2_notifies_once_and_a_higher_level_again(sandbox: Path, receiver: Receiver) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notebook_globals import notebook_globals
 
 from recovery_lib.drills.history import JOURNAL_COPY, drill_row
 from recovery_lib.drills.injectors import inject
@@ -27,35 +28,11 @@ from recovery_lib.site.config import load_site
 from recovery_lib.site.process import start_system, stop_system
 
 APPROVE_ALL = ["restore", "repair", "backup", "stop_system", "start_system"]
-ANNOTATIONS = {
-    "site": str,
-    "interactive": bool,
-    "approve": list[str],
-    "operator": str,
-    "incident_id": str,
-    "kind": str,
-    "drill": dict,
-    "backup_id": str,
-    "remedy": str,
-}
 
 
 def kernel(site: Path, **values: Any) -> dict[str, Any]:
     """A fresh kernel's globals after the parameters cell of a procedure notebook."""
-    namespace: dict[str, Any] = {"__annotations__": dict(ANNOTATIONS)}
-    namespace.update(
-        site=str(site),
-        interactive=False,
-        approve=list(APPROVE_ALL),
-        operator="alice",
-        incident_id="",
-        kind="incident",
-        drill={},
-        backup_id="latest",
-        remedy="least_loss",
-    )
-    namespace.update(values)
-    return namespace
+    return notebook_globals(site, **{"approve": list(APPROVE_ALL), **values})
 
 
 def journal_lines(site: Path) -> list[dict[str, Any]]:
