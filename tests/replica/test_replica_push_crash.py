@@ -33,6 +33,7 @@ KILLS = 60 if LONG else 6
 CHILD = textwrap.dedent(
     """
     import sys
+    import time
     from pathlib import Path
     from recovery_lib.replica.open import open_transport
     from recovery_lib.replica.push import push_backups
@@ -43,8 +44,9 @@ CHILD = textwrap.dedent(
     spec = ReplicaSpec(name="usb", url="file://" + root, scheme="file", location=root, age_recipients=(recipient,))
     replica = Replica(spec, open_transport(spec))
     print("ready", flush=True)
+    started = time.monotonic()
     report = push_backups(replica, Path(backup_dir), ids)
-    print("done" if report.ok else report.failed, flush=True)
+    print(f"done {time.monotonic() - started:.3f}" if report.ok else report.failed, flush=True)
     """
 )
 
@@ -89,6 +91,7 @@ def test_push_killed_at_random_moments_leaves_the_replica_consistent(sandbox: Pa
     rng = random.Random(1)
     ids: list[str] = []
     kills = completed = 0
+    window = 0.6  # seconds after "ready" the kill may land; shrunk to how long a push really takes here
     for round_ in range(KILLS):
         _grow(sandbox, 150, round_)
         ids.append(manager.create_backup(description=f"round {round_}"))
@@ -98,11 +101,14 @@ def test_push_killed_at_random_moments_leaves_the_replica_consistent(sandbox: Pa
             text=True,
         )
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.6))
+        time.sleep(rng.uniform(0.0, window))
         child.send_signal(signal.SIGKILL)
         code = child.wait()
         kills += code == -signal.SIGKILL
         completed += code == 0
+        said = child.stdout.read().split() if code == 0 else []
+        if said[:1] == ["done"]:  # it finished before the kill: aim the next kills inside a push this long
+            window = max(0.01, 0.8 * float(said[1]))
         _check_consistent(spec, identity_file)
     print(f"{kills} of {KILLS} pushes killed mid-way, {completed} completed")
     assert kills >= KILLS // 2, f"only {kills} of {KILLS} pushes were killed mid-way: the test proves little"
