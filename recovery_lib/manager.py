@@ -20,18 +20,17 @@ from recovery_lib.backup.fitness import FitnessMemo, fitness_problems
 from recovery_lib.backup.listing import UnreadableBackup, list_quarantined, read_backups
 from recovery_lib.backup.lock import BackupLock, SiteRestoreLock
 from recovery_lib.backup.model import (
-    MANIFEST,
     PRE_RECOVERY_TAG,
     BackupMetadata,
     BackupType,
     Manifest,
-    parse_manifest,
+    read_manifest,
     read_metadata,
 )
 from recovery_lib.backup.retention import PrunePlan, RetentionPolicy, plan_prune
 from recovery_lib.backup.sample import BackupsCheck, check_backups_sampled
 from recovery_lib.backup.selection import matching, newest_verified, pick_latest, pick_parent, replica_next_step
-from recovery_lib.backup.verify import VerifyReport, verify_backup_dir
+from recovery_lib.backup.verify import VerifyReport, verify_backup_dir, verify_documents
 from recovery_lib.errors import BackupError, BackupIncomplete, InvalidArgumentError, RecoveryError
 from recovery_lib.replica import service as replicas
 from recovery_lib.replica.pull import PullReport
@@ -176,8 +175,7 @@ class RecoveryManager:
         return list_quarantined(self.backup_dir)
 
     def _manifest(self, backup_id: str) -> Manifest:
-        path = self._get_backup_dir(backup_id) / MANIFEST
-        return parse_manifest(path.read_bytes(), f"{backup_id}/{MANIFEST}")
+        return read_manifest(self._get_backup_dir(backup_id))
 
     def create_backup(
         self,
@@ -202,8 +200,8 @@ class RecoveryManager:
         return metadata.backup_id
 
     def _create_locked(self, categories: list[str], description: str, tags: list[str]) -> BackupMetadata:
-        # Unchanged files are linked from the newest backup whose structure verifies (never a damaged one).
-        parent = pick_parent(self.list_backups(), self.verify_backup)
+        # The parent's documents are verified here, each file it lends as it is linked (backup/create.py).
+        parent = pick_parent(self.list_backups(), lambda bid, **_: verify_documents(self._existing_backup_dir(bid)))
         return store.store_backup(self.site, self.backup_dir, categories, description, tags, parent, self.progress)
 
     def delete_backup(self, backup_id: str) -> bool:
@@ -272,9 +270,11 @@ class RecoveryManager:
         self.last_plan = plan
         return plan
 
-    def _plan(self, backup_id: str, restore_config: bool, restore_state: bool, restore_data: bool) -> RestorePlan:
-        """The plan without its warnings: the check behind them takes seconds at millions of trades,
-        and a restore nobody reviews first (:meth:`restore_backup`) runs it while the files are copied."""
+    def _plan(
+        self, backup_id: str, restore_config: bool, restore_state: bool, restore_data: bool, read_data: bool = True
+    ) -> RestorePlan:
+        """The plan without its warnings (:meth:`restore_backup` works them out while it copies). Without
+        ``read_data`` when applied at once: the apply hashes every byte before touching the site."""
         categories = preflight.chosen_categories(restore_config, restore_state, restore_data)
         self._recover_if_needed()
         if backup_id == "latest":
@@ -283,7 +283,7 @@ class RecoveryManager:
             metadata = self.get_backup(backup_id)
             preflight.refuse_unless_success(metadata)
             # Every byte, as the real run will: a dry run must refuse whatever the real run refuses.
-            report = self.verify_backup(metadata.backup_id, read_data=True)
+            report = self.verify_backup(metadata.backup_id, read_data=read_data)
         manifest = preflight.verified_manifest(metadata.backup_id, report)
         blockers = preflight.running_blockers(self.site)
         return make_plan(self.site, metadata, manifest, categories, blockers, self._get_backup_dir(metadata.backup_id))
@@ -344,7 +344,7 @@ class RecoveryManager:
                 return not plan.blockers
             # Nobody reads this plan before it is applied (that is plan_restore, then apply_restore),
             # so its warnings are worked out while it is applied, and logged when they are known.
-            plan = self._plan(backup_id, restore_config, restore_state, restore_data)
+            plan = self._plan(backup_id, restore_config, restore_state, restore_data, read_data=False)
             self.last_plan = plan
             log.info("%s", plan.summary())
             result, found = preflight.apply_while_checking(plan, self.apply_restore, self._content_warnings)

@@ -18,8 +18,7 @@ import socket
 import stat
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -38,9 +37,10 @@ from recovery_lib.backup.model import (
     Manifest,
     render_sums,
 )
+from recovery_lib.backup.scan import nothing_to_back_up, scan_site
 from recovery_lib.backup.sitefile import manifest_categories, settings_file
-from recovery_lib.errors import NothingToBackUp
 from recovery_lib.fsops.atomic import fsync_dir
+from recovery_lib.fsops.batches import map_in_batches
 from recovery_lib.fsops.fileio import (
     Copied,
     FileChangedError,
@@ -58,114 +58,13 @@ log = logging.getLogger(__name__)
 TMP_PREFIX = ".tmp-"
 RACY_WINDOW_NS = 3_000_000_000  # a file modified this close to the backup start is re-hashed
 COPY_RETRIES = 3  # a file that keeps changing while read (a live log) is given up after this
-WORKERS = 2  # hashing releases the GIL: two files at once keep both cores busy
-SITE_ARTIFACTS = (".recovery-",)  # restore staging and journals never go into a backup
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass
-class _Scan:
-    files: list[tuple[str, os.stat_result]] = field(default_factory=list)
-    dirs: list[str] = field(default_factory=list)
-    absent: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
 
 
 def new_backup_id(backup_type: BackupType, now: datetime) -> str:
     """``20261125T223600Z-full-3fa2c1``: sorts by time, says what it holds, unique."""
     return f"{now:%Y%m%dT%H%M%S}Z-{backup_type.value}-{secrets.token_hex(3)}"
-
-
-def _scan(site: Site, categories: list[str], excluded: list[Path]) -> _Scan:
-    scan = _Scan()
-    excluded_resolved = [path.resolve() for path in excluded]
-
-    def skip(path: Path) -> bool:
-        # Restore leftovers (journal, staging) only ever live in the site root: a user's own
-        # ".recovery-notes" deeper down is data like any other and must be backed up.
-        artifact = path.parent == site.root and path.name.startswith(SITE_ARTIFACTS)
-        return artifact or any(path == ex or ex in path.parents for ex in excluded_resolved)
-
-    for category in categories:
-        for top in site.categories[category]:
-            top = top.rstrip("/")
-            root = site.path(top)
-            try:
-                info = os.lstat(root)
-            except FileNotFoundError:
-                scan.absent.append(top)  # e.g. the data directory after a data-loss incident
-                continue
-            if stat.S_ISLNK(info.st_mode):
-                scan.problems.append(f"{top}: is a symlink; symlinks are not backed up")
-            elif stat.S_ISREG(info.st_mode):
-                scan.files.append((top, info))
-            elif stat.S_ISDIR(info.st_mode):
-                _walk(site.root, top, scan, skip)
-            else:
-                scan.problems.append(f"{top}: not a regular file or directory")
-    return scan
-
-
-def nothing_to_back_up(site: Site, categories: list[str]) -> NothingToBackUp:
-    """The error for a site none of whose declared paths exist (usually the wrong --site)."""
-    declared = ", ".join(top for c in categories for top in site.categories[c])
-    return NothingToBackUp(
-        f"site {site.root} has nothing to back up: {declared} are all missing. "
-        "Check --site / RECOVERY_SITE and [paths] in recovery.toml."
-    )
-
-
-def _utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _walk(site_root: Path, top: str, scan: _Scan, skip: Callable[[Path], bool]) -> None:
-    def failed(error: OSError) -> None:
-        scan.problems.append(
-            f"{Path(error.filename).relative_to(site_root).as_posix()}: cannot be listed ({error.strerror})"
-        )
-
-    scan.dirs.append(top)
-    for folder, dirs, files in os.walk(site_root / top, onerror=failed):
-        folder_path = Path(folder)
-        relative_folder = folder_path.relative_to(site_root).as_posix()
-        kept = []
-        for name in sorted(dirs):
-            child = folder_path / name
-            if skip(child):
-                continue
-            if not _utf8(name):
-                scan.problems.append(f"{relative_folder}/{name!r}: name is not valid UTF-8; rename it to back it up")
-                continue
-            if child.is_symlink():
-                scan.problems.append(f"{relative_folder}/{name}: is a symlink; symlinks are not backed up")
-                continue
-            kept.append(name)
-            scan.dirs.append(f"{relative_folder}/{name}")
-        dirs[:] = kept
-        for name in sorted(files):
-            path = folder_path / name
-            if skip(path):
-                continue
-            relative = f"{relative_folder}/{name}"
-            if not _utf8(name):  # the manifest and SHA256SUMS are UTF-8: such a name cannot be recorded
-                scan.problems.append(f"{relative_folder}/{name!r}: name is not valid UTF-8; rename it to back it up")
-                continue
-            try:
-                info = os.lstat(path)
-            except FileNotFoundError:
-                continue  # deleted while we listed: it is simply not part of this backup
-            if stat.S_ISREG(info.st_mode):
-                scan.files.append((relative, info))
-            elif stat.S_ISLNK(info.st_mode):
-                scan.problems.append(f"{relative}: is a symlink; symlinks are not backed up")
-            else:
-                scan.problems.append(f"{relative}: not a regular file")
 
 
 def _unchanged(entry: FileEntry | None, info: os.stat_result, started_ns: int) -> bool:
@@ -179,7 +78,7 @@ def _unchanged(entry: FileEntry | None, info: os.stat_result, started_ns: int) -
     )
 
 
-def _entry(path: str, copied: Copied, stored: Path) -> FileEntry:
+def _entry(path: str, copied: Copied) -> FileEntry:
     info = copied.source_stat
     return FileEntry(
         path=path,
@@ -190,57 +89,85 @@ def _entry(path: str, copied: Copied, stored: Path) -> FileEntry:
         ctime_ns=info.st_ctime_ns,
         ino=info.st_ino,
         dev=info.st_dev,
-        bino=os.lstat(stored).st_ino,
+        bino=copied.target_ino,
     )
 
 
-@dataclass
-class _Counters:
-    bytes_new: int = 0
-    linked: int = 0
-
-
 def _capture(
-    site: Site,
+    site_root: str,
     relative: str,
     info: os.stat_result,
-    target: Path,
-    parent_dir: Path | None,
+    target: str,
+    parent_dir: str | None,
     parent: FileEntry | None,
     started_ns: int,
-    counters: _Counters,
 ) -> FileEntry:
     """Link the file from the parent backup if unchanged, else copy and hash it from the site."""
     if parent_dir is not None and parent is not None and _unchanged(parent, info, started_ns):
+        stored_path = parent_dir + relative
         try:
-            stored = os.lstat(parent_dir / relative)
+            stored = os.lstat(stored_path)
             replaced = parent.bino and (stored.st_ino != parent.bino or stored.st_mtime_ns != parent.mtime_ns)
             if stored.st_size != parent.size or replaced:
                 # The parent's copy was truncated or replaced since it was made: never share it.
-                raise FileNotFoundError(errno.ENOENT, "parent copy changed", str(parent_dir / relative))
-            os.link(parent_dir / relative, target, follow_symlinks=False)
-            log.debug("%s: unchanged since %s, hard-linked", relative, parent_dir.name)
-            counters.linked += 1
+                raise FileNotFoundError(errno.ENOENT, "parent copy changed", stored_path)
+            os.link(stored_path, target, follow_symlinks=False)
             return parent
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.ENOENT, errno.EPERM):
                 raise
             # Different filesystem, too many links, or the parent lost the file: copy instead.
-            log.debug("%s: cannot link to %s (%s), copying", relative, parent_dir.name, exc.strerror or exc)
+            log.debug("%s: cannot link to %s (%s), copying", relative, stored_path, exc.strerror or exc)
     for attempt in range(COPY_RETRIES):
         try:
-            copied = copy_and_hash(site.path(relative), target, stat.S_IMODE(info.st_mode) & ~0o222)
             # The copy keeps the source's mtime (as cp -a would): a later replacement of it shows.
+            copied = copy_and_hash(site_root + relative, target, stat.S_IMODE(info.st_mode) & ~0o222)
             os.utime(target, ns=(copied.source_stat.st_atime_ns, copied.source_stat.st_mtime_ns))
-            counters.bytes_new += copied.size
-            log.debug("%s: copied, %d bytes", relative, copied.size)
-            return _entry(relative, copied, target)
+            return _entry(relative, copied)
         except FileChangedError:
-            target.unlink()
+            os.unlink(target)
             log.debug("%s: changed while copied (attempt %d of %d)", relative, attempt + 1, COPY_RETRIES)
             if attempt == COPY_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+Item = tuple[str, os.stat_result]
+Outcome = FileEntry | str | None  # the entry; a problem to record; None when deleted after the scan
+
+
+@dataclass
+class _Capturer:
+    """Captures files into the backup under construction."""
+
+    site_root: str
+    tmp: str
+    parent_dir: str | None
+    parent_index: dict[str, FileEntry]
+    started_ns: int
+
+    def one(self, item: Item) -> Outcome:
+        """Capture one file: its entry, or a sentence saying why it was left out."""
+        relative, info = item
+        try:
+            parent = self.parent_index.get(relative)
+            return _capture(
+                self.site_root,
+                relative,
+                info,
+                self.tmp + relative,
+                self.parent_dir,
+                parent,
+                self.started_ns,
+            )
+        except FileChangedError:
+            return f"{relative}: kept changing while it was read ({COPY_RETRIES} attempts)"
+        except OSError as exc:
+            if exc.filename and str(exc.filename).startswith(self.tmp):
+                raise  # a failure writing the backup (full disk, EIO) is fatal, not a skipped site file
+            if isinstance(exc, FileNotFoundError):
+                return None  # deleted after the scan: simply not part of this backup
+            return f"{relative}: cannot be read ({exc.strerror})"
 
 
 def build_backup(
@@ -277,7 +204,7 @@ def _build(  # the body of build_backup, with the site's write lock held
     started_ns = time.time_ns()
     backup_type = BackupType.for_categories(categories)
     backup_id = new_backup_id(backup_type, now)
-    scan = _scan(site, categories, excluded=[backup_dir])
+    scan = scan_site(site, categories, excluded=[backup_dir])
     if not scan.files and not scan.dirs:
         log.info("backup refused: nothing to back up in %s (%s)", site.root, ", ".join(categories))
         raise nothing_to_back_up(site, categories)
@@ -301,40 +228,34 @@ def _build(  # the body of build_backup, with the site's write lock held
     try:
         for directory in scan.dirs:
             (tmp / directory).mkdir(parents=True, exist_ok=True)
-        for relative, _ in files:
-            (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
-        parent_dir = backup_dir / parent[0].backup_id if parent else None
+        # Files the walk did not reach (declared file paths, recovery.toml) may need a parent of their own.
+        for folder in {relative.rpartition("/")[0] for relative, _ in files} - {"", *scan.dirs}:
+            (tmp / folder).mkdir(parents=True, exist_ok=True)
         log.info("backup %s: unchanged files are linked to %s", backup_id, parent[0].backup_id if parent else "none")
-        parent_index = parent[1].by_path() if parent else {}
-        counters = _Counters()
+        linked = bytes_new = 0
+        capture = _Capturer(
+            site_root=f"{site.root}/",
+            tmp=f"{tmp}/",
+            parent_dir=f"{backup_dir / parent[0].backup_id}/" if parent else None,
+            parent_index=parent[1].by_path() if parent else {},
+            started_ns=started_ns,
+        )
         total = sum(info.st_size for _, info in files)
         done = 0
         entries: list[FileEntry] = []
-
-        def capture(item: tuple[str, os.stat_result]) -> FileEntry | str | None:
-            relative, info = item
-            try:
-                return _capture(
-                    site, relative, info, tmp / relative, parent_dir, parent_index.get(relative), started_ns, counters
-                )
-            except FileChangedError:
-                return f"{relative}: kept changing while it was read ({COPY_RETRIES} attempts)"
-            except OSError as exc:
-                if exc.filename and str(exc.filename).startswith(str(tmp)):
-                    raise  # a failure writing the backup (full disk, EIO) is fatal, not a skipped site file
-                if isinstance(exc, FileNotFoundError):
-                    return None  # deleted after the scan: simply not part of this backup
-                return f"{relative}: cannot be read ({exc.strerror})"
-
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            for (_relative, info), outcome in zip(files, pool.map(capture, files), strict=True):
-                if isinstance(outcome, str):
-                    scan.problems.append(outcome)
-                elif outcome is not None:
-                    entries.append(outcome)
-                done += info.st_size
-                if progress:
-                    progress(done, total)
+        for (_, info), outcome in map_in_batches(capture.one, files, lambda item: item[1].st_size):
+            if isinstance(outcome, str):
+                scan.problems.append(outcome)
+            elif outcome is not None:
+                entries.append(outcome)
+                # A linked file's entry is its parent's own object; anything else was copied.
+                if outcome is capture.parent_index.get(outcome.path):
+                    linked += 1
+                else:
+                    bytes_new += outcome.size
+            done += info.st_size
+            if progress:
+                progress(done, total)
 
         sync_filesystem(tmp)  # every file durable before anything claims the backup is complete
         manifest = Manifest(
@@ -363,8 +284,8 @@ def _build(  # the body of build_backup, with the site's write lock held
             site_name=site.name,
             manifest_sha256=manifest_sha,
             sums_sha256=hashlib.sha256(sums).hexdigest(),
-            bytes_new=counters.bytes_new,
-            files_linked=counters.linked,
+            bytes_new=bytes_new,
+            files_linked=linked,
             duration_s=round(time.monotonic() - began, 3),
             problems=scan.problems,
         )

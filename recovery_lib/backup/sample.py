@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import random
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from recovery_lib.backup.listing import read_backups
 from recovery_lib.backup.model import PRE_RECOVERY_TAG, BackupMetadata, BackupStatus, FileEntry
-from recovery_lib.backup.verify import WORKERS, Problem, verify_backup_dir
+from recovery_lib.backup.verify import Problem, verify_backup_dir
 from recovery_lib.errors import InvalidArgumentError
+from recovery_lib.fsops.batches import map_in_batches
 from recovery_lib.fsops.fileio import hash_file
 from recovery_lib.rendering import name_all
 
@@ -180,16 +180,15 @@ def check_backups_sampled(backup_dir: Path, budget_bytes: int, seed: int | None 
             return exc
 
     bytes_hashed = 0
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for inode, outcome in zip(picked, pool.map(digest, picked), strict=True):
-            if not isinstance(outcome, OSError):
-                bytes_hashed += outcome[1]
-            for backup, entry in users[inode]:  # one read, judged against every manifest that lists it
-                backup.hashed += 1
-                if isinstance(outcome, OSError):
-                    backup.problems.append(Problem(entry.path, "unreadable", outcome.strerror or str(outcome)))
-                elif outcome[0] != entry.sha256:
-                    backup.problems.append(Problem(entry.path, "hash", "contents differ from the manifest (corrupted)"))
+    for inode, outcome in map_in_batches(digest, picked, lambda inode: users[inode][0][1].size):
+        if not isinstance(outcome, OSError):
+            bytes_hashed += outcome[1]
+        for backup, entry in users[inode]:  # one read, judged against every manifest that lists it
+            backup.hashed += 1
+            if isinstance(outcome, OSError):
+                backup.problems.append(Problem(entry.path, "unreadable", outcome.strerror or str(outcome)))
+            elif outcome[0] != entry.sha256:
+                backup.problems.append(Problem(entry.path, "hash", "contents differ from the manifest (corrupted)"))
 
     checks = [_result(backup) for backup in backups]
     checks += [

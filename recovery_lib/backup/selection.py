@@ -115,9 +115,10 @@ def replica_next_step(site: Site, needs: tuple[str, ...]) -> str:
 
 
 def pick_parent(backups: Iterable[BackupMetadata], verify: Verify) -> tuple[BackupMetadata, Manifest] | None:
-    """The newest SUCCESS backup whose structure verifies: a new backup links unchanged files from it.
+    """The newest SUCCESS backup that ``verify`` passes: a new backup links unchanged files from it.
 
-    A damaged backup is never a parent, so its damage is not shared into new backups.
+    A backup whose documents are damaged is never a parent; a file whose stored copy was truncated or
+    replaced is copied afresh instead of linked (backup/create.py), so damage is not shared into new backups.
     """
     for metadata in backups:
         if metadata.status is BackupStatus.SUCCESS:

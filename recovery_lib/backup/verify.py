@@ -6,13 +6,14 @@ manifest / SHA256SUMS / metadata edited). A backup that does not verify is never
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import stat
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from recovery_lib.backup.model import (
@@ -22,17 +23,17 @@ from recovery_lib.backup.model import (
     BackupError,
     BackupMetadata,
     BackupStatus,
+    FileEntry,
     Manifest,
     parse_manifest,
     read_metadata,
     render_sums,
 )
-from recovery_lib.fsops.fileio import hash_file
+from recovery_lib.fsops.batches import map_in_batches
+from recovery_lib.fsops.fileio import hash_fd, open_for_reading
 from recovery_lib.rendering import name_all
 
 log = logging.getLogger(__name__)
-
-WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,14 @@ def verify_backup_dir(
     read_data: bool = True,
     progress: Callable[[int, int], None] | None = None,
     hash_only: Callable[[str], bool] | None = None,
+    tree: bool = True,
 ) -> VerifyReport:
     """Check a backup directory against its own metadata, manifest and SHA256SUMS.
 
     ``hash_only`` limits the content hashing to the files it accepts (a restore hashes the files it
-    restores while staging them, so it reads each backup file once); the structure is always checked.
+    restores while staging them, so it reads each backup file once). The structure (every file
+    present, none extra, sizes) is checked unless ``tree`` is False: then only the three documents
+    are, for a parent of a new backup, which checks each file it links as it links it.
     """
     report = VerifyReport(backup_id=backup_path.name, read_data=read_data)
     try:
@@ -144,11 +148,23 @@ def verify_backup_dir(
         report.problems.append(
             Problem(METADATA, "metadata", f"says {metadata.files_count} files, manifest lists {len(manifest.files)}")
         )
-    _check_tree(backup_path, manifest, report)
+    hashed = [e for e in manifest.files if hash_only is None or hash_only(e.path)] if read_data else []
+    if tree:
+        _check_listing(backup_path, manifest, report)
+        # A file that is hashed has its type and size checked on its open descriptor; the rest by lstat.
+        hashed_paths = {e.path for e in hashed} if len(hashed) < len(manifest.files) else None
+        rest = [e for e in manifest.files if e.path not in hashed_paths] if hashed_paths is not None else []
+        _check_entries(backup_path, rest, report)
     if read_data:
-        _check_contents(backup_path, manifest, report, progress, hash_only)
+        _check_contents(backup_path, hashed, report, progress)
     report.files_checked = len(manifest.files)
     return _logged(report)
+
+
+def verify_documents(backup_path: Path) -> VerifyReport:
+    """metadata.json, manifest.json and SHA256SUMS of a backup, not its files: enough for the parent of a
+    new backup, which checks each file it links as it links it (backup/create.py)."""
+    return verify_backup_dir(backup_path, read_data=False, tree=False)
 
 
 def _logged(report: VerifyReport) -> VerifyReport:
@@ -159,12 +175,13 @@ def _logged(report: VerifyReport) -> VerifyReport:
     return report
 
 
-def _check_tree(backup_path: Path, manifest: Manifest, report: VerifyReport) -> None:
-    expected = {entry.path: entry for entry in manifest.files}
+def _check_listing(backup_path: Path, manifest: Manifest, report: VerifyReport) -> None:
+    """Directories and files present in the backup but not in the manifest, and symlinked directories."""
+    expected = {entry.path for entry in manifest.files}
     expected_dirs = set(manifest.dirs)
-    for entry in manifest.files:
-        parts = entry.path.split("/")
-        expected_dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    for parent in {path.rpartition("/")[0] for path in expected} - {""}:  # a few hundred folders
+        parts = parent.split("/")
+        expected_dirs.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
     for folder, dirs, files in os.walk(backup_path):
         relative_folder = Path(folder).relative_to(backup_path).as_posix()
         prefix = "" if relative_folder == "." else relative_folder + "/"
@@ -181,50 +198,75 @@ def _check_tree(backup_path: Path, manifest: Manifest, report: VerifyReport) -> 
                 continue
             if relative not in expected:
                 report.problems.append(Problem(relative, "extra", "file not in the manifest"))
-    for entry in manifest.files:
+
+
+def _check_entries(backup_path: Path, entries: list[FileEntry], report: VerifyReport) -> None:
+    """Each listed file present, a regular file (not a symlink) of the manifest's size: by lstat."""
+    root = f"{backup_path}/"
+    for entry in entries:
         try:
-            info = os.lstat(backup_path / entry.path)
+            info = os.lstat(root + entry.path)
         except FileNotFoundError:
-            report.problems.append(Problem(entry.path, "missing", "listed in the manifest, absent from the backup"))
+            report.problems.append(Problem(entry.path, "missing", MISSING))
             continue
         except OSError as exc:
             report.problems.append(Problem(entry.path, "unreadable", exc.strerror or str(exc)))
             continue
-        if stat.S_ISLNK(info.st_mode):
-            report.problems.append(Problem(entry.path, "symlink", "replaced by a symlink"))
-        elif not stat.S_ISREG(info.st_mode):
-            report.problems.append(Problem(entry.path, "missing", "not a regular file"))
-        elif info.st_size != entry.size:
-            report.problems.append(Problem(entry.path, "size", f"{info.st_size} bytes, manifest says {entry.size}"))
+        if problem := _wrong_kind_or_size(entry, info):
+            report.problems.append(problem)
+
+
+MISSING = "listed in the manifest, absent from the backup"
+
+
+def _wrong_kind_or_size(entry: FileEntry, info: os.stat_result) -> Problem | None:
+    if stat.S_ISLNK(info.st_mode):
+        return Problem(entry.path, "symlink", "replaced by a symlink")
+    if not stat.S_ISREG(info.st_mode):
+        return Problem(entry.path, "missing", "not a regular file")
+    if info.st_size != entry.size:
+        return Problem(entry.path, "size", f"{info.st_size} bytes, manifest says {entry.size}")
+    return None
+
+
+def _digest(root: str, entry: FileEntry) -> tuple[str, int] | Problem:
+    """The hash of one backup file, or what is wrong with it (checked on the open descriptor first)."""
+    try:
+        fd = open_for_reading(root + entry.path)
+    except FileNotFoundError:
+        return Problem(entry.path, "missing", MISSING)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
+            return Problem(entry.path, "symlink", "replaced by a symlink")
+        return Problem(entry.path, "unreadable", exc.strerror or str(exc))
+    try:
+        info = os.fstat(fd)
+        if problem := _wrong_kind_or_size(entry, info):
+            return problem
+        return hash_fd(fd, info.st_size)
+    except OSError as exc:
+        return Problem(entry.path, "unreadable", exc.strerror or str(exc))
+    finally:
+        os.close(fd)
 
 
 def _check_contents(
     backup_path: Path,
-    manifest: Manifest,
+    entries: list[FileEntry],
     report: VerifyReport,
     progress: Callable[[int, int], None] | None,
-    hash_only: Callable[[str], bool] | None = None,
 ) -> None:
-    broken = {p.path for p in report.problems}
-    entries = [e for e in manifest.files if e.path not in broken and (hash_only is None or hash_only(e.path))]
     total = sum(entry.size for entry in entries)
-
-    def digest(entry_path: str) -> tuple[str, int] | OSError:
-        try:
-            return hash_file(backup_path / entry_path)
-        except OSError as exc:
-            return exc
-
+    root = f"{backup_path}/"
     done = 0
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for entry, outcome in zip(entries, pool.map(digest, [e.path for e in entries]), strict=True):
-            if isinstance(outcome, OSError):
-                report.problems.append(Problem(entry.path, "unreadable", outcome.strerror or str(outcome)))
-                continue
-            sha, size = outcome
-            report.bytes_read += size
-            if sha != entry.sha256:
-                report.problems.append(Problem(entry.path, "hash", "contents differ from the manifest (corrupted)"))
-            done += entry.size
-            if progress:
-                progress(done, total)
+    for entry, outcome in map_in_batches(partial(_digest, root), entries, lambda e: e.size):
+        if isinstance(outcome, Problem):
+            report.problems.append(outcome)
+            continue
+        sha, size = outcome
+        report.bytes_read += size
+        if sha != entry.sha256:
+            report.problems.append(Problem(entry.path, "hash", "contents differ from the manifest (corrupted)"))
+        done += entry.size
+        if progress:
+            progress(done, total)

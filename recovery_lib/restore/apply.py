@@ -15,14 +15,14 @@ import secrets
 import stat
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from recovery_lib.backup.model import Manifest
 from recovery_lib.backup.store import backup_path
 from recovery_lib.errors import RestoreError
+from recovery_lib.fsops.batches import map_in_batches
 from recovery_lib.fsops.fileio import copy_and_hash, hash_file, sync_filesystem
-from recovery_lib.fsops.paths import is_within
+from recovery_lib.fsops.paths import is_within, within
 from recovery_lib.restore.journal import JOURNAL_NAME, Journal, cleanup, swap_in
 from recovery_lib.restore.plan import Action, FileAction, RestorePlan, RestoreResult, site_tree
 from recovery_lib.restore.preflight import refuse_if_changed, refuse_if_running, running_blockers, verify_for_apply
@@ -31,7 +31,7 @@ from recovery_lib.site.config import Site
 
 log = logging.getLogger(__name__)
 
-WORKERS = 2
+WORKERS = 2  # threads that stage files (a test sets 1 to crash at a known file)
 
 
 def apply_plan(
@@ -101,9 +101,11 @@ def _stage(
         if is_within(directory, tops):
             (staging / directory).mkdir(parents=True, exist_ok=True)
     work = [a for a in plan.actions if a.action is not Action.DELETE]
-    for action in work:
-        (staging / action.path).parent.mkdir(parents=True, exist_ok=True)
+    made = {"", *manifest.dirs}
+    for folder in {a.path.rpartition("/")[0] for a in work} - made:  # parents the manifest did not list
+        (staging / folder).mkdir(parents=True, exist_ok=True)
     total = sum(a.size for a in work if a.action is not Action.UNCHANGED)
+    site, backup, staged = f"{site_root}/", f"{backup_path}/", f"{staging}/"  # strings: a Path per file costs
 
     def corrupted(path: str) -> RestoreError:
         return RestoreError(
@@ -114,31 +116,29 @@ def _stage(
     def place(action: FileAction) -> int:
         """Every backup file is read exactly once: copied and hashed, or (unchanged) only hashed."""
         entry = entries[action.path]
-        target = staging / action.path
+        target = staged + action.path
         if action.action is Action.UNCHANGED:
-            source = site_root / action.path
+            source = site + action.path
             # Linking shares the inode with the live file, so only when no chmod is needed.
             if stat.S_IMODE(os.lstat(source).st_mode) == entry.mode:
-                if hash_file(backup_path / action.path)[0] != entry.sha256:
+                if hash_file(backup + action.path)[0] != entry.sha256:
                     raise corrupted(action.path)
                 try:
                     os.link(source, target, follow_symlinks=False)
                     return 0
                 except OSError:
                     pass  # another filesystem or link limit: copy it like the rest
-        copied = copy_and_hash(backup_path / action.path, target, entry.mode)
+        copied = copy_and_hash(backup + action.path, target, entry.mode)
         if copied.sha256 != entry.sha256 or copied.size != entry.size:
             raise corrupted(action.path)
         os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns))
         return copied.size
 
-    written = files = 0
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for size in pool.map(place, work):
-            written += size
-            files += 1 if size or not entries else 0
-            if progress:
-                progress(written, total)
+    written = 0
+    for _, size in map_in_batches(place, work, lambda action: action.size, workers=WORKERS):
+        written += size
+        if progress:
+            progress(written, total)
     return sum(1 for a in work if a.action is not Action.UNCHANGED), written
 
 
@@ -146,7 +146,8 @@ def _verify_result(site_root: Path, plan: RestorePlan, manifest: Manifest) -> li
     """After the swap: the restored trees hold exactly the backup's files, at the right sizes."""
     problems = []
     for category, tops in plan.tops.items():
-        expected = {e.path: e for e in manifest.files if is_within(e.path, tops)}
+        inside = within(tops)
+        expected = {e.path: e for e in manifest.files if inside(e.path)}
         present: dict[str, os.stat_result] = {}
         for top in tops:
             present.update(site_tree(site_root, top))

@@ -25,7 +25,7 @@ from typing import Any
 from recovery_lib.backup.model import BackupMetadata, FileEntry, Manifest
 from recovery_lib.errors import RestoreError
 from recovery_lib.fsops.fileio import hash_file
-from recovery_lib.fsops.paths import UnsafePathError, assert_no_symlink_parents, is_within
+from recovery_lib.fsops.paths import UnsafePathError, assert_no_symlink_parents, is_within, within
 from recovery_lib.rendering import human_time, name_all
 from recovery_lib.site.config import Site
 
@@ -315,7 +315,8 @@ def make_plan(
     actions: list[FileAction] = []
     created_ns = int(metadata.created.timestamp() * 1_000_000) * 1000
     for category, category_tops in tops.items():
-        backup_files = {e.path: e for e in manifest.files if is_within(e.path, category_tops)}
+        inside = within(category_tops)
+        backup_files = {e.path: e for e in manifest.files if inside(e.path)}
         present: dict[str, os.stat_result] = {}
         for top in category_tops:
             present.update(site_tree(site.root, top))

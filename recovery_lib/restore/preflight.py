@@ -17,7 +17,7 @@ from pathlib import Path
 from recovery_lib.backup.model import CATEGORIES, BackupMetadata, BackupStatus, Manifest
 from recovery_lib.backup.verify import VerifyReport, verify_backup_dir
 from recovery_lib.errors import RecoveryError, RestoreError
-from recovery_lib.fsops.paths import is_within
+from recovery_lib.fsops.paths import within
 from recovery_lib.restore.plan import RestorePlan, RestoreResult, site_fingerprint
 from recovery_lib.site.config import Site
 from recovery_lib.site.process import process_status
@@ -99,12 +99,12 @@ def verify_for_apply(backup_path: Path, plan: RestorePlan, progress: Callable[[i
     """Check every byte of the backup before the site is touched (the pre-recovery backup included):
     a backup that fails is never restored from, not even the categories that verify. Files outside
     the restored paths are hashed here; the restored ones while they are staged."""
-    restored = [top for tops in plan.tops.values() for top in tops]
+    restored = within(top for tops in plan.tops.values() for top in tops)
     report = verify_backup_dir(
         backup_path,
         read_data=True,
         progress=progress,
-        hash_only=lambda path: not is_within(path, restored),
+        hash_only=lambda path: not restored(path),
     )
     return verified_manifest(plan.backup_id, report)
 

@@ -262,8 +262,8 @@ def test_file_deleted_between_scan_and_copy_is_simply_not_in_the_backup(
     real = create.copy_and_hash
 
     def vanish_first(source: Path, target: Path, mode: int):  # noqa: ANN202
-        if source.name == transient.name:
-            source.unlink()
+        if Path(source).name == transient.name:
+            Path(source).unlink()
         return real(source, target, mode)
 
     monkeypatch.setattr(create, "copy_and_hash", vanish_first)

@@ -123,7 +123,7 @@ def test_partial_backup_exits_1_and_names_the_file(
     real = create.copy_and_hash
 
     def unreadable(source: Path, target: Path, mode: int):  # noqa: ANN202
-        if source.name == "trades.csv":
+        if Path(source).name == "trades.csv":
             raise PermissionError(13, "Permission denied", str(source))
         return real(source, target, mode)
 
