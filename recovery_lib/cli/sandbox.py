@@ -27,9 +27,15 @@ def add_commands(commands: Any, site_option: SiteOption) -> None:
         "create",
         help="create a realistic Peak_Trade-like site in DIR",
         description="Create a sandbox site: config, state, trades and positions that agree, daily fill "
-        "reports, a simulated exchange, and the marker that lets fault injection touch it. "
+        "reports (data/reports/YYYY/MM/), optionally a market-data cache of small files (data/cache/), "
+        "a simulated exchange, and the marker that lets fault injection touch it. "
         "DIR must be new, empty, or (with --force) an existing sandbox.",
-        epilog="Example: recovery sandbox create /tmp/big --trades 2000000 --size 1G",
+        epilog="Examples:\n"
+        "  a 1 GB site of a few large files:\n"
+        "    recovery sandbox create /tmp/big --trades 2000000 --size 1G\n"
+        "  a site of 20,000 files (10 years of daily reports, 16,350 candle files of 1-8 KB), 170 MiB:\n"
+        "    recovery sandbox create /tmp/many --trades 100000 --reports 3650 --cache-files 16350 --size 170M",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     create.add_argument("dir", metavar="DIR", help="where to create the site")
     create.add_argument(
@@ -54,10 +60,18 @@ def add_commands(commands: Any, site_option: SiteOption) -> None:
         help=f"rows per report when no --size is given (default {SandboxSpec.report_rows})",
     )
     create.add_argument(
+        "--cache-files",
+        type=_non_negative_int,
+        default=SandboxSpec.cache_files,
+        metavar="N",
+        help="market-data cache: N candle files of 1-8 KB, one per symbol and day, under "
+        f"data/cache/SYMBOL/YYYY-MM/ (default {SandboxSpec.cache_files})",
+    )
+    create.add_argument(
         "--size",
         type=_size,
         metavar="SIZE",
-        help="grow the reports until the site holds SIZE bytes (e.g. 500M, 1G, 4G)",
+        help="grow the reports until the site holds SIZE bytes (e.g. 500M, 1G, 4G); the cache counts towards it",
     )
     create.add_argument("--seed", type=int, default=SandboxSpec.seed, help="random seed (same seed, same site)")
     create.add_argument("--force", action="store_true", help="replace DIR if it already holds a sandbox")
@@ -116,22 +130,28 @@ class _ProgressPrinter:
 def cmd_sandbox_create(args: argparse.Namespace, out: TextIO) -> int:
     """``recovery sandbox create DIR``."""
     spec = SandboxSpec(
-        trades=args.trades, reports=args.reports, report_rows=args.report_rows, seed=args.seed, size_bytes=args.size
+        trades=args.trades,
+        reports=args.reports,
+        report_rows=args.report_rows,
+        cache_files=args.cache_files,
+        seed=args.seed,
+        size_bytes=args.size,
     )
     printer = None if args.quiet else _ProgressPrinter(sys.stderr)
     summary = create_sandbox(args.dir, spec, force=args.force, progress=printer)
     if printer:
         printer.finish()
     log.info(
-        "sandbox created at %s: %d trades, %d reports, %d bytes",
+        "sandbox created at %s: %d trades, %d reports, %d cache files, %d bytes",
         summary.root,
         summary.trades,
         summary.reports,
+        summary.cache_files,
         summary.bytes_written,
     )
     out.write(
         f"Sandbox site created at {summary.root}: {summary.trades} trades, {summary.reports} reports, "
-        f"{summary.bytes_written / 1e6:.1f} MB in {summary.seconds:.1f} s.\n"
+        f"{summary.cache_files} cache files, {summary.bytes_written / 1e6:.1f} MB in {summary.seconds:.1f} s.\n"
         f"Schedule installed: {summary.schedule}.\n"
         f"Use it with --site {summary.root} or export {SITE_ENV}={summary.root}\n"
     )

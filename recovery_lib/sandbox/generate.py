@@ -1,10 +1,11 @@
 """Build a realistic Peak_Trade-like sandbox site of any size, fast and in flat memory.
 
 Trades are generated in chunks with numpy and written by :mod:`.csvfast`; positions are the exact
-net of the trades (quantities are integers of 1e-4 units until they are printed); report files,
-which carry the bulk of a large site, are written by two processes in parallel. The site is built
-in a hidden sibling directory and renamed into place, so a half-built sandbox never appears. Its
-recovery.toml names a ``file://`` replica beside it (``<DIR>-offsite``, see :mod:`.destination`).
+net of the trades (quantities are integers of 1e-4 units until printed); daily reports (``data/
+reports/YYYY/MM/``), the bulk of a large site, are written by two processes in parallel; a market-data
+cache of small files (:mod:`.cache`) is optional. The site is built in a hidden sibling directory and
+renamed into place, so a half-built sandbox never appears. Its recovery.toml names a ``file://``
+replica beside it (``<DIR>-offsite``, see :mod:`.destination`).
 
 The simulated exchange in ``exchange/`` starts with balances equal to the positions and an empty
 fill log (``my_trades.csv``, header only): its history through the API begins when the sandbox is
@@ -32,6 +33,7 @@ import numpy as np
 from recovery_lib import clock
 from recovery_lib.errors import InvalidArgumentError, SiteError
 from recovery_lib.sandbox import csvfast
+from recovery_lib.sandbox.cache import write_market_cache
 from recovery_lib.sandbox.destination import (
     REPLICA_NAME,
     prepare_destination,
@@ -76,6 +78,7 @@ class SandboxSpec:
     trades: int = 5_000
     reports: int = 30
     report_rows: int = 200
+    cache_files: int = 0  # small candle files under data/cache/ (see .cache)
     seed: int = 7
     size_bytes: int | None = None
     now: datetime | None = None
@@ -90,6 +93,7 @@ class SandboxSummary:
     reports: int
     bytes_written: int
     seconds: float
+    cache_files: int = 0
     positions: dict[str, float] = field(default_factory=dict)
     schedule: str = ""  # where its schedule was installed
 
@@ -200,12 +204,16 @@ def write_fills_report(path: str, seed: int, index: int, day_start: int, budget_
     written = 0
     next_id = 1
     expected_rows = max(budget_bytes // 60, 1) if budget_bytes else max(rows, 1)
+    planned = expected_rows * 11 // 10 + 64 if budget_bytes else rows  # a small report draws few rows
     with open(path, "wb") as handle:
         written += handle.write(FILLS_HEADER)
         while True:
-            chunk = min(CHUNK_ROWS, rows - next_id + 1) if not budget_bytes else CHUNK_ROWS
-            if chunk <= 0:
+            chunk = min(CHUNK_ROWS, planned - next_id + 1)
+            if chunk <= 0 and not budget_bytes:
                 break
+            if chunk <= 0:  # the rows came out shorter than the budget expected: draw some more
+                planned += expected_rows // 10 + 64
+                continue
             ids = np.arange(next_id, next_id + chunk, dtype=np.int64)
             stamps = day_start + np.minimum(ids * 86_400 // expected_rows, 86_399)
             symbol, side, qty, price = _trade_columns(rng, chunk)
@@ -239,7 +247,9 @@ def _write_reports(
     for index in range(spec.reports):
         day_start = today - 86_400 * (spec.reports - index)
         day = datetime.fromtimestamp(day_start, UTC).strftime("%Y-%m-%d")
-        path = reports_dir / f"fills_{day}_{index:04d}.csv"
+        path = reports_dir / day[:4] / day[5:7] / f"fills_{day}_{index:04d}.csv"
+        if index == 0 or day.endswith("-01"):  # the first report of a month
+            path.parent.mkdir(parents=True, exist_ok=True)
         jobs.append((str(path), spec.seed, index, day_start, per_report, spec.report_rows))
     written = 0
     if budget < 64 * 1024 * 1024 or (os.cpu_count() or 1) < 2:
@@ -267,8 +277,8 @@ def create_sandbox(
     ``force``. ``progress(done_bytes, total_bytes, phase)`` is called as data is written.
     """
     spec = spec or SandboxSpec()
-    if spec.trades < 1 or spec.reports < 0 or spec.report_rows < 0:
-        raise InvalidArgumentError("trades must be >= 1, reports and report rows >= 0")
+    if spec.trades < 1 or min(spec.reports, spec.report_rows, spec.cache_files) < 0:
+        raise InvalidArgumentError("trades must be >= 1, reports, report rows and cache files >= 0")
     began = time.monotonic()
     now = (spec.now or clock.now()).astimezone(UTC).replace(microsecond=0)
     dest = Path(dest).expanduser().absolute()
@@ -281,7 +291,7 @@ def create_sandbox(
         ) from exc
     report = progress or (lambda done, total, phase: None)
     estimated_trades = spec.trades * 56
-    total = max(spec.size_bytes or 0, estimated_trades + spec.reports * spec.report_rows * 62)
+    total = max(spec.size_bytes or 0, estimated_trades + spec.reports * spec.report_rows * 62 + spec.cache_files * 3800)
 
     staging = dest.parent / f".{dest.name}.creating-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -292,10 +302,12 @@ def create_sandbox(
         positions = book.positions_csv()
         (staging / "data/positions.csv").write_text(positions)
         small = _write_small_files(staging, dest, spec, now, book)
+        small += write_market_cache(staging, spec.cache_files, spec.seed, now, SYMBOLS)
+        report(trade_bytes + small, total, "cache")
         budget = max((spec.size_bytes or 0) - trade_bytes - len(positions) - small, 0) if spec.size_bytes else 0
         if spec.size_bytes and budget and spec.reports == 0:
             raise InvalidArgumentError("a size target needs at least one report to fill (use --reports N with N >= 1)")
-        report_bytes = _write_reports(staging / "data/reports", spec, now, budget, report, trade_bytes, total)
+        report_bytes = _write_reports(staging / "data/reports", spec, now, budget, report, trade_bytes + small, total)
         _swap_into_place(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -308,6 +320,7 @@ def create_sandbox(
         reports=spec.reports,
         bytes_written=trade_bytes + len(positions) + small + report_bytes,
         seconds=time.monotonic() - began,
+        cache_files=spec.cache_files,
         positions={name: units / UNITS for name, units in book.net.items()},
         schedule=f"systemd units in {plan.where} (a directory systemd does not read: they never run by themselves)",
     )
@@ -351,6 +364,7 @@ def _write_small_files(root: Path, dest: Path, spec: SandboxSpec, now: datetime,
                 "seed": spec.seed,
                 "trades": spec.trades,
                 "reports": spec.reports,
+                "cache_files": spec.cache_files,
             },
             indent=2,
         ),

@@ -16,9 +16,9 @@ SITE_FILES = (
     "state/strategy_state.json",
     "data/positions.csv",
     "data/trades.csv",
-    "data/reports/fills_2026-11-17_0000.csv",
-    "data/reports/fills_2026-11-18_0001.csv",
-    "data/reports/fills_2026-11-19_0002.csv",
+    "data/reports/2026/11/fills_2026-11-17_0000.csv",
+    "data/reports/2026/11/fills_2026-11-18_0001.csv",
+    "data/reports/2026/11/fills_2026-11-19_0002.csv",
 )
 SETTINGS_FILE = "recovery.toml"  # every backup holds the site's recovery.toml too (backup/sitefile.py)
 BACKED_UP = (*SITE_FILES, SETTINGS_FILE)  # what a full backup of the sandbox holds

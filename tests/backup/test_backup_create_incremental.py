@@ -188,7 +188,7 @@ def test_earlier_backups_never_change(sandbox: Path) -> None:
     rewrite_same_size(sandbox / "config" / "config.toml")
     (sandbox / "data" / "reports" / "fills_2026-11-20_0003.csv").write_text("ts,qty\n")
     backup()
-    (sandbox / "data" / "reports" / "fills_2026-11-17_0000.csv").unlink()
+    (sandbox / "data" / "reports" / "2026" / "11" / "fills_2026-11-17_0000.csv").unlink()
     (sandbox / "state" / "strategy_state.json").write_text("{}")
     backup()
     backup()

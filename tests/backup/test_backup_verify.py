@@ -26,7 +26,7 @@ from recovery_lib.manager import BackupIncomplete, RecoveryManager
 
 TRADES = "data/trades.csv"
 POSITIONS = "data/positions.csv"
-REPORT = "data/reports/fills_2026-11-18_0001.csv"
+REPORT = "data/reports/2026/11/fills_2026-11-18_0001.csv"
 SESSION = "state/session.json"
 
 

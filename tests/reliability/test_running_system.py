@@ -173,7 +173,7 @@ def damage(root: Path) -> None:
     """Change every category (keeping trades.csv readable: the trading process loads it)."""
     (root / "config/config.toml").write_text('[trading\nstrategy = "unterminated\n')
     (root / "state/strategy_state.json").write_text('{"damaged": true}\n')
-    reports = sorted((root / "data/reports").iterdir())
+    reports = sorted((root / "data/reports").rglob("*.csv"))
     reports[0].unlink()
     (root / "data/reports/stray.csv").write_text("not in the backup\n")
 

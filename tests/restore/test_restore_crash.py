@@ -92,7 +92,7 @@ def damage(site: Path) -> None:
     for path in sorted((site / "data").rglob("*.csv")):
         with open(path, "ab") as handle:  # every data file must be copied back
             handle.write(b"garbage,row\n")
-    next(iter(sorted((site / "data/reports").iterdir()))).unlink()
+    next(iter(sorted((site / "data/reports").rglob("*.csv")))).unlink()
     (site / "data/reports/stray.csv").write_text("fill_id\n1\n")
 
 

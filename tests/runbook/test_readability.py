@@ -75,7 +75,7 @@ def newer_site(sandbox: Path) -> tuple[RecoveryManager, str]:
     with (sandbox / TRADES).open("a") as handle:
         for n in range(402):
             handle.write(f"{900000 + n},{last[1]},{last[2]},buy,1.0000,{last[5]}\n")
-    for report in sorted((sandbox / "data/reports").glob("*.csv"))[:2]:
+    for report in sorted((sandbox / "data/reports").rglob("*.csv"))[:2]:
         report.unlink()
     for n in range(3):
         (sandbox / f"data/reports/late_{n}.csv").write_text("fill_id\n1\n2\n")

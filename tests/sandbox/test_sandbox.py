@@ -52,12 +52,13 @@ def test_layout(sandbox: Path, sandbox_template: Path) -> None:
         assert (sandbox / relative).is_file(), relative
     for relative in ("run", "backups"):
         assert (sandbox / relative).is_dir(), relative
-    reports = sorted((sandbox / "data/reports").glob("*.csv"))
-    assert [p.name for p in reports] == [
-        "fills_2026-11-17_0000.csv",
-        "fills_2026-11-18_0001.csv",
-        "fills_2026-11-19_0002.csv",
+    reports = sorted((sandbox / "data/reports").rglob("*.csv"))
+    assert [str(p.relative_to(sandbox)) for p in reports] == [
+        "data/reports/2026/11/fills_2026-11-17_0000.csv",
+        "data/reports/2026/11/fills_2026-11-18_0001.csv",
+        "data/reports/2026/11/fills_2026-11-19_0002.csv",
     ]
+    assert not (sandbox / "data/cache").exists()  # the default site has no cache
     for report in reports:
         rows = read_rows(report)
         assert len(rows) == SANDBOX_SPEC.report_rows
@@ -75,6 +76,7 @@ def test_marker_state_and_site_config(sandbox: Path) -> None:
         "seed": SANDBOX_SPEC.seed,
         "trades": SANDBOX_SPEC.trades,
         "reports": SANDBOX_SPEC.reports,
+        "cache_files": 0,
     }
     session = json.loads((sandbox / "state/session.json").read_text())
     assert session == {"last_trade_id": 500, "trade_count": 500, "updated_at": NOW_TEXT}
@@ -175,7 +177,7 @@ def test_size_target_is_met_with_whole_rows(tmp_path: Path) -> None:
     on_disk = site_bytes(tmp_path / "big")
     assert summary.bytes_written == on_disk
     assert abs(on_disk - target) <= 0.02 * target
-    reports = sorted((tmp_path / "big/data/reports").glob("*.csv"))
+    reports = sorted((tmp_path / "big/data/reports").rglob("*.csv"))
     assert len(reports) == 4
     for report in reports:
         data = report.read_bytes()
