@@ -16,7 +16,7 @@ help:
 	@echo "make soak   the reliability suite with its loops run much longer (--long)"
 	@echo "make lab    JupyterLab on notebooks/ with the sandbox as the site"
 	@echo "make notebooks-clean  strip outputs and editor metadata from notebooks/ before committing (docs/notebooks.md)"
-	@echo "make bench  speed benchmarks (see benchmarks/README.md)"
+	@echo "make bench  speed benchmarks as one table (REPLICA=1 adds the replica benchmark; benchmarks/README.md)"
 	@echo "make clean  remove .venv and outputs/"
 
 # One virtualenv for everything; re-installed when pyproject.toml changes.
@@ -64,11 +64,9 @@ lab: $(VENV)/.lab-installed
 notebooks-clean: $(INSTALLED)
 	$(BIN)/python tools/clean_notebooks.py
 
+# One table of every benchmark (benchmarks/README.md); REPLICA=1 adds bench_replica.py (5-10 minutes more).
 bench: $(INSTALLED)
-	$(BIN)/python benchmarks/bench_sandbox.py
-	$(BIN)/python benchmarks/bench_backup.py
-	$(BIN)/python benchmarks/bench_replica.py
-	$(BIN)/python benchmarks/bench_drill.py
+	$(BIN)/python benchmarks/bench.py $(if $(REPLICA),--replica)
 
 clean:
 	find outputs -mindepth 1 ! -name README.md -exec rm -rf {} +
