@@ -288,10 +288,11 @@ _ENTRY_KEYS = frozenset(ENTRY_FIELDS)
 
 def _file_entry(item: dict[str, Any]) -> FileEntry:
     """A manifest's file object as a FileEntry: the dataclass's own __init__ only when fields are
-    missing or unknown (it raises for the unknown), else filled directly (four times faster)."""
+    missing or unknown (it raises for the unknown), else the parsed dict becomes its attributes
+    (four times faster, and no second dict per file)."""
     if type(item) is dict and item.keys() == _ENTRY_KEYS:
         entry = object.__new__(FileEntry)
-        entry.__dict__.update(item)
+        object.__setattr__(entry, "__dict__", item)  # the parsed dict itself: no copy of 20,000 dicts
         return entry
     return FileEntry(**item)
 
