@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 TMP_PREFIX = ".tmp-"
 RACY_WINDOW_NS = 3_000_000_000  # a file modified this close to the backup start is re-hashed
 COPY_RETRIES = 3  # a file that keeps changing while read (a live log) is given up after this
+# The parent's copy cannot be reached (a folder of it chmodded 000, replaced by a file or a symlink
+# loop): the parent is only a source of links, so the file is copied from the site instead. Errors of
+# the new backup's own files are not among these in practice, and would fail the copy that follows.
+_PARENT_DAMAGED = (errno.EACCES, errno.ENOTDIR, errno.ELOOP)
 
 Progress = Callable[[int, int], None]
 
@@ -108,13 +112,15 @@ def _capture(
         try:
             stored = os.lstat(stored_path)
             replaced = parent.bino and (stored.st_ino != parent.bino or stored.st_mtime_ns != parent.mtime_ns)
-            if stored.st_size != parent.size or replaced:
-                # The parent's copy was truncated or replaced since it was made: never share it.
+            # A chmod of the shared inode (e.g. 000) would make the new backup unreadable too.
+            rechmodded = stat.S_IMODE(stored.st_mode) != parent.mode & ~0o222
+            if stored.st_size != parent.size or replaced or rechmodded:
+                # The parent's copy was truncated, replaced or re-chmodded since it was made: never share it.
                 raise FileNotFoundError(errno.ENOENT, "parent copy changed", stored_path)
             os.link(stored_path, target, follow_symlinks=False)
             return parent
         except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.ENOENT, errno.EPERM):
+            if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.ENOENT, errno.EPERM) + _PARENT_DAMAGED:
                 raise
             # Different filesystem, too many links, or the parent lost the file: copy instead.
             log.debug("%s: cannot link to %s (%s), copying", relative, stored_path, exc.strerror or exc)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -268,10 +269,13 @@ def _parse(raw: bytes, source: str) -> Manifest:
             if not path.startswith(below) and not is_within(path, tops):
                 raise BackupError(f"{source}: manifest path {path!r} lies outside the backup's categories")
             numbers = (entry.size, entry.mode, entry.mtime_ns, entry.ctime_ns, entry.ino, entry.dev, entry.bino)
-            if any(type(n) is not int for n in numbers) or entry.size < 0 or len(entry.sha256) != 64:
+            if any(type(n) is not int for n in numbers) or entry.size < 0 or not 0 <= entry.mode <= 0o7777:
+                raise BackupError(f"{source}: manifest entry {path!r} has a bad size, number or sha256")
+            if len(entry.sha256) != 64:  # and hex, all at once below
                 raise BackupError(f"{source}: manifest entry {path!r} has a bad size, number or sha256")
             seen.add(path)
             files.append(entry)
+        _check_sha256s(files, source)
         dirs = [safe_relative(d, what="manifest directory") for d in document.get("dirs", [])]
         absent = [safe_relative(a, what="absent path") for a in document.get("absent", [])]
     except UnsafePathError as exc:
@@ -283,7 +287,22 @@ def _parse(raw: bytes, source: str) -> Manifest:
     return Manifest(categories=categories, files=files, dirs=dirs, absent=absent)
 
 
+def _check_sha256s(files: list[FileEntry], source: str) -> None:
+    """Every sha256 is 64 lowercase hex digits: to_json quotes it and SHA256SUMS holds it as it is, so a
+    list of 64 items or a newline would break the next backup, which links the entry. Checked in one
+    pass over all of them (a regex per file cost 10 ms at 20,000 files); a failure then names the entry."""
+    try:
+        joined = "".join([entry.sha256 for entry in files]).encode("ascii")
+        if len(joined) == 64 * len(files) and not joined.translate(None, b"0123456789abcdef"):
+            return
+    except (TypeError, UnicodeEncodeError):
+        pass
+    bad = next(e.path for e in files if type(e.sha256) is not str or not _SHA256(e.sha256))
+    raise BackupError(f"{source}: manifest entry {bad!r} has a bad size, number or sha256")
+
+
 _ENTRY_KEYS = frozenset(ENTRY_FIELDS)
+_SHA256 = re.compile("[0-9a-f]{64}").fullmatch
 
 
 def _file_entry(item: dict[str, Any]) -> FileEntry:

@@ -16,6 +16,9 @@ from recovery_lib.errors import NothingToBackUp
 from recovery_lib.site.config import Site
 
 SITE_ARTIFACTS = (".recovery-",)  # restore staging and journals never go into a backup
+# Verify and restore walk trees with os.walk and shutil.rmtree, which recurse (Python 3.11): a folder
+# nested deeper would make a SUCCESS backup that cannot be verified or restored, so it is left out loudly.
+MAX_DEPTH = 256
 
 
 @dataclass
@@ -120,6 +123,11 @@ def _list(folder: str, relative_folder: str, scan: Scan, skipped: tuple[str, ...
             continue
         try:
             if entry.is_dir(follow_symlinks=False):
+                if relative.count("/") >= MAX_DEPTH:
+                    scan.problems.append(
+                        f"{relative}: nested more than {MAX_DEPTH} folders deep; move it up to back it up"
+                    )
+                    continue
                 scan.dirs.append(relative)
                 subfolders.append((entry.path, relative))
                 continue
