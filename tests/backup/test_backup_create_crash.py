@@ -191,7 +191,12 @@ def test_failing_the_kth_filesystem_call_for_every_k(sandbox: Path) -> None:
             outcome = "error"
         else:
             outcome = "success"
-        assert shim.fired is not None, f"{point} was never made"
+        if shim.fired is None:
+            # The push after the backup stores objects under objects/<2 hex>/: whether that folder exists
+            # (a mkdir and a directory fsync) depends on the new files' hashes, so the counts vary by one.
+            operation, k = point
+            assert operation in ("mkdir", "fsync") and shim.counts[operation] == k - 1, f"{point} was never made"
+            outcome = "not reached"
         outcomes[outcome] += 1
         assert tmp_leftovers(manager) == [], shim.fired
         assert site_snapshot(sandbox) == before, shim.fired
@@ -204,7 +209,7 @@ def test_failing_the_kth_filesystem_call_for_every_k(sandbox: Path) -> None:
                 assert report.ok, (shim.fired, report.summary())
         if created is not None:
             assert fresh.get_backup(created).status is BackupStatus.SUCCESS
-    assert outcomes["error"] > 0
+    assert outcomes["error"] > 0 and outcomes["not reached"] <= 2, outcomes
     assert_backup_sound(manager, first)
     assert_backup_sound(manager, manager.create_backup())
 
