@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 from recovery_lib.errors import NothingToBackUp
@@ -108,7 +109,7 @@ def _list(folder: str, relative_folder: str, scan: Scan, skipped: tuple[str, ...
     """Record one folder's files (with their lstat) and subfolders; returns the subfolders to list."""
     try:
         with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda entry: entry.name)
+            entries = sorted(listing, key=attrgetter("name"))
     except OSError as exc:
         scan.problems.append(f"{relative_folder}: cannot be listed ({exc.strerror})")
         return []
@@ -118,7 +119,7 @@ def _list(folder: str, relative_folder: str, scan: Scan, skipped: tuple[str, ...
         relative = f"{relative_folder}/{name}"
         if skipped and _skip(relative, skipped):
             continue
-        if not _utf8(name):  # the manifest and SHA256SUMS are UTF-8: such a name cannot be recorded
+        if not name.isascii() and not _utf8(name):  # the manifest and SHA256SUMS are UTF-8 documents
             scan.problems.append(f"{relative_folder}/{name!r}: name is not valid UTF-8; rename it to back it up")
             continue
         try:

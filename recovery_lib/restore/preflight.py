@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def _refused(message: str) -> RestoreError:
-    """The error for a refusal, logged: every refused restore leaves a trail."""
-    log.warning("%s", message)
+    """The error for a refusal, logged: every refused restore leaves a trail (in the log file: the
+    console shows the error itself once, from whoever catches it)."""
+    log.warning("%s", message, extra={"console": False})
     return RestoreError(message)
 
 
