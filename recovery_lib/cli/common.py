@@ -46,6 +46,9 @@ class ProgressBar:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, unit="B", unit_scale=True, desc=self.label, leave=False)
+        elif total != self.bar.total or done < self.bar.n:
+            # A new phase (a restore checks the other files, stages, then backs up what it replaces): a new run.
+            self.bar.reset(total=total)
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
