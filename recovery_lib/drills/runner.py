@@ -12,12 +12,18 @@ the drill's finding, not a crash of the drill, so the remaining notebooks still 
 post-recovery notebook documents the failure. The drill recovered only when every procedure
 succeeded and verification passed; trades lost are counted against the exchange's own history.
 
+Each notebook runs in a kernel of its own, started while the notebook before it runs (the first
+while the sandbox trades: :class:`~.kernels.KernelPool`), and its HTML is written in a worker thread
+while the next one runs (:mod:`.exports`); the drill returns once every HTML file is complete, and
+raises the first export that failed once everything is stopped.
+
 Everything a drill starts (the sandbox's trading process, notebook kernels) is stopped when it
 ends, whether it recovered, failed or was interrupted.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import shutil
@@ -31,9 +37,10 @@ from typing import Any
 from recovery_lib import catalog
 from recovery_lib.catalog import DRILLS, by_drill
 from recovery_lib.clock import now
+from recovery_lib.drills.exports import BackgroundExports
 from recovery_lib.drills.history import JOURNAL_COPY, drill_row
 from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS, chosen_variant, inject
-from recovery_lib.drills.kernels import papermill_kernel_options, quiet_kernels
+from recovery_lib.drills.kernels import KernelPool, execute_in, quiet_kernels
 from recovery_lib.drills.lost_host import new_host_root
 from recovery_lib.drills.result import DrillResult
 from recovery_lib.errors import RecoveryError, SiteError
@@ -72,27 +79,38 @@ def _notebooks_dir() -> Path:
     return NOTEBOOK_DIR
 
 
-def _execute(name: str, out: Path, parameters: dict[str, Any], cwd: Path) -> tuple[Path, str | None]:
-    """Run one notebook with papermill; returns the executed path and the error, if any (a notebook
-    that raised, e.g. its outcome cell on a failed criterion); a kernel that died raises."""
+def _execute(
+    kernels: KernelPool, name: str, out: Path, parameters: dict[str, Any], cwd: Path, then: bool = True
+) -> tuple[Path, str | None]:
+    """Run one notebook with papermill in a kernel of its own, in ``cwd``; returns the executed path and
+    the error, if any (a notebook that raised, e.g. its outcome cell on a failed criterion); a kernel
+    that died raises. ``then``: another notebook follows, so its kernel starts while this one runs."""
     import papermill
 
-    with quiet_kernels() as kernel_log:
-        try:
-            papermill.execute_notebook(
-                str(_notebooks_dir() / name),
-                str(out),
-                parameters=parameters,
-                **papermill_kernel_options(),
-                cwd=str(cwd),
-                progress_bar=False,
-                log_output=False,
-            )
-        except papermill.PapermillExecutionError as exc:
-            return out, f"{name}: cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
-        except Exception as exc:  # the kernel itself failed: its log says why
-            raise _DrillFailure(f"{name}: {type(exc).__name__}: {exc}\n{_tail(kernel_log)}") from exc
+    kernel = kernels.take(cwd)
+    try:
+        if then:
+            kernels.prepare(cwd)
+        with quiet_kernels() as log:
+            try:
+                execute_in(kernel, _notebooks_dir() / name, out, parameters)
+            except papermill.PapermillExecutionError as exc:
+                return out, f"{name}: cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+            except Exception as exc:  # the kernel itself failed: its log says why
+                said = (kernel.tail() + _tail(log))[-2000:]
+                raise _DrillFailure(f"{name}: {type(exc).__name__}: {exc}\n{said}") from exc
+    finally:
+        kernel.stop()
     return out, None
+
+
+def _trade_for(seconds: float) -> None:
+    """Let the sandbox trade for ``seconds``, loading meanwhile what runs the notebooks and writes their
+    HTML (papermill, nbconvert: over a second, once per process), so that no notebook waits for it."""
+    deadline = time.monotonic() + seconds
+    for module in ("papermill", "nbconvert"):
+        importlib.import_module(module)
+    time.sleep(max(0.0, deadline - time.monotonic()))
 
 
 def _html(notebook: Path) -> None:
@@ -152,9 +170,14 @@ def run_drill(
     root = site_dir or workdir / "site"
     result = DrillResult(run_id=run_id, scenario=scenario, fault=None, run_dir=run_dir)
     site = None
+    kernels = KernelPool()
+    exports = BackgroundExports(_html)
+    failed_exports: list[tuple[Path, BaseException]] = []
     try:
         if site_dir is None:
             create_sandbox(root, SandboxSpec(seed=seed))
+        if chosen_variant(scenario, variant, seed) != "host_lost":  # that one recovers into a new directory
+            kernels.prepare(root)  # triage's kernel starts up while the sandbox trades
         site = load_site(root)
         started = start_system(site)
         say(f"[{run_id}] sandbox ready, trading process: {started.message}")
@@ -163,7 +186,7 @@ def run_drill(
         # Pushed to the replicas as `recovery backup create` pushes; a failed push is recorded, not raised.
         setup = [f"scheduled backup {scheduled} taken", *(f"pushed: {o.summary()}" for o in manager.last_push)]
         say(f"[{run_id}] {'; '.join(setup)}")
-        time.sleep(trading_s)  # trades made after the restore point are what a restore loses
+        _trade_for(trading_s)  # trades made after the restore point are what a restore loses
         trades_at_fault = _last_trade_id(site)
         result.fault = inject(site, scenario, variant=variant, seed=seed)
         say(f"[{run_id}] injected {scenario}/{result.fault.variant}: {'; '.join(result.fault.actions)}")
@@ -194,8 +217,9 @@ def run_drill(
             "operator": "drill-runner",
             "drill": drill,
         }
-        path, error = _execute(TRIAGE, run_dir / f"01_{TRIAGE}", common, root)
+        path, error = _execute(kernels, TRIAGE, run_dir / f"01_{TRIAGE}", common, root)
         result.notebooks.append(path)
+        exports.submit(path)
         if error:
             raise _DrillFailure(error)
         triage = read_notebook(path).get("triage", {})
@@ -209,8 +233,9 @@ def run_drill(
         failures = []
         for number, letter in enumerate(result.procedures, start=2):
             name = catalog.notebook(letter)
-            path, error = _execute(name, run_dir / f"{number:02d}_{name}", common, root)
+            path, error = _execute(kernels, name, run_dir / f"{number:02d}_{name}", common, root)
             result.notebooks.append(path)
+            exports.submit(path)
             if error and not read_notebook(path).get("outcome"):
                 raise _DrillFailure(error)  # it crashed before its verdict: not a finding of the procedure
             failures += [error] if error else []
@@ -222,15 +247,17 @@ def run_drill(
         drill["trades_lost"] = result.trades_lost
         drill["trades_replayed"] = result.trades_replayed
         number = len(result.notebooks) + 1
-        path, error = _execute(VERIFY, run_dir / f"{number:02d}_{VERIFY}", common, root)
+        path, error = _execute(kernels, VERIFY, run_dir / f"{number:02d}_{VERIFY}", common, root)
         result.notebooks.append(path)
+        exports.submit(path)
         if error and not read_notebook(path).get("verification"):
             raise _DrillFailure(error)
         failures += [error] if error else []
         say(f"[{run_id}] ran {VERIFY}")
         records = {**common, "records": [str(p) for p in result.notebooks]}
-        path, error = _execute(POST, run_dir / f"{number + 1:02d}_{POST}", records, root)
+        path, error = _execute(kernels, POST, run_dir / f"{number + 1:02d}_{POST}", records, root, then=False)
         result.notebooks.append(path)
+        exports.submit(path)
         if error:
             raise _DrillFailure(error)
         row = drill_row(run_dir)
@@ -244,21 +271,48 @@ def run_drill(
         result.failure = f"drill setup failed: {type(exc).__name__}: {exc}"
         say(f"[{run_id}] FAILED: {result.failure}")
     finally:
-        if not result.notebooks and run_dir.exists() and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # no record was written; the failure is in the result
-        if site is not None and process_status(site).running:
-            stop_system(site)
-        if site is not None and result.notebooks:
-            _keep_journal(site, run_id, run_dir)
-        for notebook in result.notebooks:
-            if notebook.exists():
-                _html(notebook)
-        if workdir is not None:
-            _remove(workdir)
-        elif site is not None and result.fault is not None and result.fault.lost_host is not None:
-            say(f"[{run_id}] the sandbox now lives on its new host: {site.root}")
+        _each(
+            lambda: _stop(site, run_id, run_dir, result),
+            kernels.close,  # the spare kernel no notebook took
+            lambda: failed_exports.extend(exports.finish(result.notebooks)),  # the HTML is complete when we return
+            lambda: _leave(workdir, site, result, say),
+        )
         result.seconds = round(time.monotonic() - began, 2)
+    if failed_exports:  # the record lacks a page: never a silent gap (raised once everything is stopped)
+        path, error = failed_exports[0]
+        error.add_note(f"writing {path.with_suffix('.html')} failed; {len(failed_exports)} HTML export(s) failed")
+        raise error
     return result
+
+
+def _each(*steps: Callable[[], object]) -> None:
+    """Run every step, each even when one before it raised (Ctrl-C included); then raise the first."""
+    first: BaseException | None = None
+    for step in steps:
+        try:
+            step()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, once every step has run
+            first = first or exc
+    if first is not None:
+        raise first
+
+
+def _stop(site: Site | None, run_id: str, run_dir: Path, result: DrillResult) -> None:
+    """Stop the trading process the drill started, and keep the incident journal beside the notebooks."""
+    if not result.notebooks and run_dir.exists() and not any(run_dir.iterdir()):
+        run_dir.rmdir()  # no record was written; the failure is in the result
+    if site is not None and process_status(site).running:
+        stop_system(site)
+    if site is not None and result.notebooks:
+        _keep_journal(site, run_id, run_dir)
+
+
+def _leave(workdir: Path | None, site: Site | None, result: DrillResult, say: Say) -> None:
+    """Remove the sandbox the drill made, or say where a host-lost drill on ``--site`` left it."""
+    if workdir is not None:
+        _remove(workdir)
+    elif site is not None and result.fault is not None and result.fault.lost_host is not None:
+        say(f"[{result.run_id}] the sandbox now lives on its new host: {site.root}")
 
 
 def _require_room_for_new_host(root: Path) -> None:

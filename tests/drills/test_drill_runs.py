@@ -235,6 +235,8 @@ def test_drill_recovers_and_keeps_its_notebooks(drills: dict[str, Watched], outp
         notebook = result.run_dir / name
         assert notebook.is_file() and notebook.with_suffix(".html").is_file()
         assert notebook.with_suffix(".html").stat().st_size > 1000
+        # Written in the background while the next notebook ran, and complete when the drill returned.
+        assert notebook.with_suffix(".html").read_text(encoding="utf-8").rstrip().endswith("</html>")
     triage = read_notebook(result.run_dir / expected[0])
     assert triage["triage"]["procedure"] == procedure
     assert triage.parameters["drill"]["variant"] == result.fault.variant
