@@ -66,7 +66,7 @@ notebooks-clean: $(INSTALLED)
 
 # One table of every benchmark (benchmarks/README.md); REPLICA=1 adds bench_replica.py (5-10 minutes more).
 bench: $(INSTALLED)
-	$(BIN)/python benchmarks/bench.py $(if $(REPLICA),--replica)
+	$(BIN)/python benchmarks/bench.py --rounds 3 $(if $(REPLICA),--replica)
 
 clean:
 	find outputs -mindepth 1 ! -name README.md -exec rm -rf {} +

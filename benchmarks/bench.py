@@ -98,9 +98,20 @@ def backup_rows(figures: dict[str, Any]) -> list[Row]:
 def drill_rows(figures: dict[str, Any]) -> list[Row]:
     target = figures.get("target_s")
     rows = []
+    injection = figures.get("from_injection_s", {})
     for scenario, seconds in figures["drill_s"].items():
         goal = target.get(scenario) if isinstance(target, dict) else target
-        rows.append(row(f"drill {scenario} (default sandbox)", seconds, target=goal, met=_met(seconds, goal)))
+        # The target is from the fault's injection to the record; the whole drill adds the sandbox and backup.
+        measured = injection.get(scenario, seconds)
+        rows.append(
+            row(
+                f"drill {scenario}: injection to record (default sandbox)",
+                measured,
+                target=goal,
+                met=_met(measured, goal),
+                note=f"{seconds:.1f} s with sandbox, trading and backup",
+            )
+        )
     rows.append(row("drill suite, one after the other", figures["suite_sequential_s"]))
     share = figures.get("kernel_share_of_suite")
     rows.append(row("kernel start (python3)", figures["kernel_start_s"], note=f"{share:.0%} of the suite"))
@@ -143,7 +154,7 @@ def missing_rows(name: str, reason: str, sites: list[str]) -> list[Row]:
     measures = {
         "sandbox": ["sandbox create: default site", *(f"sandbox create: {s}" for s in sites)],
         "backup": [f"{what}: {s}" for s in sites for _, what, *_ in MEASURES],
-        "drill": [f"drill {scenario} (default sandbox)" for scenario in DRILL_SCENARIOS],
+        "drill": [f"drill {scenario}: injection to record (default sandbox)" for scenario in DRILL_SCENARIOS],
         "replica": ["replica push, unchanged push, pull + restore"],
     }[name]
     return [row(measure, note=f"n/a: {reason}") for measure in measures]
