@@ -196,3 +196,34 @@ def test_the_checks_can_fail() -> None:
     ]
     # and the walk really sees this package's imports, nested ones included
     assert any(i.source == "recovery_lib.manager" and i.target.startswith("recovery_lib.restore") for i in IMPORTS)
+
+
+def test_the_facade_serves_every_public_name_from_its_module() -> None:
+    """recovery_lib loads its public names when first asked for (PEP 562): each must be where the
+    table says, and ``from recovery_lib import *`` must give them all."""
+    import importlib
+
+    import recovery_lib
+
+    for name, module in recovery_lib.PUBLIC.items():
+        assert module in MODULES, f"{name}: {module} is not a module of the package"
+        assert getattr(recovery_lib, name) is getattr(importlib.import_module(module), name)
+    namespace: dict[str, object] = {}
+    exec("from recovery_lib import *", namespace)  # noqa: S102 - the star import a runbook snippet may use
+    assert set(recovery_lib.PUBLIC) <= set(namespace)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        recovery_lib.Nope  # noqa: B018
+
+
+def test_a_module_run_with_python_m_does_not_load_the_whole_library() -> None:
+    """The sandbox's trading process and its stop command start with ``python -m``: the package's
+    facade must not import the manager (and with it replicas, checks, boto3) for them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, recovery_lib.sandbox.live_ops\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('recovery_lib.manager', 'boto3'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
