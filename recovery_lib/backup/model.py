@@ -19,7 +19,7 @@ from typing import Any
 
 from recovery_lib import clock
 from recovery_lib.errors import BackupError
-from recovery_lib.fsops.paths import UnsafePathError, is_within, safe_relative
+from recovery_lib.fsops.paths import UnsafePathError, safe_relative, within
 
 FORMAT_VERSION = 1
 METADATA = "metadata.json"
@@ -258,7 +258,7 @@ def _parse(raw: bytes, source: str) -> Manifest:
             str(k): [safe_relative(p, what="category path") for p in v] for k, v in document["categories"].items()
         }
         tops = [top for paths in categories.values() for top in paths]
-        below = tuple(top.rstrip("/") + "/" for top in tops)
+        inside = within(tops)
         files = []
         seen: set[str] = set()
         for item in document["files"]:
@@ -266,7 +266,7 @@ def _parse(raw: bytes, source: str) -> Manifest:
             path = safe_relative(entry.path, what="manifest path")
             if path != entry.path or path in seen or path in RESERVED:
                 raise BackupError(f"{source}: manifest path {entry.path!r} is duplicated, reserved or not normal")
-            if not path.startswith(below) and not is_within(path, tops):
+            if not inside(path):
                 raise BackupError(f"{source}: manifest path {path!r} lies outside the backup's categories")
             numbers = (entry.size, entry.mode, entry.mtime_ns, entry.ctime_ns, entry.ino, entry.dev, entry.bino)
             if any(type(n) is not int for n in numbers) or entry.size < 0 or not 0 <= entry.mode <= 0o7777:
