@@ -206,12 +206,17 @@ def finish(run: Run, checklist: Checklist) -> Any:
 class Outcome:
     """The end of a procedure that succeeded: shown as a green banner."""
 
-    def __init__(self, procedure: str, trading: str) -> None:
+    def __init__(self, procedure: str, trading: str, unchecked: tuple[str, ...] = ()) -> None:
         self.procedure = procedure
         self.trading = trading
+        self.unchecked = unchecked  # criteria shown as "not checked" (nothing to do): named, never called passed
 
     def __repr__(self) -> str:
-        return f"✅ Procedure {self.procedure} RECOVERED the system: every success criterion passed. {self.trading}"
+        if self.unchecked:
+            passed = f"every success criterion checked passed (not checked: {'; '.join(self.unchecked)})"
+        else:
+            passed = "every success criterion passed"
+        return f"✅ Procedure {self.procedure} RECOVERED the system: {passed}. {self.trading}"
 
     def _repr_html_(self) -> str:
         return f"<p style='border-left:6px solid #2e7d32;padding-left:8px'><b>{html.escape(repr(self))}</b></p>"
@@ -249,4 +254,5 @@ def conclude(run: Run) -> Outcome:
     release_procedure_lock(run.site.records_dir)  # another kernel may run a procedure on this site now
     if not success:
         raise ProcedureFailed(run.procedure, failed, run.halted, trading)
-    return Outcome(run.procedure, trading)
+    unchecked = tuple(row["criterion"] for row in checklist.rows if row["passed"] is None) if checklist else ()
+    return Outcome(run.procedure, trading, unchecked)
