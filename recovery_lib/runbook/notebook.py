@@ -44,6 +44,7 @@ from recovery_lib.runbook.parameters import (
 )
 from recovery_lib.runbook.record_types import AbortedRecord, RunRecord
 from recovery_lib.runbook.records import Recorder, to_plain
+from recovery_lib.runbook.resume import plan_resume
 from recovery_lib.runbook.run import InvalidRun, NotRun, Run, ran
 from recovery_lib.site.config import Site, load_site
 
@@ -147,7 +148,14 @@ def _open(procedure: str, values: dict[str, Any], previous: Run | None, namespac
         check_backup_id(site, values["backup_id"])
     operator = values.get("operator") or getpass.getuser()
     started = now()
-    incident_id, source = _resolve_incident(values, site, procedure, recorded_incident, previous)
+    manager = RecoveryManager(site=site)
+    resume = None
+    if values.get("resume_from"):
+        resume = plan_resume(site, manager, procedure, values["resume_from"], values.get("incident_id") or "")
+        _check_same_decisions(values, resume.parameters, resume.from_run)
+        incident_id, source = resume.incident_id, "resume"
+    else:
+        incident_id, source = _resolve_incident(values, site, procedure, recorded_incident, previous)
     _lock(site, procedure, incident_id, operator)
     journal = IncidentJournal(site.records_dir, incident_id)
     also_open = open_incident(site.records_dir) if source == "new" and procedure == TRIAGE else None
@@ -175,12 +183,13 @@ def _open(procedure: str, values: dict[str, Any], previous: Run | None, namespac
         gate=ApprovalGate(
             bool(values.get("interactive", True)), list(values.get("approve", [])), operator, recorder.record
         ),
-        manager=RecoveryManager(site=site),
+        manager=manager,
         run_id=run_id,
         journal=journal,
         incident_source=source,
         namespace_names=namespace_names,
         also_open=also_open,
+        resume=resume,
     )
     run.gate._on_decision = lambda decision: _decided(run, decision)
     if earlier and run.gate.interactive:
@@ -200,11 +209,34 @@ def _open(procedure: str, values: dict[str, Any], previous: Run | None, namespac
             interactive=run.gate.interactive,
             journal=run.relative(journal.path),
             earlier_runs=[r.run for r in earlier],
+            resumed_from=resume.from_run if resume else None,
         ),
     )
     if values.get("drill"):
         run.record("drill", values["drill"])
+    if resume is not None:
+        run.record("resume", resume.to_record())
     return run
+
+
+# The parameters that decide what a procedure does: a resumed run goes on with the failed run's.
+DECISIONS = ("backup_id", "remedy", "replica")
+
+
+def _check_same_decisions(values: dict[str, Any], failed: dict[str, Any], run_id: str) -> None:
+    """Refuse a resumed run whose deciding parameters differ from the failed run's (it would replay a
+    choice made for other parameters)."""
+    changed = [
+        f"{name}={values[name]!r} (run {run_id} had {failed[name]!r})"
+        for name in DECISIONS
+        if name in values and name in failed and values[name] != failed[name]
+    ]
+    if changed:
+        raise ParameterError(
+            "parameter 'resume_from': a resumed run goes on with the failed run's decisions, but "
+            f"{'; '.join(changed)}. Set them as the failed run had them (`recovery resume` does), or leave "
+            f"'resume_from' empty to run the procedure from the top with the new ones. {FIX_AND_RERUN}"
+        )
 
 
 WRITING_PROCEDURES = RECOVERY_PROCEDURES  # the runbook's recovery procedures write to the site

@@ -71,6 +71,7 @@ PARAMETER_TYPES: dict[str, Any] = {
     "records": list[str],
     "replica": str,  # C, D: the replica to re-seed from ("" tries each configured one)
     "identity": str,  # C, D: the age key file of an encrypted replica ("" means $RECOVERY_AGE_IDENTITY)
+    "resume_from": str,  # A-D: the failed run to resume (its run id or executed notebook); "" runs from the top
 }
 
 

@@ -37,6 +37,20 @@ class RunRecord(TypedDict, total=False):
     interactive: bool
     journal: str
     earlier_runs: list[str]
+    resumed_from: str | None  # the failed run this run resumes (``resume_from``), None for a run from the top
+
+
+class ResumeRecord(TypedDict, total=False):
+    """``resume``: the failed run a resumed run goes on from, the steps it replays, and why any runs again."""
+
+    resumed_from: str  # the failed run's id
+    incident_id: str
+    failed_step: str | None  # the step that failed; None when the failed run stopped on an error
+    halted: str | None  # why the failed run halted
+    replay: list[str]  # the steps replayed from the failed run, in order
+    again: list[str]  # the failed run's steps that succeeded then and run again (stale, or preparing a change)
+    stale: str | None  # the first replayed step whose facts no longer hold, and why (it and later steps run again)
+    summary: str
 
 
 class DrillRecord(TypedDict, total=False):

@@ -41,6 +41,7 @@ from recovery_lib.runbook.record_types import (
     OutcomeRecord,
     ReconciliationRecord,
     RestartSystemRecord,
+    ResumeRecord,
     RunRecord,
     StopSystemRecord,
     SuccessCriteriaRecord,
@@ -122,11 +123,13 @@ class Recorder:
         self.site_root = site_root
         self.values: dict[str, Any] = {}
         self.sink = sink  # the incident journal: written before the record is shown
+        self.written: list[str] = []  # record names in the order written: what each step wrote
 
     def record(self, name: str, value: Any) -> Any:
         """Record ``value`` under ``name`` (the last record of a name wins when read back)."""
         plain = to_plain(value, self.site_root)
         self.values[name] = plain
+        self.written.append(name)
         if self.sink is not None:
             self.sink(name, plain)
         _display_record(name, plain, now_iso())
@@ -246,6 +249,7 @@ def read_notebook(path: str | Path) -> NotebookRecords:
 
 RECORD_TYPES: dict[str, Any] = {
     "run": RunRecord,
+    "resume": ResumeRecord,
     "drill": DrillRecord,
     "health_<label>": HealthRecord,
     "triage": TriageRecord,

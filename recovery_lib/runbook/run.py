@@ -19,6 +19,7 @@ from recovery_lib.runbook.escalation import Facts
 from recovery_lib.runbook.journal import IncidentJournal
 from recovery_lib.runbook.record_types import AbortedRecord, HaltedRecord
 from recovery_lib.runbook.records import Recorder, to_plain
+from recovery_lib.runbook.resume import Resume
 from recovery_lib.site.config import Site
 
 
@@ -51,6 +52,7 @@ class Run:
     reruns: int = 0  # times the validation cell ran again with the same parameters
     aborted: AbortedRecord | None = None  # who clicked Abort on what, and when
     also_open: str | None = None  # triage started a new incident while this one was still open
+    resume: Resume | None = None  # the failed run this one resumes, and what it replays of it
 
     def __repr__(self) -> str:
         mode = "interactive: approve in the widgets" if self.gate.interactive else "headless: approvals by parameter"

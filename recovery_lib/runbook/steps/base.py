@@ -13,6 +13,7 @@ it prepared (:class:`Again`). The decorator acts before the body runs, so a skip
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -23,7 +24,10 @@ from typing import Any
 
 from recovery_lib.checks.default import health_check
 from recovery_lib.clock import now_iso
+from recovery_lib.restore.plan import site_fingerprint
 from recovery_lib.runbook.approval import ApprovalRequired
+from recovery_lib.runbook.escalation import Facts
+from recovery_lib.runbook.resume import STEP, Earlier, Stale, backup_listing, id_ranges, ids_of
 from recovery_lib.runbook.run import Run, ran
 
 
@@ -61,7 +65,7 @@ class Again:
         self.value = value
         self.what = what
         self.at = at
-        self.where = where  # "in this run", or "earlier in this incident" (another kernel's run)
+        self.where = where  # "in this run", "earlier in this incident" (another kernel's run), "from run <id>"
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.value, name)  # .ok, .backup_id ... of the earlier result
@@ -75,7 +79,10 @@ class Again:
             shown = " " + self.value
         else:  # a table or a plan: shown where the step first ran
             shown = " (what it showed then is in the record)"
-        return f"Already done {self.where}: {self.what} at {self.at.replace('T', ' ')[:19]}Z; not repeated.{shown}"
+        when = f"{self.at.replace('T', ' ')[:19]}Z"
+        if self.where.startswith("from run"):  # a resumed run replays what the failed run did
+            return f"{self.where[0].upper()}{self.where[1:]}, not repeated: {self.what} at {when}.{shown}"
+        return f"Already done {self.where}: {self.what} at {when}; not repeated.{shown}"
 
     def __repr__(self) -> str:
         return f"↩ {self.summary()}"
@@ -167,6 +174,36 @@ SKIP = "skip"  # on_halt: the step returns the run's Halted and does nothing (th
 GO_ON = "go on"  # on_halt: the step runs after a halt too: it only reads, or asks its own approval
 
 
+EXECUTE: Any = object()  # what a Replay's rebuild returns when the step must run now (not stale)
+
+
+def _no_facts(run: Run, value: Any, *_: Any, **__: Any) -> dict[str, Any]:
+    return {}
+
+
+def _no_key(run: Run, *_: Any, **__: Any) -> str:
+    return ""
+
+
+@dataclass(frozen=True)
+class Replay:
+    """How a resumed run replays a step that writes or decides (:mod:`recovery_lib.runbook.resume`).
+
+    - ``rebuild(run, earlier, *args, **kwargs)``: what the step returned in the failed run, rebuilt from
+      ``earlier`` (its :class:`~recovery_lib.runbook.resume.Earlier` entry), without acting again; raises
+      :class:`~recovery_lib.runbook.resume.Stale` when its facts no longer hold, or returns :data:`EXECUTE`
+      when the step must run now anyway (a dry run whose restore has not happened reads the site anew);
+    - ``keep(run, value, *args, **kwargs)``: the facts its result stands on, journalled when it completes:
+      ``stopped`` (the trading process must still be stopped), ``backups`` (ids that must still be usable),
+      ``site`` (it depends on the site's files), and anything ``rebuild`` needs;
+    - ``key(run, *args, **kwargs)``: which call of the step it is ("" for most; a backup's record name).
+    """
+
+    rebuild: Callable[..., Any]
+    keep: Callable[..., dict[str, Any]] = _no_facts
+    key: Callable[..., str] = _no_key
+
+
 @dataclass(frozen=True)
 class StepRule:
     """How a step meets a halted run, an idle run, a skipped input and a rerun (see :func:`step`)."""
@@ -176,6 +213,103 @@ class StepRule:
     consumes: bool = False
     again: Callable[..., tuple[str, str]] | None = None
     prepares: tuple[str, str] | None = None
+    replay: Replay | None = None
+
+
+def plain(value: Any) -> Any:
+    """A step's result without the :class:`Again` around it (a repeat or a replay of it)."""
+    return value.value if isinstance(value, Again) else value
+
+
+def _fingerprint(run: Run) -> str:
+    return site_fingerprint(run.site.root, [top for tops in run.site.categories.values() for top in tops])
+
+
+def _state(run: Run) -> dict[str, Any]:
+    """What the run knows that later steps read: journalled with each step, restored by its replay."""
+    return {
+        "facts": dataclasses.asdict(run.facts),
+        "nothing_to_do": run.nothing_to_do,
+        "remedy_action": run.remedy_action,
+        "known_trade_ids": id_ranges(run.known_trade_ids),
+    }
+
+
+def _restore_state(run: Run, state: dict[str, Any]) -> None:
+    names = {f.name for f in dataclasses.fields(Facts)}
+    run.facts = Facts(**{k: v for k, v in (state.get("facts") or {}).items() if k in names})
+    run.nothing_to_do = state.get("nothing_to_do")
+    run.remedy_action = state.get("remedy_action")
+    run.known_trade_ids = ids_of(state.get("known_trade_ids") or [])
+
+
+def _journal_step(run: Run, name: str, value: dict[str, Any]) -> None:
+    if run.journal is not None:
+        run.journal.append(STEP, run.run_id, run.procedure, name, {"at": now_iso(), **value})
+
+
+def _completed(
+    run: Run,
+    rule: Replay,
+    name: str,
+    value: Any,
+    halted_before: str | None,
+    written: list[str],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    """Journal a step that ran to its end: what a resumed run replays, or where it starts."""
+    ok = not isinstance(value, Halted) and getattr(value, "ok", True) is not False and run.halted == halted_before
+    facts = rule.keep(run, value, *args, **kwargs) if ok else {}
+    _journal_step(
+        run,
+        name,
+        {
+            "key": rule.key(run, *args, **kwargs),
+            "ok": ok,
+            "records": list(dict.fromkeys(written)),
+            "facts": facts,
+            "state": _state(run),
+            "fingerprint": _fingerprint(run),
+            "backups": backup_listing(run.manager),
+        },
+    )
+
+
+def _replayed(run: Run, rule: Replay, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The failed run's result of this step, when a resumed run replays it; :data:`EXECUTE` otherwise."""
+    assert run.resume is not None
+    key = rule.key(run, *args, **kwargs)
+    earlier: Earlier | None = run.resume.take(name, key)
+    if earlier is None:
+        return EXECUTE
+    try:
+        value = rule.rebuild(run, earlier, *args, **kwargs)
+    except Stale as exc:
+        run.resume.go_stale(name, key, str(exc))
+        run.record("resume", run.resume.to_record())  # the plan changed: the record says which step and why
+        return EXECUTE
+    if value is EXECUTE:
+        return EXECUTE
+    _restore_state(run, earlier.state)
+    run.resume.replayed.append(name)
+    _journal_step(  # a resumed run that fails in turn is resumed with these steps replayed again
+        run,
+        name,
+        {
+            "key": key,
+            "ok": True,
+            "records": list(earlier.records),
+            "facts": earlier.facts,
+            "state": earlier.state,
+            "fingerprint": earlier.fingerprint,
+            "backups": earlier.backups,
+            "replayed_from": earlier.run,
+            "replayed_records": earlier.records,
+        },
+    )
+    what = str(earlier.facts.get("what") or name.replace("_", " "))
+    return Again(value, what, earlier.at, f"from run {earlier.run}")
 
 
 def step(
@@ -186,6 +320,7 @@ def step(
     consumes: bool = False,
     again: Callable[..., tuple[str, str]] | None = None,
     prepares: tuple[str, str] | None = None,
+    replay: Replay | None = None,
 ) -> Any:
     """Decorate a procedure step ``function(run, ...)``: the one place a halted run is handled.
 
@@ -204,9 +339,13 @@ def step(
       ``on_halt(run, halted, *args, **kwargs)`` returns what the step says instead (e.g. why trading stays
       stopped).
     - ``idle``: the assessment found no fault: the step returns :class:`NothingToDo` and changes nothing.
+
+    ``replay``: the step writes or decides. Each time its body completes, the journal gets a ``step``
+    entry (:class:`Replay`); in a resumed run, before the ``again`` rule, the failed run's result is
+    replayed (:class:`Again`, "from run <id>") instead of running the body, while its facts hold.
     """
 
-    rule = StepRule(on_halt, idle, consumes, again, prepares)
+    rule = StepRule(on_halt, idle, consumes, again, prepares, replay)
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(function)
@@ -218,8 +357,12 @@ def step(
                 earlier = ran(bound.arguments[consumed])
                 if isinstance(earlier, Halted | NothingToDo):
                     return earlier
-                bound.arguments[consumed] = earlier
+                bound.arguments[consumed] = plain(earlier)  # a replayed plan is applied as the plan it is
                 args, kwargs = bound.args[1:], bound.kwargs
+            if replay is not None and run.resume is not None and not run.halted:
+                replayed = _replayed(run, replay, function.__name__, args, kwargs)
+                if replayed is not EXECUTE:
+                    return replayed
             if again is not None and (repeated := once(run, *again(run, *args, **kwargs))):
                 return repeated
             if run.halted and on_halt != GO_ON:
@@ -227,7 +370,12 @@ def step(
                 return skipped if on_halt == SKIP else on_halt(run, skipped, *args, **kwargs)
             if idle and run.nothing_to_do:
                 return NothingToDo(run.nothing_to_do)
-            return function(run, *args, **kwargs)
+            if replay is None:
+                return function(run, *args, **kwargs)
+            halted_before, mark = run.halted, len(run.recorder.written)
+            value = function(run, *args, **kwargs)
+            _completed(run, replay, function.__name__, value, halted_before, run.recorder.written[mark:], args, kwargs)
+            return value
 
         @functools.wraps(function)
         def step_function(run: Run, *args: Any, **kwargs: Any) -> Any:

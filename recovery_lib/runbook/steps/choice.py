@@ -7,19 +7,18 @@ those pass the procedure's checks; a pre-recovery snapshot of a broken state is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from recovery_lib.backup import BackupCheck, BackupError, BackupMetadata, BackupStatus
+from recovery_lib.backup import BackupError, BackupMetadata, BackupStatus
 from recovery_lib.clock import now_iso
 from recovery_lib.manager import PRE_RECOVERY_TAG
 from recovery_lib.rendering import LiveDisplay, LiveWidget, human_age, human_size, human_time, name_all
 from recovery_lib.runbook.records import MIME_TYPE, to_plain
 from recovery_lib.runbook.restore_record_types import BackupSelectionRecord, BackupsRecord
+from recovery_lib.runbook.resume import Earlier, Stale
 from recovery_lib.runbook.run import Run
-from recovery_lib.runbook.steps.base import GO_ON, Halted, halt, step
-
-FITNESS_CHECKED = ("config", "data")  # the categories RecoveryManager.fitness checks (state has no check)
+from recovery_lib.runbook.steps.base import GO_ON, Halted, Replay, halt, step
+from recovery_lib.runbook.steps.candidates import Candidate, candidates, without_id
 
 
 @step(on_halt=GO_ON)  # it only reads: the record lists the backups after a halt too
@@ -106,84 +105,6 @@ def _verification_text(ok: bool | None, contents: str | None, problems: list[str
     }.get(contents or "", "✅ structure verifies (contents not hashed this run)")
 
 
-@dataclass
-class Candidate:
-    """One backup as the picker offers it: what it is, whether it verifies, whether it can fix the fault."""
-
-    metadata: BackupMetadata
-    verification: str  # short: "✅ verifies (every byte hashed)", "❌ damaged", "not checked"
-    problems: list[str]  # why restoring it cannot fix the fault; [] when it can
-    fixes: str = ""  # what it passes: "passes the config check"
-
-    @property
-    def pre_recovery(self) -> bool:
-        """A snapshot a restore took of the state it replaced: the state at the time of an incident."""
-        return PRE_RECOVERY_TAG in self.metadata.tags
-
-    @property
-    def good(self) -> bool:
-        """Verifies, holds what is needed, passes the checks and is not a snapshot of a broken state."""
-        return not self.problems and not self.pre_recovery
-
-    def verdict(self) -> str:
-        """The mark a person reads first: ✅ can fix, ⚠ pre-recovery, ❌ cannot fix (and the first reason)."""
-        if self.problems:
-            more = f" (and {len(self.problems) - 1} more, named when it is selected)" if len(self.problems) > 1 else ""
-            return f"❌ cannot fix: {_without_id(self.problems[0], self.metadata.backup_id)}{more}"
-        passes = f", {self.fixes}" if self.fixes else ""
-        if self.pre_recovery:
-            return f"⚠ pre-recovery: the state at the time of an incident{passes}"
-        return f"✅ {self.fixes or 'can fix the fault'}"
-
-    def label(self) -> str:
-        """One picker option: the mark, then id, age, size, tags, verification and what it fixes or why not."""
-        m = self.metadata
-        mark, _, verdict = self.verdict().partition(" ")
-        facts = [m.backup_id, f"{human_age(m.age_hours())} old", human_size(m.size_bytes)]
-        facts += [", ".join(m.tags) or "no tags", self.verification.removeprefix("✅ "), verdict]
-        return f"{mark} " + " · ".join(facts)
-
-
-def _without_id(problem: str, backup_id: str) -> str:
-    """A problem as shown next to its backup's id: "holds a config that ..." (presentation only)."""
-    return problem.removeprefix(f"backup {backup_id} ")
-
-
-def _short_verification(check: BackupCheck | None) -> str:
-    if check is None:
-        return "not checked"
-    if not check.ok:
-        return "❌ damaged"
-    return {"hashed": "✅ verifies (every byte hashed)", "sampled": "✅ verifies (partly hashed)"}.get(
-        check.contents, "✅ structure verifies"
-    )
-
-
-def candidates(run: Run, needs: tuple[str, ...]) -> list[Candidate]:
-    """Every backup for the picker: the good candidates first, then the pre-recovery snapshots and the
-    backups that cannot fix the fault (damaged, not SUCCESS, without ``needs``, failing the checks); each
-    group newest first. Verification is the manager's structural check (contents within the health
-    budget), fitness its memoised check of the restored categories."""
-    checked = {c.backup_id: c for c in run.manager.check_all().backups}
-    checks = [c for c in needs if c in FITNESS_CHECKED]
-    fixes = f"passes the {' and '.join(checks)} check{'s' if len(checks) > 1 else ''}" if checks else ""
-    found = []
-    for metadata in run.manager.list_backups():  # newest first
-        check = checked.get(metadata.backup_id)
-        problems = []
-        if metadata.status is not BackupStatus.SUCCESS:
-            problems.append(f"is {metadata.status.value.upper()}, not SUCCESS: it is never restored from")
-        if check is not None and not check.ok:
-            problems += [f"does not verify: {problem}" for problem in check.problems]
-        missing = [category for category in needs if not metadata.includes(category)]
-        if missing:
-            problems.append(f"holds {', '.join(metadata.categories) or 'nothing'}, not {', '.join(missing)}")
-        if not problems:  # the checks read the backup's files: only of one that is whole and holds them
-            problems += run.manager.fitness(metadata.backup_id, needs)
-        found.append(Candidate(metadata, _short_verification(check), problems, fixes))
-    return [c for c in found if c.good] + [c for c in found if not c.good]
-
-
 class BackupChoice(LiveDisplay):
     """The backup a procedure restores from: the parameter's choice, or the picker's in JupyterLab.
 
@@ -253,7 +174,7 @@ class BackupChoice(LiveDisplay):
             fixes = f"; {candidate.fixes}" if candidate.fixes and not candidate.problems else ""
             notes.append((False, candidate.verification + fixes))
         if unfit := self.unfit():
-            shown = name_all([_without_id(p, metadata.backup_id) for p in unfit])
+            shown = name_all([without_id(p, metadata.backup_id) for p in unfit])
             notes.append((True, f"❌ Restoring it will not fix the fault: {shown}. Pick another backup."))
         if PRE_RECOVERY_TAG in metadata.tags:
             notes.append(
@@ -332,7 +253,33 @@ def _no_choice(
     return BackupChoice(run, None, [halted.reason], needs=needs)
 
 
-@step(prepares=("select_backup", "the backup choice"), on_halt=_no_choice)
+def _chosen_then(
+    run: Run, earlier: Earlier, backup_id: str = "", needs: tuple[str, ...] = (), required: bool = True
+) -> BackupChoice:
+    """The backup the failed run chose (the picker's last pick included), if it is still there and was fit."""
+    assert run.resume is not None
+    selection = run.resume.records.get("backup_selection") or earlier.record("backup_selection")
+    chosen, skipped = selection.get("backup_id"), list(selection.get("skipped") or [])
+    if chosen is None:
+        return BackupChoice(run, None, skipped, needs=needs)
+    if selection.get("unfit"):
+        raise Stale(f"backup {chosen}, picked then, cannot fix the fault: {'; '.join(selection['unfit'])}")
+    try:
+        return BackupChoice(run, run.manager.get_backup(str(chosen)), skipped, needs=needs)
+    except BackupError as exc:
+        raise Stale(f"backup {chosen}, chosen then, cannot be read any more: {exc}") from exc
+
+
+def _choice_facts(run: Run, value: BackupChoice, *_: Any, **__: Any) -> dict[str, Any]:
+    chosen = value.backup_id
+    return {"backups": [chosen] if chosen else [], "what": f"backup {chosen or 'none'} was chosen"}
+
+
+@step(
+    prepares=("select_backup", "the backup choice"),
+    on_halt=_no_choice,
+    replay=Replay(_chosen_then, _choice_facts),
+)
 def choose_backup(run: Run, backup_id: str, needs: tuple[str, ...] = (), required: bool = True) -> BackupChoice:
     """Resolve ``backup_id``: "latest" is the newest SUCCESS backup that verifies, holds ``needs`` and whose
     restored categories pass the procedure's checks (a backup of the broken state fixes nothing).

@@ -32,13 +32,33 @@ from recovery_lib.runbook.restore_record_types import (
     RestorePlanRecord,
     TradesRecord,
 )
+from recovery_lib.runbook.resume import Earlier, Recorded
 from recovery_lib.runbook.run import Run, ran
-from recovery_lib.runbook.steps.base import GO_ON, Halted, did, digest, halt, once, refused, step
+from recovery_lib.runbook.steps.base import GO_ON, Halted, Replay, did, digest, halt, once, refused, step
 from recovery_lib.runbook.steps.choice import BackupChoice
-from recovery_lib.runbook.steps.restore import restore
+from recovery_lib.runbook.steps.restore import prepared_then, prepares, restore
 from recovery_lib.trading.exchange import get_exchange_client
 from recovery_lib.trading.ledger import Trade, plan_repair, positions_of, read_ledger, write_ledger
 from recovery_lib.trading.replay import exchange_fills, replay_fills, replay_symbols
+
+
+def _recorded_then(record: str, done: str = "") -> Any:
+    """Replay a step from the record it wrote; ``done``: what ``once`` knows it by in this run."""
+
+    def rebuild(run: Run, earlier: Earlier, *_: Any, **__: Any) -> Recorded:
+        written = earlier.record(record)
+        shown = Recorded(written, ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in written.items() if _short(v)))
+        return did(run, done, shown, record.replace("_", " ")) if done else shown
+
+    return rebuild
+
+
+def _short(value: Any) -> bool:
+    return isinstance(value, int | float | str | bool) and len(str(value)) < 80
+
+
+def _on_site(what: str) -> Any:
+    return lambda run, value, *a, **k: {"site": True, "what": what}
 
 
 def _exchange(run: Run) -> tuple[Any, dict[int, Trade], str | None]:
@@ -54,7 +74,11 @@ def _exchange(run: Run) -> tuple[Any, dict[int, Trade], str | None]:
         return None, {}, f"{type(exc).__name__}: {exc}"
 
 
-@step(prepares=("assess", "the data loss assessment"), on_halt=GO_ON)  # it only reads
+@step(  # it only reads; replayed, so that a resumed run keeps what was found before the remedy
+    prepares=("assess", "the data loss assessment"),
+    on_halt=GO_ON,
+    replay=Replay(_recorded_then("data_loss_extent"), _on_site("the data loss was assessed")),
+)
 def assess_data_loss(run: Run) -> Any:
     """Runbook B step 1, extended: what is missing AND what is corrupt (duplicated trade ids, a torn
     row, a missing header, positions that disagree with the trades), and the trades the exchange has
@@ -141,7 +165,11 @@ def _whole(run: Run) -> bool:
     return all(check.ok is not False for check in gate.checks if check.name != "config check")
 
 
-@step(prepares=("data_loss_window", "the data loss window"), on_halt=GO_ON)  # it only reads
+@step(  # it only reads
+    prepares=("data_loss_window", "the data loss window"),
+    on_halt=GO_ON,
+    replay=Replay(_recorded_then("data_loss_window"), lambda run, value, *a, **k: {"what": "the data loss window"}),
+)
 def data_loss_window(run: Run, choice: BackupChoice) -> Findings | None:
     """Runbook B step 3: what a restore from the chosen backup gives up, in human units, and how many of
     the trades made since are on the exchange (a restore writes those back)."""
@@ -177,7 +205,11 @@ def data_loss_window(run: Run, choice: BackupChoice) -> Findings | None:
     )
 
 
-@step(prepares=("dry_run", "the dry run of repair and restore"), idle=True)
+@step(
+    prepares=("dry_run", "the dry run of repair and restore"),
+    idle=True,
+    replay=Replay(prepared_then("remedy_plan"), prepares("apply_remedy", site=True)),
+)
 def plan_remedies(run: Run, choice: BackupChoice) -> RemedyPlan | Halted:
     """Runbook B step 6, dry run: repair in place and restore, each worked out with what it loses.
     Nothing is changed."""
@@ -199,7 +231,9 @@ def remedy_key(options: RemedyPlan) -> str:
     return digest(options.to_dict(), options.fingerprint)
 
 
-@step(consumes=True, on_halt=GO_ON)  # a halted dry run is shown as it is; options are put up for approval
+@step(  # a halted dry run is shown as it is; options are put up for approval
+    consumes=True, on_halt=GO_ON, replay=Replay(prepared_then("remedy_choice"), prepares("apply_remedy"))
+)
 def remedy_approval(run: Run, options: RemedyPlan | Halted, remedy: str = "least_loss", then: str = "") -> Any:
     """The approval of one remedy. ``remedy`` (the notebook parameter): "least_loss" takes the
     recommended option; "repair" or "restore" insists on one (halts if it is not possible). In
@@ -235,7 +269,16 @@ def _remedied(run: Run, options: RemedyPlan) -> tuple[str, str]:
     return "remedy", remedy_key(options)
 
 
-@step(consumes=True, again=_remedied)
+def _remedied_then(run: Run, earlier: Earlier, *_: Any) -> Recorded:
+    """The remedy the failed run applied (its facts: the site is as that run left it)."""
+    remedy, restored = earlier.record("remedy"), earlier.record("restore_result")
+    what = f"{remedy.get('action')} applied"
+    what += f" from backup {restored['backup_id']}" if restored.get("backup_id") else ""
+    shown = Recorded({**restored, **remedy}, f"✅ Data {what}.")
+    return did(run, "remedy", shown, what)
+
+
+@step(consumes=True, again=_remedied, replay=Replay(_remedied_then, _on_site("the remedy was applied")))
 def apply_remedy(run: Run, options: RemedyPlan | Halted) -> Any:
     """Runbook B step 6: apply the approved option exactly as planned. Fails closed without approval.
     Run again after it happened, it says so instead of applying it twice."""
@@ -297,7 +340,10 @@ class Repaired:
         return self.summary()
 
 
-@step(idle=True)
+@step(
+    idle=True,
+    replay=Replay(_recorded_then("trades", "replay"), _on_site("the exchange's trades were written back")),
+)
 def replay_trades(run: Run) -> Any:
     """Write back every fill the exchange knows that the ledger lacks (original ids), recompute positions,
     and count trades lost, recovered from the exchange, and still missing (recorded as ``trades``)."""

@@ -14,13 +14,46 @@ from recovery_lib.checks.gate import trading_gate
 from recovery_lib.errors import RecoveryError
 from recovery_lib.runbook.checklist import Checklist
 from recovery_lib.runbook.restore_record_types import BackupTakenRecord, PreRecoveryBackupRecord
+from recovery_lib.runbook.resume import Earlier, Stale
 from recovery_lib.runbook.run import Run
-from recovery_lib.runbook.steps.base import GO_ON, Again, Halted, NothingToDo, did, halt, once, refused, step
+from recovery_lib.runbook.steps.base import (
+    GO_ON,
+    Again,
+    Halted,
+    NothingToDo,
+    Replay,
+    did,
+    halt,
+    once,
+    refused,
+    step,
+)
+
+
+def _named(run: Run, name: str, *_: Any, **__: Any) -> str:
+    """Which of a procedure's backups a call takes: its record's name."""
+    return name
+
+
+def _taken_then(run: Run, earlier: Earlier, name: str, *_: Any, **__: Any) -> str:
+    """The backup ``name`` the failed run took (its facts: the backup is still there)."""
+    backup_id = str(earlier.record(name).get("backup_id") or "")
+    if not backup_id:
+        raise Stale(f"the failed run's {name} record names no backup")
+    return did(run, name, backup_id, f"backup {backup_id} taken")
+
+
+def _taken_facts(run: Run, value: Any, name: str, *_: Any, **__: Any) -> dict[str, Any]:
+    backup_id = (run.recorder.values.get(name) or {}).get("backup_id")
+    return {"backups": [backup_id] if backup_id else [], "what": f"backup {backup_id} was taken"}
+
+
+BACKUP_TAKEN = Replay(_taken_then, _taken_facts, _named)  # a procedure's backup is taken once, even across a resume
 
 VERIFIED_TAG = "verified"
 
 
-@step(on_halt=GO_ON)  # asks its own approval: Procedure D takes its emergency backup after a halt too
+@step(on_halt=GO_ON, replay=BACKUP_TAKEN)  # asks its own approval: D takes its emergency backup after a halt too
 def create_backup(run: Run, name: str, description: str, tags: list[str]) -> str | Halted:
     """A backup taken by a procedure step (emergency, manual); recorded as ``name``. Never tagged "verified":
     that is :func:`verified_backup`'s to give."""
@@ -73,7 +106,7 @@ def _not_taken_after_halt(run: Run, halted: Halted, name: str, *_: Any, **__: An
     return _not_taken(run, name, [f"the procedure halted ({halted.reason})"])
 
 
-@step(again=_taken_once, on_halt=_not_taken_after_halt)
+@step(again=_taken_once, on_halt=_not_taken_after_halt, replay=BACKUP_TAKEN)
 def verified_backup(
     run: Run, name: str, description: str, tags: list[str], before: Checklist | None = None
 ) -> str | NotTaken:
@@ -98,7 +131,31 @@ def verified_backup(
     return did(run, name, backup_id, f"backup {backup_id} taken")
 
 
-@step(prepares=("pre_recovery_backup", "the pre-recovery backup"), idle=True)
+def _saved_then(run: Run, earlier: Earlier) -> str:
+    """The pre-recovery backup of the failed run. Before its change happened, it must hold the site as it
+    is now, and the change reuses it; once the change happened, it is what it saved then."""
+    assert run.resume is not None
+    saved = earlier.record("pre_recovery_backup")
+    backup_id = saved.get("backup_id")
+    if not backup_id:
+        return str(saved.get("note") or "Nothing left in the site to save.")
+    if run.resume.replays("apply_remedy") or run.resume.replays("restore"):
+        return str(backup_id)
+    if not run.manager.adopt_pre_recovery_backup(str(backup_id), str(saved.get("fingerprint") or "")):
+        raise Stale(f"backup {backup_id} no longer holds the site as it is now")
+    return str(backup_id)
+
+
+def _saved_facts(run: Run, value: Any) -> dict[str, Any]:
+    backup_id = (run.recorder.values.get("pre_recovery_backup") or {}).get("backup_id")
+    return {"backups": [backup_id] if backup_id else [], "site": True, "what": f"pre-recovery backup {backup_id}"}
+
+
+@step(
+    prepares=("pre_recovery_backup", "the pre-recovery backup"),
+    idle=True,
+    replay=Replay(_saved_then, _saved_facts),
+)
 def pre_recovery_backup(run: Run) -> str | Again | Halted | NothingToDo:
     """Back up the current state before restoring (runbook B step 5); nothing left to save is not an error.
 

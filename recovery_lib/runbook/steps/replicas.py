@@ -22,8 +22,9 @@ from recovery_lib.replica.status import read_push_record
 from recovery_lib.runbook.checklist import Checklist
 from recovery_lib.runbook.records import to_plain
 from recovery_lib.runbook.restore_record_types import ReplicaPushRecord, ReplicaSeedRecord, ReplicasRecord
+from recovery_lib.runbook.resume import Earlier, Recorded
 from recovery_lib.runbook.run import Run
-from recovery_lib.runbook.steps.base import GO_ON, Again, Halted, NothingToDo, did, halt, refused, step
+from recovery_lib.runbook.steps.base import GO_ON, Again, Halted, NothingToDo, Replay, did, halt, refused, step
 from recovery_lib.runbook.steps.verdict import criteria_d
 from recovery_lib.site.replicas import ReplicaSpec
 
@@ -184,7 +185,21 @@ def _seeded_once(run: Run, *_: Any, **__: Any) -> tuple[str, str]:
     return "seed_from_replica", ""
 
 
-@step(again=_seeded_once, idle=True)
+def _seeded_then(run: Run, earlier: Earlier, *_: Any, **__: Any) -> Recorded:
+    """What the failed run's re-seeding found or pulled (its facts: the backup directory is as it left it)."""
+    seed = earlier.record("replica_seed")
+    if seed.get("needed"):
+        text = f"✅ backup {seed.get('backup_id')} pulled from replica {seed.get('replica')}"
+    else:
+        text = f"Nothing pulled: local backup {seed.get('local_backup')} can fix the fault"
+    return did(run, "seed_from_replica", Recorded(seed, text), text)
+
+
+@step(
+    again=_seeded_once,
+    idle=True,
+    replay=Replay(_seeded_then, lambda run, value, *a, **k: {"backup_dir": True, "what": "re-seeding"}),
+)
 def seed_from_replica(
     run: Run, replica: str = "", identity: str = "", needs: tuple[str, ...] = (), backup_id: str = "latest"
 ) -> Seeding | NothingToDo | Halted:
@@ -341,8 +356,8 @@ def _restored(seeded: Any) -> tuple[bool, str]:
     value = seeded.value if isinstance(seeded, Again) else seeded
     if isinstance(value, NothingToDo):
         return True, value.reason
-    if isinstance(value, Seeding):
-        return value.ok, value.summary()
+    if isinstance(value, Seeding | Recorded):  # Recorded: replayed from the run a resumed run goes on from
+        return bool(value.ok), value.summary()
     summary = getattr(value, "summary", None)  # a skipped step (Halted), or one that never ran (NotRun)
     return False, f"not re-seeded: {summary() if callable(summary) else value!r}"
 

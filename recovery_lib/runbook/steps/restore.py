@@ -14,12 +14,37 @@ from recovery_lib.errors import UnfitPick
 from recovery_lib.restore.journal import RestoreError
 from recovery_lib.restore.plan import RestorePlan, RestoreResult
 from recovery_lib.runbook.restore_record_types import RestorePlanRecord, RestoreResultRecord
+from recovery_lib.runbook.resume import Earlier, Recorded
 from recovery_lib.runbook.run import Run, ran
-from recovery_lib.runbook.steps.base import GO_ON, Halted, did, digest, halt, refused, step
+from recovery_lib.runbook.steps.base import EXECUTE, GO_ON, Halted, Replay, did, digest, halt, refused, step
 from recovery_lib.runbook.steps.choice import BackupChoice
 
 
-@step(prepares=("dry_run", "the dry run"))
+def prepared_then(record: str) -> Any:
+    """Replay a step that prepared a change (a dry run, its approval; ``facts["prepares"]`` names the
+    change) only when the change is replayed too. Otherwise it runs now: it only reads, and an approval
+    given for the same plan stands."""
+
+    def rebuild(run: Run, earlier: Earlier, *_: Any, **__: Any) -> Any:
+        assert run.resume is not None
+        change = str(earlier.facts.get("prepares") or "")
+        if not run.resume.replays(change):
+            return EXECUTE
+        shown = earlier.record(record) or run.resume.records.get(record) or {}
+        return Recorded(shown, f"{record.replace('_', ' ')} of run {earlier.run} (the {change} it prepared is done)")
+
+    return rebuild
+
+
+def prepares(change: str, site: bool = False) -> Any:
+    """The facts of a step that prepares ``change``: what :func:`prepared_then` reads."""
+    return lambda run, value, *a, **k: {"prepares": change, "site": site, "what": f"prepared the {change}"}
+
+
+@step(
+    prepares=("dry_run", "the dry run"),
+    replay=Replay(prepared_then("restore_plan"), prepares("restore", site=True)),
+)
 def plan(
     run: Run, choice: BackupChoice, config: bool = False, state: bool = False, data: bool = False
 ) -> RestorePlan | Halted:
@@ -46,7 +71,9 @@ def plan_key(restore_plan: RestorePlan) -> str:
     return digest(restore_plan.to_dict(), restore_plan.fingerprint)
 
 
-@step(consumes=True, on_halt=GO_ON)  # a halted dry run is shown as it is; a plan is put up for approval
+@step(  # a halted dry run is shown as it is; a plan is put up for approval
+    consumes=True, on_halt=GO_ON, replay=Replay(prepared_then("approval_restore"), prepares("restore"))
+)
 def approval(run: Run, restore_plan: RestorePlan | Halted, then: str = "") -> Any:
     """The approval gate for the restore (widgets in JupyterLab, the ``approve`` parameter headless).
     ``then``: the title of the cell that applies it. Rerun with the same plan, an approval stands."""
@@ -68,7 +95,23 @@ def _restored(run: Run, restore_plan: RestorePlan) -> tuple[str, str]:
     return "restore", plan_key(restore_plan)
 
 
-@step(consumes=True, again=_restored)
+def _restored_then(run: Run, earlier: Earlier, *_: Any) -> Recorded:
+    """The restore the failed run applied (its facts: the site is as that run left it)."""
+    done = earlier.record("restore_result")
+    written = f"{done.get('files_written', 0)} file(s), {done.get('bytes_written', 0):,} bytes written"
+    saved = f"; pre-recovery backup {done['pre_recovery_backup_id']}" if done.get("pre_recovery_backup_id") else ""
+    shown = Recorded(
+        done, f"✅ Restored {', '.join(done.get('categories') or [])} from {done.get('backup_id')}: {written}{saved}."
+    )
+    return did(run, "restore", shown, f"restored from {done.get('backup_id')}", str(earlier.facts.get("key", "")))
+
+
+def _restore_facts(run: Run, result: RestoreResult, restore_plan: RestorePlan) -> dict[str, Any]:
+    what = f"restored {', '.join(restore_plan.categories)} from {restore_plan.backup_id}"
+    return {"site": True, "key": plan_key(restore_plan), "what": what}
+
+
+@step(consumes=True, again=_restored, replay=Replay(_restored_then, _restore_facts))
 def restore(run: Run, restore_plan: RestorePlan | Halted) -> RestoreResult | Halted:
     """Apply exactly the approved plan. Fails closed (raises) without approval. Run again after it
     happened, it says so and returns the earlier result instead of restoring twice."""

@@ -32,8 +32,9 @@ from recovery_lib.runbook.record_types import (
     TradingGateRecord,
     TriageRecord,
 )
+from recovery_lib.runbook.resume import Earlier, Stale
 from recovery_lib.runbook.run import Run
-from recovery_lib.runbook.steps.base import GO_ON, Halted, NothingToDo, refused, step
+from recovery_lib.runbook.steps.base import GO_ON, Halted, NothingToDo, Replay, refused, step
 from recovery_lib.site.process import ProcessAction, process_status, start_system, stop_system
 
 
@@ -98,7 +99,28 @@ def detect(run: Run, results: dict[str, HealthResult]) -> Triage:
     return found
 
 
-@step(prepares=("stop_system", "the trading system was stopped"), idle=True)
+def _stopped_then(run: Run, earlier: Earlier) -> ProcessAction:
+    """The stop the failed run did (its facts: the process is still stopped)."""
+    stopped = earlier.record("stop_system")
+    if not stopped:
+        raise Stale("the failed run's stop_system record is missing")
+    return ProcessAction(
+        str(stopped.get("action") or "stop"),
+        bool(stopped.get("ok")),
+        stopped.get("running_after"),
+        str(stopped.get("message") or ""),
+    )
+
+
+def _stop_facts(run: Run, value: ProcessAction) -> dict[str, Any]:
+    return {"stopped": True, "what": "the trading system was stopped"}
+
+
+@step(
+    prepares=("stop_system", "the trading system was stopped"),
+    idle=True,
+    replay=Replay(_stopped_then, _stop_facts),
+)
 def stop(run: Run) -> ProcessAction | Halted | NothingToDo:
     """Procedure step "Stop the system"."""
     status = process_status(run.site)
@@ -264,7 +286,15 @@ def _keep_stopped(run: Run, why: str) -> bool | None:
     return process_status(run.site).running
 
 
-@step(prepares=("declare", "the incident declaration"), on_halt=GO_ON)
+def _declared_then(run: Run, earlier: Earlier) -> Findings:
+    return Findings("Incident declared", earlier.record("incident"))
+
+
+@step(
+    prepares=("declare", "the incident declaration"),
+    on_halt=GO_ON,
+    replay=Replay(_declared_then, lambda run, value: {"what": "the incident was declared"}),
+)
 def declare_incident(run: Run) -> Findings:
     """Runbook C step 1: the incident, its start and who to notify."""
     declared = IncidentRecord(
@@ -277,7 +307,15 @@ def declare_incident(run: Run) -> Findings:
     return Findings("Incident declared", declared)
 
 
-@step(prepares=("document_state", "the pre-recovery listing"), on_halt=GO_ON)  # it only reads
+def _listed_then(run: Run, earlier: Earlier) -> Findings:
+    return _listing_findings(earlier.record("pre_recovery_listing"))
+
+
+@step(  # it only reads; replayed, so that a resumed run keeps the state from before the restore
+    prepares=("document_state", "the pre-recovery listing"),
+    on_halt=GO_ON,
+    replay=Replay(_listed_then, lambda run, value: {"site": True, "what": "the pre-recovery state was listed"}),
+)
 def site_listing(run: Run) -> Findings:
     """The pre-recovery state for the post-mortem (runbook C step 4 writes it to /tmp; we record it)."""
     listing: ListingRecord = {}
@@ -302,6 +340,11 @@ def site_listing(run: Run) -> Findings:
                     )
         listing[category] = entries
     run.record("pre_recovery_listing", listing)
+    return _listing_findings(listing)
+
+
+def _listing_findings(listing: dict[str, list[dict[str, Any]]]) -> Findings:
+    """The pre-recovery listing for a person: files and missing paths per category."""
 
     def described(entries: list[dict[str, Any]]) -> str:
         missing = [e["path"] for e in entries if e.get("missing")]

@@ -24,7 +24,7 @@ from recovery_lib.runbook.journal import release_procedure_lock
 from recovery_lib.runbook.record_types import OutcomeRecord, SuccessCriteriaRecord, VerificationRecord
 from recovery_lib.runbook.run import Run, ran
 from recovery_lib.runbook.steps.backups import shown_path
-from recovery_lib.runbook.steps.base import GO_ON, Halted, NothingToDo, health, step, succeeded
+from recovery_lib.runbook.steps.base import GO_ON, Halted, NothingToDo, health, plain, step, succeeded
 from recovery_lib.runbook.steps.system import RestartRefused
 from recovery_lib.schedule import schedule_status
 from recovery_lib.site.integrity import check_data
@@ -101,7 +101,7 @@ def criteria_c(run: Run, result: Any, post_backup: Any = PENDING, restart_action
     if post_backup is PENDING:
         backed_up, backup_why = None, "pending: the post-recovery backup step judges it"
     else:
-        backed_up, backup_why = isinstance(post_backup, str), _summary(post_backup)
+        backed_up, backup_why = isinstance(plain(post_backup), str), _summary(post_backup)
     if restart_action is PENDING:
         operational, operational_why = None, "pending: judged after the restart"
     else:
@@ -138,7 +138,7 @@ def criteria_d(run: Run, directory: dict[str, Any], verification: Any, emergency
             bool(directory.get("writable")) if isinstance(directory, dict) else False,
             directory.get("message", "") if isinstance(directory, dict) else _summary(directory),
         )
-        .check("Can create new backups", isinstance(emergency, str), _summary(emergency))
+        .check("Can create new backups", isinstance(plain(emergency), str), _summary(emergency))
         .check("Existing backups verified", not left, verified_why)
         .check("Automated backup schedule confirmed", *_schedule_confirmed(run))
     )
