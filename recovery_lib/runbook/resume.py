@@ -18,9 +18,7 @@ a resumed run's verdict is about the site as it is now, never the failed run's.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from recovery_lib.backup import BackupError, BackupStatus
@@ -28,13 +26,10 @@ from recovery_lib.catalog import RECOVERY_PROCEDURES
 from recovery_lib.errors import ParameterError
 from recovery_lib.manager import RecoveryManager
 from recovery_lib.restore.plan import site_fingerprint
-from recovery_lib.runbook.journal import SUFFIX, IncidentJournal, valid_incident_id
+from recovery_lib.runbook.failed_runs import STEP, find_run, run_id_of
 from recovery_lib.runbook.record_types import ResumeRecord
-from recovery_lib.runbook.records import read_notebook
 from recovery_lib.site.config import Site
 from recovery_lib.site.process import process_status
-
-STEP = "step"  # the journal entry kind of a completed step
 
 
 class Stale(Exception):
@@ -152,48 +147,6 @@ def _label(step: str, key: str) -> str:
 def _split(label: str) -> tuple[str, str]:
     step, _, key = label.partition("[")
     return step, key.rstrip("]")
-
-
-def find_run(site: Site, run_id: str, incident_id: str = "") -> tuple[IncidentJournal, list[dict[str, Any]]]:
-    """The incident journal holding run ``run_id``, and that run's entries; ParameterError if none does."""
-    directory = site.records_dir
-    names = [f"{incident_id}{SUFFIX}"] if incident_id else sorted(p.name for p in directory.glob(f"*{SUFFIX}"))
-    needle = json.dumps(run_id)
-    for name in names:
-        incident = name[: -len(SUFFIX)]
-        if not valid_incident_id(incident):
-            continue
-        journal = IncidentJournal(directory, incident)
-        if not journal.path.is_file() or needle not in journal.path.read_text(encoding="utf-8", errors="replace"):
-            continue
-        entries = [e for e in journal.entries() if e.get("run") == run_id]
-        if entries:
-            return journal, entries
-    where = f"incident {incident_id}'s journal" if incident_id else f"the journals in {site.relative(directory)}"
-    raise ParameterError(
-        f"parameter 'resume_from': there is no run {run_id!r} in {where}. `recovery resume --list` names the "
-        "failed runs of this site; give one of their ids, or the executed notebook of the failed run."
-    )
-
-
-def run_id_of(resume_from: str) -> tuple[str, str]:
-    """(run id, incident id or "") of ``resume_from``: a run id, or the path of an executed notebook."""
-    if not resume_from.endswith(".ipynb"):
-        return resume_from, ""
-    path = Path(resume_from)
-    try:
-        run = read_notebook(path).get("run") or {}
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ParameterError(
-            f"parameter 'resume_from': {path} is not a readable executed notebook ({type(exc).__name__}: {exc}). "
-            "Give the record of the failed run (outputs/<drill>/02_B_data_recovery.ipynb) or its run id."
-        ) from exc
-    if not run.get("run_id"):
-        raise ParameterError(
-            f"parameter 'resume_from': {path} holds no run record (it never passed its validation cell): "
-            "there is nothing to resume. Run the procedure from the top."
-        )
-    return str(run["run_id"]), str(run.get("incident_id") or "")
 
 
 def plan_resume(site: Site, manager: RecoveryManager, procedure: str, resume_from: str, incident_id: str) -> Resume:

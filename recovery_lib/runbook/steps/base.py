@@ -27,7 +27,8 @@ from recovery_lib.clock import now_iso
 from recovery_lib.restore.plan import site_fingerprint
 from recovery_lib.runbook.approval import ApprovalRequired
 from recovery_lib.runbook.escalation import Facts
-from recovery_lib.runbook.resume import STEP, Earlier, Stale, backup_listing, id_ranges, ids_of
+from recovery_lib.runbook.failed_runs import STEP
+from recovery_lib.runbook.resume import Earlier, Stale, backup_listing, id_ranges, ids_of
 from recovery_lib.runbook.run import Run, ran
 
 
