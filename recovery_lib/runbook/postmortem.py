@@ -29,6 +29,7 @@ from recovery_lib.runbook.records import (
     read_notebook,
     remedy_of,
     restore_result_of,
+    resume_of,
     run_of,
     trades_of,
     triage_of,
@@ -148,6 +149,9 @@ def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
     starts, ends = [], []
     fault_at = None
     rolled_back = False  # a restore from a backup ran: the window is from its restore point
+    # Whether each procedure's restore or repair verified: a later run of it (a resumed run, a second
+    # attempt) replaces an earlier one's result, as it replaces its verdict.
+    restored: dict[str, bool] = {}
     for source in sources:
         notebook = source if isinstance(source, NotebookRecords) else read_notebook(source)
         summary.notebooks.append(notebook.label)
@@ -166,7 +170,7 @@ def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
         restore = restore_result_of(notebook)
         if restore:
             rolled_back = True
-            summary.restored_ok = bool(restore.get("ok")) and summary.restored_ok is not False
+            restored[str(run.get("procedure") or notebook.label)] = bool(restore.get("ok"))
             if restore.get("backup_id"):
                 summary.backup_used = restore["backup_id"]
             point = restore.get("backup_created_at")
@@ -177,7 +181,7 @@ def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
         if remedy:
             summary.remedy = remedy.get("action")
             if remedy.get("action") == "repair":
-                summary.restored_ok = bool(remedy.get("ok")) and summary.restored_ok is not False
+                restored[str(run.get("procedure") or notebook.label)] = bool(remedy.get("ok"))
         trades = trades_of(notebook)
         if trades:
             summary.trades_lost = _add(summary.trades_lost, trades.get("lost"))
@@ -187,10 +191,14 @@ def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
             if summary.verified_ok is not None:  # it verified the site as it was before this procedure
                 summary.verified_ok, summary.verification_failed, summary.recovered_at = None, [], None
                 summary.verification_stale = True
-            outcome = outcome_of(notebook)
+            outcome, resumed = outcome_of(notebook), resume_of(notebook)
             summary.procedures.append(
                 {
                     "procedure": run["procedure"],
+                    "run_id": run.get("run_id"),
+                    "resumed_from": run.get("resumed_from"),  # the failed run this one went on from
+                    "resumed_at": resumed.get("failed_step"),  # where that run had stopped
+                    "replayed": list(resumed.get("replay") or []),
                     "notebook": notebook.label,
                     "success": outcome.get("success"),  # None: the notebook never reached its verdict
                     "failed_criteria": outcome.get("failed_criteria", []),
@@ -214,9 +222,11 @@ def summarize(sources: list[str | Path | NotebookRecords]) -> IncidentSummary:
             {"notebook": notebook.label, "step": s.name, "status": s.status, "duration_s": s.duration_s}
             for s in notebook.steps
         ]
+    summary.restored_ok = all(restored.values()) if restored else None
     for number, entry in enumerate(summary.procedures):
         later = summary.procedures[number + 1 :]
         entry["superseded"] = any(other["procedure"] == entry["procedure"] for other in later)
+        entry["resumed_by"] = next((o["run_id"] for o in later if o.get("resumed_from") == entry.get("run_id")), None)
     if not rolled_back and summary.procedures:
         # Nothing was rolled back to a restore point (nothing to do, or the ledger repaired in place):
         # no window, as the drill history counts it.

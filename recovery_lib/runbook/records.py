@@ -336,6 +336,11 @@ def run_of(source: RecordSource) -> RunRecord:
     return cast(RunRecord, _stored(source, "run"))
 
 
+def resume_of(source: RecordSource) -> ResumeRecord:
+    """The ``resume`` record (empty when absent: the run started from the top)."""
+    return cast(ResumeRecord, _stored(source, "resume"))
+
+
 def drill_of(source: RecordSource) -> DrillRecord:
     """The ``drill`` record (empty when absent: not a drill)."""
     return cast(DrillRecord, _stored(source, "drill"))

@@ -112,7 +112,13 @@ def _procedure_line(entry: dict[str, Any]) -> str:
         line += f" (aborted: {entry['halted']})"
     elif entry.get("failed_criteria"):
         line += f" ({', '.join(entry['failed_criteria'])})"
-    if entry.get("superseded"):
+    if entry.get("resumed_from"):  # one procedure told across its runs: where it stopped, what went on
+        replayed = ", ".join(entry.get("replayed") or []) or "nothing"
+        line += f" (resumed run {entry['resumed_from']} from its step {entry.get('resumed_at') or 'that failed'}; "
+        line += f"replayed: {replayed})"
+    if entry.get("resumed_by"):
+        line += f" (resumed by run {entry['resumed_by']})"
+    elif entry.get("superseded"):
         line += " (replaced by a later run of the same procedure)"
     return line
 
