@@ -127,8 +127,7 @@ class Recorder:
 
     def record(self, name: str, value: Any) -> Any:
         """Record ``value`` under ``name`` (the last record of a name wins when read back)."""
-        plain = to_plain(value, self.site_root)
-        self.values[name] = plain
+        self.values[name] = plain = to_plain(value, self.site_root)
         self.written.append(name)
         if self.sink is not None:
             self.sink(name, plain)
