@@ -232,7 +232,8 @@ def _check_facts(site: Site, manager: RecoveryManager, prefix: list[Earlier], re
     """Mark the first replayed step whose facts no longer hold (see the module docstring)."""
     if not prefix:
         return
-    left = prefix[-1].fingerprint  # the site as the failed run left it
+    # The site as the failed run left it: after its last step that depends on the site's files.
+    left = next((e.fingerprint for e in reversed(prefix) if e.fingerprint), "")
     now = site_fingerprint(site.root, [top for tops in site.categories.values() for top in tops])
     listed = prefix[-1].backups  # and its backup directory
     running = None

@@ -101,7 +101,7 @@ def completed(
             "records": list(dict.fromkeys(written)),
             "facts": facts,
             "state": _state(run),
-            "fingerprint": _fingerprint(run),
+            "fingerprint": _fingerprint(run) if facts.get("site") else "",  # a site walk: only where it matters
             "backups": backup_listing(run.manager),
         },
     )
