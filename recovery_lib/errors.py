@@ -203,6 +203,18 @@ class ProcedureBusy(RecoveryError):
     """Another kernel runs a recovery procedure on this site: two at once would restore twice."""
 
 
+class StaleReplay(RecoveryError):
+    """A step a resumed run would replay no longer stands (trading runs again, a backup is gone, the site
+    changed): it runs again instead. Caught by the step decorator; a person sees it in the ``resume`` record."""
+
+
+class MidwayNotTaken(RecoveryError):
+    """A midway drill's fault did not take hold (the procedure did not halt at the withheld approval), or the
+    resumed run is not the halted run's resumption: the drill could not test a resume."""
+
+    exit_code: ClassVar[int] = EXIT_FAILED
+
+
 class ProcedureFailed(RecoveryError):
     """A procedure ended without meeting every success criterion (the record says which and why)."""
 

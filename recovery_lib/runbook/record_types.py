@@ -67,6 +67,7 @@ class DrillRecord(TypedDict, total=False):
     rpo_target_s: float
     trades_lost: int | None
     trades_replayed: int
+    midway: dict[str, Any]  # a midway drill: the fault that halted the procedure, and the run that resumed it
 
 
 class HealthEntry(TypedDict, total=False):

@@ -32,10 +32,6 @@ from recovery_lib.site.config import Site
 from recovery_lib.site.process import process_status
 
 
-class Stale(Exception):
-    """A replayed step's facts no longer hold: it executes again, and so does every step after it."""
-
-
 @dataclass
 class Earlier:
     """One completed step of the failed run, as its journal entry holds it."""
@@ -72,13 +68,16 @@ class Resume:
     stale: str | None = None  # which replayed step's facts no longer hold, and why
     replayed: list[str] = field(default_factory=list)  # the steps replayed so far
     records: dict[str, Any] = field(default_factory=dict)  # the failed run's records before it failed
+    # Writes the failed run made after its failure that stand on their own (a backup D takes after a halt):
+    # replayed while their own facts hold, wherever the resumed run starts executing.
+    standalone: dict[tuple[str, str], Earlier] = field(default_factory=dict)
     _stale_index: int = field(default=1 << 30, repr=False)
 
     def take(self, step: str, key: str = "") -> Earlier | None:
         """The failed run's entry to replay for this call of ``step``, or None: it executes."""
         earlier = self.replay.get((step, key))
         if earlier is None or self._index(step, key) >= self._stale_index:
-            return None
+            return self.standalone.get((step, key))
         return earlier
 
     def replays(self, step: str, key: str = "") -> bool:
@@ -118,7 +117,7 @@ class Resume:
             incident_id=self.incident_id,
             failed_step=self.failed_step,
             halted=self.halted,
-            replay=self.kept(),
+            replay=self.kept() + [_label(*place) for place in self.standalone],
             again=self.again(),
             stale=self.stale,
             summary=self.summary(),
@@ -134,6 +133,9 @@ class Resume:
         text += f"Replayed from that run, not repeated: {', '.join(kept)}. " if kept else "Nothing is replayed. "
         if self.stale:
             text += f"Its facts no longer hold at {self.stale}: that step and every step after it run again. "
+        if self.standalone:
+            also = ", ".join(_label(*place) for place in self.standalone)
+            text += f"Also replayed, done after the failure and still standing: {also}. "
         prepared = [s for s in self.again() if self._prepares(s)]
         if prepared:
             text += f"Worked out again on the site as it is (their change had not happened): {', '.join(prepared)}. "
@@ -185,8 +187,21 @@ def plan_resume(site: Site, manager: RecoveryManager, procedure: str, resume_fro
     resume = Resume(run_id, journal.incident_id, procedure, dict(run.get("parameters") or {}))
     resume.halted = (records.get("halted") or {}).get("reason")
     prefix = _prefix(run_id, entries, resume)
-    _check_facts(site, manager, prefix, resume)
+    _check_facts(site, manager, prefix, resume, _left(entries))
+    for place, earlier in list(resume.standalone.items()):
+        if any(_backup_gone(manager, backup_id) for backup_id in earlier.facts.get("backups") or []):
+            del resume.standalone[place]
     return resume
+
+
+def _left(entries: list[dict[str, Any]]) -> tuple[str, list[str] | None]:
+    """The site's fingerprint and the backup listing as the failed run left them: after its last step that
+    journalled them, the ones after its failure included (D takes its emergency backup after a halt: that
+    backup is the failed run's own, not a change since)."""
+    values = [e["value"] for e in entries if e.get("kind") == STEP and isinstance(e.get("value"), dict)]
+    fingerprint = next((str(v["fingerprint"]) for v in reversed(values) if v.get("fingerprint")), "")
+    listed = next((list(v["backups"]) for v in reversed(values) if isinstance(v.get("backups"), list)), None)
+    return fingerprint, listed
 
 
 def _prefix(run_id: str, entries: list[dict[str, Any]], resume: Resume) -> list[Earlier]:
@@ -194,6 +209,7 @@ def _prefix(run_id: str, entries: list[dict[str, Any]], resume: Resume) -> list[
     written: dict[str, Any] = {}
     prefix: list[Earlier] = []
     halted_at = next((e.get("at", "") for e in entries if e.get("kind") == "record" and e.get("name") == "halted"), "")
+    at_failure: dict[str, Any] | None = None  # the records as they were when the failed run failed
     for entry in entries:
         if entry.get("kind") == "record":
             written[str(entry.get("name"))] = entry.get("value")
@@ -215,27 +231,32 @@ def _prefix(run_id: str, entries: list[dict[str, Any]], resume: Resume) -> list[
         )
         if value.get("replayed_from"):  # a replay in the failed run: its records are the earlier run's
             earlier.records = dict(value.get("replayed_records") or {})
-        if not earlier.ok or (halted_at and str(entry.get("at", "")) > halted_at):
-            resume.failed_step = earlier.step
-            break
+        if at_failure is None and (not earlier.ok or (halted_at and str(entry.get("at", "")) > halted_at)):
+            resume.failed_step, at_failure = earlier.step, dict(written)
+            continue
+        if at_failure is not None:  # after the failure: only a write that stands on its own (D's backup)
+            if earlier.ok and earlier.facts.get("standalone"):
+                resume.standalone[(earlier.step, earlier.key)] = earlier
+            continue
         label = _label(earlier.step, earlier.key)
         if label in resume.planned:  # run again in the failed run's kernel: the last one counts
             resume.planned.remove(label)
         resume.planned.append(label)
         resume.replay[(earlier.step, earlier.key)] = earlier
         prefix.append(earlier)
-    resume.records = written
+    resume.records = written if at_failure is None else at_failure
     return prefix
 
 
-def _check_facts(site: Site, manager: RecoveryManager, prefix: list[Earlier], resume: Resume) -> None:
-    """Mark the first replayed step whose facts no longer hold (see the module docstring)."""
+def _check_facts(
+    site: Site, manager: RecoveryManager, prefix: list[Earlier], resume: Resume, left_by: tuple[str, list[str] | None]
+) -> None:
+    """Mark the first replayed step whose facts no longer hold (see the module docstring); ``left_by``: the
+    site's fingerprint and the backup listing as the failed run left them (:func:`_left`)."""
     if not prefix:
         return
-    # The site as the failed run left it: after its last step that depends on the site's files.
-    left = next((e.fingerprint for e in reversed(prefix) if e.fingerprint), "")
+    left, listed = left_by
     now = site_fingerprint(site.root, [top for tops in site.categories.values() for top in tops])
-    listed = prefix[-1].backups  # and its backup directory
     running = None
     for earlier in prefix:
         why = ""

@@ -49,6 +49,8 @@ EXIT_CODES: dict[type[RecoveryError], int] = {
     errors.UnfitPick: EXIT_USAGE,
     errors.JournalError: EXIT_USAGE,
     errors.ProcedureBusy: EXIT_USAGE,
+    errors.StaleReplay: EXIT_USAGE,
+    errors.MidwayNotTaken: EXIT_FAILED,
     errors.ProcedureFailed: EXIT_FAILED,
 }
 
@@ -150,6 +152,32 @@ def test_a_bug_names_the_log_file_that_holds_its_traceback(
     assert f"the traceback is in {log_file}" in err and "Traceback" not in err
     logged = log_file.read_text()
     assert "internal error" in logged and "Traceback" in logged and "ValueError: boom" in logged
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        pytest.param(["resume"], ("RECORD.ipynb", "--list"), id="no-record"),
+        pytest.param(["resume", "{tmp}/notes.txt"], ("{tmp}/notes.txt", ".ipynb"), id="not-a-notebook"),
+        pytest.param(["resume", "{tmp}/gone.ipynb"], ("{tmp}/gone.ipynb", "not a readable"), id="missing-record"),
+        pytest.param(["resume", "x.ipynb", "--list"], ("--list",), id="record-and-list"),
+        pytest.param(["resume", "x.ipynb", "--procedure", "B"], ("--procedure", "--list"), id="procedure-no-list"),
+    ],
+)
+def test_a_refused_resume_exits_2_in_one_line(
+    argv: list[str], words: tuple[str, ...], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`recovery resume` refuses (exit 2, one line naming the file or option) before anything runs;
+    its other statuses (0 recovered, 1 not recovered) are tests/cli/test_cli_resume.py's."""
+    (tmp_path / "notes.txt").write_text("not a notebook\n")
+    argv = [arg.format(tmp=tmp_path) for arg in argv]
+    capsys.readouterr()
+    code = main(argv, out=io.StringIO())
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert len(err.splitlines()) == 1 and err.startswith("recovery: error: "), err
+    for word in words:
+        assert word.format(tmp=tmp_path) in err, err
 
 
 def test_interrupted_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,11 +11,12 @@ from typing import Any
 
 from recovery_lib.backup import BackupError, BackupMetadata, BackupStatus
 from recovery_lib.clock import now_iso
+from recovery_lib.errors import StaleReplay
 from recovery_lib.manager import PRE_RECOVERY_TAG
 from recovery_lib.rendering import LiveDisplay, LiveWidget, human_age, human_size, human_time, name_all
 from recovery_lib.runbook.records import MIME_TYPE, to_plain
 from recovery_lib.runbook.restore_record_types import BackupSelectionRecord, BackupsRecord
-from recovery_lib.runbook.resume import Earlier, Stale
+from recovery_lib.runbook.resume import Earlier
 from recovery_lib.runbook.run import Run
 from recovery_lib.runbook.steps.base import GO_ON, Halted, Replay, halt, step
 from recovery_lib.runbook.steps.candidates import Candidate, candidates, without_id
@@ -263,11 +264,11 @@ def _chosen_then(
     if chosen is None:
         return BackupChoice(run, None, skipped, needs=needs)
     if selection.get("unfit"):
-        raise Stale(f"backup {chosen}, picked then, cannot fix the fault: {'; '.join(selection['unfit'])}")
+        raise StaleReplay(f"backup {chosen}, picked then, cannot fix the fault: {'; '.join(selection['unfit'])}")
     try:
         return BackupChoice(run, run.manager.get_backup(str(chosen)), skipped, needs=needs)
     except BackupError as exc:
-        raise Stale(f"backup {chosen}, chosen then, cannot be read any more: {exc}") from exc
+        raise StaleReplay(f"backup {chosen}, chosen then, cannot be read any more: {exc}") from exc
 
 
 def _choice_facts(run: Run, value: BackupChoice, *_: Any, **__: Any) -> dict[str, Any]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from recovery_lib.checks.gate import trading_gate
-from recovery_lib.errors import RecoveryError
+from recovery_lib.errors import RecoveryError, StaleReplay
 from recovery_lib.runbook.checklist import Checklist
 from recovery_lib.runbook.restore_record_types import BackupTakenRecord, PreRecoveryBackupRecord
-from recovery_lib.runbook.resume import Earlier, Stale
+from recovery_lib.runbook.resume import Earlier
 from recovery_lib.runbook.run import Run
 from recovery_lib.runbook.steps.base import (
     GO_ON,
@@ -39,7 +39,7 @@ def _taken_then(run: Run, earlier: Earlier, name: str, *_: Any, **__: Any) -> st
     """The backup ``name`` the failed run took (its facts: the backup is still there)."""
     backup_id = str(earlier.record(name).get("backup_id") or "")
     if not backup_id:
-        raise Stale(f"the failed run's {name} record names no backup")
+        raise StaleReplay(f"the failed run's {name} record names no backup")
     return did(run, name, backup_id, f"backup {backup_id} taken")
 
 
@@ -48,12 +48,18 @@ def _taken_facts(run: Run, value: Any, name: str, *_: Any, **__: Any) -> dict[st
     return {"backups": [backup_id] if backup_id else [], "what": f"backup {backup_id} was taken"}
 
 
+def _standalone_facts(run: Run, value: Any, name: str, *_: Any, **__: Any) -> dict[str, Any]:
+    return {**_taken_facts(run, value, name), "standalone": True}
+
+
 BACKUP_TAKEN = Replay(_taken_then, _taken_facts, _named)  # a procedure's backup is taken once, even across a resume
+# A backup taken by create_backup stands on its own: taken after a failure (D after a halt), a resume keeps it.
+BACKUP_TAKEN_ANYWAY = Replay(_taken_then, _standalone_facts, _named)
 
 VERIFIED_TAG = "verified"
 
 
-@step(on_halt=GO_ON, replay=BACKUP_TAKEN)  # asks its own approval: D takes its emergency backup after a halt too
+@step(on_halt=GO_ON, replay=BACKUP_TAKEN_ANYWAY)  # asks its own approval: D takes its emergency backup after a halt too
 def create_backup(run: Run, name: str, description: str, tags: list[str]) -> str | Halted:
     """A backup taken by a procedure step (emergency, manual); recorded as ``name``. Never tagged "verified":
     that is :func:`verified_backup`'s to give."""
@@ -142,7 +148,7 @@ def _saved_then(run: Run, earlier: Earlier) -> str:
     if run.resume.replays("apply_remedy") or run.resume.replays("restore"):
         return str(backup_id)
     if not run.manager.adopt_pre_recovery_backup(str(backup_id), str(saved.get("fingerprint") or "")):
-        raise Stale(f"backup {backup_id} no longer holds the site as it is now")
+        raise StaleReplay(f"backup {backup_id} no longer holds the site as it is now")
     return str(backup_id)
 
 

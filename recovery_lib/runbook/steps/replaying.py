@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from recovery_lib.clock import now_iso
+from recovery_lib.errors import StaleReplay
 from recovery_lib.restore.plan import site_fingerprint
 from recovery_lib.runbook.escalation import Facts
 from recovery_lib.runbook.failed_runs import STEP
-from recovery_lib.runbook.resume import Earlier, Stale, backup_listing, id_ranges, ids_of
+from recovery_lib.runbook.resume import Earlier, backup_listing, id_ranges, ids_of
 from recovery_lib.runbook.run import Run
 from recovery_lib.runbook.steps.outcomes import Again, Halted
 
@@ -34,7 +35,7 @@ class Replay:
 
     - ``rebuild(run, earlier, *args, **kwargs)``: what the step returned in the failed run, rebuilt from
       ``earlier`` (its :class:`~recovery_lib.runbook.resume.Earlier` entry), without acting again; raises
-      :class:`~recovery_lib.runbook.resume.Stale` when its facts no longer hold, or returns :data:`EXECUTE`
+      :class:`~recovery_lib.runbook.resume.StaleReplay` when its facts no longer hold, or returns :data:`EXECUTE`
       when the step must run now anyway (a dry run whose restore has not happened reads the site anew);
     - ``keep(run, value, *args, **kwargs)``: the facts its result stands on, journalled when it completes:
       ``stopped`` (the trading process must still be stopped), ``backups`` (ids that must still be usable),
@@ -101,7 +102,9 @@ def completed(
             "records": list(dict.fromkeys(written)),
             "facts": facts,
             "state": _state(run),
-            "fingerprint": _fingerprint(run) if facts.get("site") else "",  # a site walk: only where it matters
+            # A site walk only where it matters: the steps that depend on the site's files, and the stop (the
+            # site as it is once trading no longer writes it: a fingerprint from before is stale by then).
+            "fingerprint": _fingerprint(run) if facts.get("site") or facts.get("stopped") else "",
             "backups": backup_listing(run.manager),
         },
     )
@@ -116,7 +119,7 @@ def replayed(run: Run, rule: Replay, name: str, args: tuple[Any, ...], kwargs: d
         return EXECUTE
     try:
         value = rule.rebuild(run, earlier, *args, **kwargs)
-    except Stale as exc:
+    except StaleReplay as exc:
         run.resume.go_stale(name, key, str(exc))
         run.record("resume", run.resume.to_record())  # the plan changed: the record says which step and why
         return EXECUTE

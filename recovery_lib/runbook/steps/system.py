@@ -19,6 +19,7 @@ from recovery_lib.checks.gate import trading_gate
 from recovery_lib.checks.registry import HealthResult
 from recovery_lib.checks.triage import Triage, triage
 from recovery_lib.clock import now_iso
+from recovery_lib.errors import StaleReplay
 from recovery_lib.rendering import Findings
 from recovery_lib.runbook.alerting import escalated_before, tell_escalation
 from recovery_lib.runbook.checklist import Checklist
@@ -32,7 +33,7 @@ from recovery_lib.runbook.record_types import (
     TradingGateRecord,
     TriageRecord,
 )
-from recovery_lib.runbook.resume import Earlier, Stale
+from recovery_lib.runbook.resume import Earlier
 from recovery_lib.runbook.run import Run
 from recovery_lib.runbook.steps.base import GO_ON, Halted, NothingToDo, Replay, refused, step
 from recovery_lib.site.process import ProcessAction, process_status, start_system, stop_system
@@ -103,7 +104,7 @@ def _stopped_then(run: Run, earlier: Earlier) -> ProcessAction:
     """The stop the failed run did (its facts: the process is still stopped)."""
     stopped = earlier.record("stop_system")
     if not stopped:
-        raise Stale("the failed run's stop_system record is missing")
+        raise StaleReplay("the failed run's stop_system record is missing")
     return ProcessAction(
         str(stopped.get("action") or "stop"),
         bool(stopped.get("ok")),
