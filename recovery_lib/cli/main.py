@@ -1,8 +1,8 @@
 """The ``recovery`` command line: the parser built from the command groups, logging, exit statuses.
 
 Each command group lives in its own module (``health``, ``site``, ``sandbox``, ``backup``, ``replica``,
-``restore``, ``drill``, ``schedule``) and registers its subcommands with ``add_commands``. This module does the
-three things every command shares, once: it builds the parser, sets up logging (``-v``/``-q``,
+``restore``, ``resume``, ``drill``, ``schedule``) and registers its subcommands with ``add_commands``. This module
+does the three things every command shares, once: it builds the parser, sets up logging (``-v``/``-q``,
 ``--log-file``), and turns an exception into an exit status (``errors.py`` says which):
 
 - a :class:`~recovery_lib.errors.RecoveryError`: its ``exit_code`` (2 bad input or refused, 1 failed),
@@ -29,6 +29,7 @@ from recovery_lib.cli import drill as cli_drill
 from recovery_lib.cli import health as cli_health
 from recovery_lib.cli import replica as cli_replica
 from recovery_lib.cli import restore as cli_restore
+from recovery_lib.cli import resume as cli_resume
 from recovery_lib.cli import sandbox as cli_sandbox
 from recovery_lib.cli import schedule as cli_schedule
 from recovery_lib.cli import site as cli_site
@@ -38,8 +39,20 @@ from recovery_lib.errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EX
 
 log = logging.getLogger(__name__)
 
-# In --help order: the runbook's verification first, then the site, backups, replicas, restores, drills.
-GROUPS = (cli_health, cli_site, cli_sandbox, cli_backup, cli_replica, cli_restore, cli_drill, cli_schedule, cli_alerts)
+# In --help order: the runbook's verification first, then the site, backups, replicas, restores, resuming a
+# procedure that stopped halfway, drills.
+GROUPS = (
+    cli_health,
+    cli_site,
+    cli_sandbox,
+    cli_backup,
+    cli_replica,
+    cli_restore,
+    cli_resume,
+    cli_drill,
+    cli_schedule,
+    cli_alerts,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
