@@ -56,9 +56,8 @@ def read_notebooks() -> dict[str, Notebook]:
         index = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
         annotations: dict[str, Any] = {}
         exec(compile(cells[index].source, path.name, "exec", dont_inherit=True), annotations)
-        found[path.stem] = Notebook(
-            path.stem, cells[index].source, cells[index + 1].source, annotations["__annotations__"]
-        )
+        validate = next(c for c in cells if "validate" in c.metadata.get("tags", []))  # A-D: the resume cell between
+        found[path.stem] = Notebook(path.stem, cells[index].source, validate.source, annotations["__annotations__"])
     return found
 
 

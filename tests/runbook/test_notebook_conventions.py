@@ -6,6 +6,8 @@ notebook runnable by papermill, recordable and reviewable, without running a ker
 - the title: a markdown cell ``# <the runbook's heading>`` with a paragraph saying what it does;
 - the ``parameters`` cell first, one ``name: type = value  # help`` line each, literal defaults that
   pass validation, a parameter shared by notebooks declared by the same line in each;
+- in procedures A-D, the ``resume`` cell next: the "Resume from record" picker, one call
+  (``resume_picker(globals(), procedure=<its catalog key>)``) that only displays;
 - the ``validate`` cell next, passing ``globals()`` to the validator before anything else happens
   (``start(globals(), procedure=<its catalog key>)``);
 - every later code cell one runbook step: one ``step:<name>`` tag, a ``## title`` and its purpose above;
@@ -111,7 +113,9 @@ def check_conventions(notebook: nbformat.NotebookNode, name: str) -> None:
     assert entry(name).heading in title.source.splitlines()[0]
     assert len(paragraphs(title.source)) >= 2, f"{name}: title without what the notebook does"
 
-    (p_index, parameters), (v_index, validate), *steps = code
+    (p_index, parameters), *code = code
+    resume = code.pop(0) if name in PROCEDURES.values() else None
+    (v_index, validate), *steps = code
     assert parameters.metadata.get("tags") == ["parameters"]
     assert all(c.cell_type == "markdown" for c in notebook.cells[:p_index]), "code before the parameters cell"
     names = []
@@ -132,8 +136,14 @@ def check_conventions(notebook: nbformat.NotebookNode, name: str) -> None:
     exec(compile(parameters.source, name, "exec", dont_inherit=True), defaults)  # the defaults pass validation
     assert set(validate_parameters(defaults, hidden=set())) == set(names)
 
+    if resume is not None:
+        r_index, cell = resume
+        assert cell.metadata.get("tags") == ["resume"], f"{name}: no resume cell after the parameters cell"
+        check_resume_cell(cell.source, name)
+        above = notebook.cells[r_index - 1]
+        assert above.cell_type == "markdown" and above.source.startswith("### Resume from record"), name
     assert validate.metadata.get("tags") == ["validate"]
-    between = notebook.cells[p_index + 1 : v_index]
+    between = [c for c in notebook.cells[p_index + 1 : v_index] if resume is None or c is not resume[1]]
     assert all(c.cell_type == "markdown" for c in between), f"{name}: code between parameters and validation"
     check_validation_cell(validate.source, name)
 
@@ -165,6 +175,20 @@ def check_validation_cell(source: str, name: str) -> None:
         procedure = keywords.get("procedure")
         assert isinstance(procedure, ast.Constant), f"{name}: start() without procedure="
         assert procedure.value == entry(name).key, f"{name} runs as procedure {procedure.value!r}"
+
+
+def check_resume_cell(source: str, name: str) -> None:
+    """Imports, then one expression: ``resume_picker(globals(), procedure=<key>)``, displayed. Assigned,
+    its result would be a name the validation cell refuses as an unknown parameter."""
+    statements = ast.parse(source).body
+    rest = [s for s in statements if not isinstance(s, ast.Import | ast.ImportFrom)]
+    assert len(rest) == 1 and isinstance(rest[0], ast.Expr), f"{name}: the resume cell is not one call, displayed"
+    call = rest[0].value
+    assert isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "resume_picker", name
+    passed = call.args[0] if call.args else None
+    assert isinstance(passed, ast.Call) and isinstance(passed.func, ast.Name) and passed.func.id == "globals"
+    procedure = {k.arg: k.value for k in call.keywords}.get("procedure")
+    assert isinstance(procedure, ast.Constant) and procedure.value == entry(name).key, f"{name}: resume_picker()"
 
 
 def imported_modules(tree: ast.AST) -> dict[str, ModuleType]:
