@@ -15,7 +15,8 @@ from recovery_lib.cli.operations import Report, drill_outputs, reporting, tell_d
 from recovery_lib.clock import now
 from recovery_lib.drills.due import drills_due, due_report
 from recovery_lib.drills.history import load_records
-from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS
+from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS, chosen_variant
+from recovery_lib.drills.midway import MIDWAY_FAULTS, chosen_midway
 from recovery_lib.errors import EXIT_FAILED, EXIT_OK, InvalidArgumentError, RecoveryError
 from recovery_lib.site.config import CONFIG_NAME, SITE_ENV, Site, load_site, require_sandbox
 
@@ -76,6 +77,22 @@ def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser],
         ),
     )
     run.add_argument(
+        "--midway",
+        nargs="?",
+        const=True,
+        default=False,
+        choices=MIDWAY_FAULTS,
+        metavar="FAULT",
+        help="drill a resume: the procedure first runs without the approval of its main change (A, C: restore; "
+        "B: restore and repair; D: backup), as if it had been refused by mistake, so it halts midway (after "
+        "stopping trading and its pre-recovery backup); then it is resumed from that run (resume_from) with "
+        "every approval, and the drill recovers only if the resumed run does. Both runs are kept "
+        "(02_B_data_recovery.ipynb, 03_B_data_recovery-resumed.ipynb). FAULT: approval_refused (only the "
+        "approval is missing), trading_restarted (A, B: the trading process is also started again between "
+        "the runs, so the resumed run finds its stop stale and stops it again); default: chosen by --seed "
+        "among those that apply",
+    )
+    run.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -131,6 +148,7 @@ def _drill_run(args: argparse.Namespace, out: TextIO, report: Report, production
 
     site_dir = _check_drill_args(args)
     drills = _planned(args, out)
+    _check_midway(args, drills)
     if not drills:  # --due, and every scenario was drilled in its slot: nothing to run
         report.summary = "no drill due: every scenario was drilled in its slot"
         return EXIT_OK
@@ -144,7 +162,9 @@ def _drill_run(args: argparse.Namespace, out: TextIO, report: Report, production
         longest_first = sorted(range(len(drills)), key=lambda i: drills[i][0] != "full")
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             futures = {
-                i: pool.submit(run_drill, drills[i][0], args.outputs, None, args.seed, 1.0, print, drills[i][1])
+                i: pool.submit(
+                    run_drill, drills[i][0], args.outputs, None, args.seed, 1.0, print, drills[i][1], args.midway
+                )
                 for i in longest_first
             }
             results = [futures[i].result() for i in range(len(drills))]
@@ -161,6 +181,7 @@ def _drill_run(args: argparse.Namespace, out: TextIO, report: Report, production
                     seed=args.seed,
                     say=lambda line: (out.write(line + "\n"), out.flush()),
                     variant=variant,
+                    midway=args.midway,
                 )
             )
     tell_drills(production, report, results, args.outputs)
@@ -194,6 +215,16 @@ def _planned(args: argparse.Namespace, out: TextIO) -> list[tuple[str, str | Non
     if args.scenario != "all":
         return [(args.scenario, args.variant)]
     return [(scenario, None) for scenario in DRILLS] + ([] if args.site else list(ALL_EXTRAS))
+
+
+def _check_midway(args: argparse.Namespace, drills: list[tuple[str, str | None]]) -> None:
+    """``--midway FAULT`` must apply to every drill planned (trading_restarted: only A and B, on a site the
+    trading process can run on); checked before anything is run."""
+    for scenario, variant in drills:
+        try:
+            chosen_midway(scenario, chosen_variant(scenario, variant, args.seed), args.midway, args.seed)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"--midway: {exc}. Nothing was run.") from exc
 
 
 def _name(scenario: str, variant: str | None) -> str:
@@ -280,6 +311,8 @@ def _summary(records: Any) -> str:
             f"{num(row['time_to_recover_s']):>9} {num(row['data_loss_window_s']):>11} "
             f"{num(row['trades_lost'], 0):>11} {num(row['trades_replayed'], 0):>8} {num(row['escalation_level'], 0)}"
         )
+        if isinstance(row.get("resumed"), str):  # halted midway and resumed: the verdict is the resumed run's
+            lines.append(f"{'':<8} resumed: {row['resumed']}")
     return "\n".join(lines)
 
 

@@ -26,6 +26,7 @@ from recovery_lib.runbook.records import (
     read_notebook,
     remedy_of,
     restore_result_of,
+    resume_of,
     run_of,
     trades_of,
     triage_of,
@@ -56,6 +57,7 @@ COLUMNS = [
     "escalation_level",
     "outcome",
     "failed_step",
+    "resumed",
     "notebooks",
 ]
 # Week of the month -> drill scenario, from the runbook's monthly schedule (recovery_lib.catalog).
@@ -91,11 +93,26 @@ def _failed_step(name: str, archived: NotebookRecords) -> str | None:
     return None
 
 
+def _superseded(archived: NotebookRecords, later: list[tuple[str, NotebookRecords]]) -> bool:
+    """Whether a later run of the same procedure replaced this one (resumed it, or ran it again)."""
+    letter = run_of(archived).get("procedure")
+    return any(run_of(other).get("procedure") == letter for _, other in later)
+
+
+def _resumed(archived: NotebookRecords) -> str:
+    """How a run went on from a failed one: "B at apply_remedy from run <id>" (see the ``resume`` record)."""
+    resume = resume_of(archived)
+    where = resume.get("failed_step") or "an error"
+    return f"{run_of(archived).get('procedure')} at {where} from run {resume.get('resumed_from')}"
+
+
 def drill_row(run_dir: Path) -> dict[str, Any] | None:
     """The record of one drill directory, or None if it holds no drill notebook.
 
     The drill recovered only when every procedure notebook's outcome was success (each of its success
-    criteria passed) and the verification notebook passed; ``failed_step`` says what did not.
+    criteria passed) and the verification notebook passed; ``failed_step`` says what did not. A later run of
+    a procedure (one that resumed a run halted midway) supersedes an earlier one; ``resumed`` says which
+    procedure was resumed, at which step, from which run (None: none was).
     """
     notebooks = sorted(run_dir.glob("*.ipynb"))
     if not notebooks:
@@ -127,6 +144,10 @@ def drill_row(run_dir: Path) -> dict[str, Any] | None:
             other_failures.append(f"{path.name}: {archived.failed_step.name}")
         if level := escalation_of(archived).get("level"):
             levels.append(int(level))
+    # The latest run of each procedure decides, as in the post-mortem (postmortem.summarize): a run that
+    # halted midway and was resumed (or run again) stays in the directory as history.
+    every = procedures
+    procedures = [(name, a) for n, (name, a) in enumerate(every) if not _superseded(a, every[n + 1 :])]
     succeeded = bool(procedures) and all(outcome_of(a).get("success") is True for _, a in procedures)
     recovered = succeeded and bool(verification.get("ok"))
     failed_step = None
@@ -140,7 +161,9 @@ def drill_row(run_dir: Path) -> dict[str, Any] | None:
         else:
             failed = verification_failed or verification.get("failing") or []
             failed_step = f"verification failed: {', '.join(failed)}" if verification else "verification did not run"
+    # A restore a superseded run applied still set the restore point, unless the latest run restored again.
     restores = [restore_result_of(a) for _, a in procedures if restore_result_of(a).get("ok")]
+    restores = restores or [restore_result_of(a) for _, a in every if restore_result_of(a).get("ok")]
     restore_point = restores[0].get("backup_created_at") if restores else None
     remedies = [remedy_of(a).get("action") for _, a in procedures if remedy_of(a)]
     replayed = [trades_of(a).get("recovered") for _, a in procedures]
@@ -173,6 +196,7 @@ def drill_row(run_dir: Path) -> dict[str, Any] | None:
         "escalation_level": max(levels) if levels else None,
         "outcome": "recovered" if recovered else "not_recovered",
         "failed_step": None if recovered else failed_step,
+        "resumed": "; ".join(_resumed(a) for _, a in procedures if resume_of(a)) or None,
         "notebooks": [path.name for path in notebooks],
     }
 

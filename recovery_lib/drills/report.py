@@ -55,13 +55,20 @@ def drill_table(records: Any) -> Any:
                 if row["trades_lost"] is None or row["trades_lost"] != row["trades_lost"]
                 else int(row["trades_lost"]),
                 "escalation": _num(row["escalation_level"], 0),
-                "failed step": row["failed_step"] or "",
+                "failed step": _text(row["failed_step"]),
+                # A procedure that halted midway and was resumed: its halted record is among the records.
+                "resumed": _text(row.get("resumed")),
                 "records": links,
             }
         )
     import pandas as pd
 
     return HTML(TABLE_STYLE + pd.DataFrame(rows).to_html(index=False, escape=False, classes="drills"))
+
+
+def _text(value: Any) -> str:
+    """A text column's value for the HTML table (escaped: halt reasons quote parameters); "" when missing."""
+    return html.escape(value) if isinstance(value, str) else ""
 
 
 def _num(value: Any, digits: int = 1) -> str:

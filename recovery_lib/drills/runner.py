@@ -23,6 +23,7 @@ ends, whether it recovered, failed or was interrupted.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import secrets
@@ -42,6 +43,7 @@ from recovery_lib.drills.history import JOURNAL_COPY, drill_row
 from recovery_lib.drills.injectors import ESCALATION_VARIANTS, VARIANTS, chosen_variant, inject
 from recovery_lib.drills.kernels import KernelPool, execute_in, quiet_kernels
 from recovery_lib.drills.lost_host import new_host_root
+from recovery_lib.drills.midway import Midway, MidwayNotTaken, chosen_midway
 from recovery_lib.drills.result import DrillResult
 from recovery_lib.errors import RecoveryError, SiteError
 from recovery_lib.fsops.atomic import atomic_write_bytes
@@ -145,9 +147,14 @@ def run_drill(
     trading_s: float = 1.0,
     say: Say = print,
     variant: str | None = None,
+    midway: bool | str = False,
 ) -> DrillResult:
     """One drill of ``scenario`` (config, data, full, backup); see the module docstring. ``variant``
     picks the fault (see ``injectors.VARIANTS``); by default ``seed`` chooses one.
+
+    ``midway``: the procedure first halts at a fault injected in the middle of it and is then resumed
+    (:mod:`.midway`); True lets ``seed`` choose the fault among ``midway.MIDWAY_FAULTS``, a name picks it.
+    The drill recovers only if the resumed run does.
 
     A ``site_dir`` that is missing, malformed or not a sandbox raises :class:`SiteError` before
     anything is started or written.
@@ -158,6 +165,7 @@ def run_drill(
     known = (*VARIANTS[scenario], *ESCALATION_VARIANTS.get(scenario, ()))
     if variant is not None and variant not in known:
         raise ValueError(f"unknown {scenario} fault {variant!r}; choose from {', '.join(known)}")
+    midway_fault = chosen_midway(scenario, chosen_variant(scenario, variant, seed), midway, seed)  # raises first
     if site_dir is not None:  # before anything is started, written or backed up
         require_sandbox(load_site(site_dir))
         if chosen_variant(scenario, variant, seed) == "host_lost":
@@ -208,6 +216,9 @@ def run_drill(
             "rto_target_s": target.rto_minutes * 60,
             "rpo_target_s": target.rpo_hours * 3600,
         }
+        fault_midway = Midway.of(midway_fault, scenario) if midway_fault else None
+        if fault_midway is not None:
+            drill["midway"] = fault_midway.record()
         common = {
             "site": str(site.root),
             "interactive": False,
@@ -231,15 +242,15 @@ def run_drill(
                 f"triage named procedure {result.triage_procedure}, expected {expected} for the {scenario} scenario"
             )
         failures = []
-        for number, letter in enumerate(result.procedures, start=2):
+        for letter in result.procedures:
             name = catalog.notebook(letter)
-            path, error = _execute(kernels, name, run_dir / f"{number:02d}_{name}", common, root)
-            result.notebooks.append(path)
-            exports.submit(path)
-            if error and not read_notebook(path).get("outcome"):
-                raise _DrillFailure(error)  # it crashed before its verdict: not a finding of the procedure
+            if fault_midway is not None and letter == expected:  # halts midway, then resumed
+                run = functools.partial(_procedure, kernels, exports, result, name, root=root)
+                error = fault_midway.halt_and_resume(run, common, site, lambda line: say(f"[{run_id}] {line}"))
+            else:
+                _, error = _procedure(kernels, exports, result, name, common, root)
+                say(f"[{run_id}] ran {name}: {'FAILED: ' + error if error else 'recovered'}")
             failures += [error] if error else []
-            say(f"[{run_id}] ran {name}: {'FAILED: ' + error if error else 'recovered'}")
         result.trades_lost = _trades_lost(site)
         result.trades_replayed = sum(
             int((read_notebook(p).get("trades") or {}).get("recovered") or 0) for p in result.notebooks[1:]
@@ -264,7 +275,7 @@ def run_drill(
         result.outcome = row["outcome"] if row else "not_recovered"
         if result.outcome != "recovered":
             result.failure = (row or {}).get("failed_step") or "; ".join(failures) or "not recovered"
-    except _DrillFailure as exc:
+    except (_DrillFailure, MidwayNotTaken) as exc:
         result.failure = str(exc)
         say(f"[{run_id}] FAILED: {exc}")
     except (RecoveryError, OSError, ValueError) as exc:  # before or between notebooks: the drill failed
@@ -283,6 +294,26 @@ def run_drill(
         error.add_note(f"writing {path.with_suffix('.html')} failed; {len(failed_exports)} HTML export(s) failed")
         raise error
     return result
+
+
+def _procedure(
+    kernels: KernelPool,
+    exports: BackgroundExports,
+    result: DrillResult,
+    name: str,
+    parameters: dict[str, Any],
+    root: Path,
+    out_name: str | None = None,
+) -> tuple[Path, str | None]:
+    """Run one procedure notebook as the drill's next record (``out_name``: its file name, default the
+    notebook's); returns its path and error (its verdict failed), raises when it crashed before its verdict."""
+    path = result.run_dir / f"{len(result.notebooks) + 1:02d}_{out_name or name}"
+    path, error = _execute(kernels, name, path, parameters, root)
+    result.notebooks.append(path)
+    exports.submit(path)
+    if error and not read_notebook(path).get("outcome"):
+        raise _DrillFailure(error)  # it crashed before its verdict: not a finding of the procedure
+    return path, error
 
 
 def _each(*steps: Callable[[], object]) -> None:
