@@ -83,12 +83,35 @@ class FailedRun:
         where = f"failed at {self.failed_step}" if self.failed_step else "stopped before its outcome"
         why = f": {self.halted}" if self.halted else ""
         when = self.started_at.replace("T", " ")[:16]
-        return f"{self.procedure} · {when} UTC · {self.operator} · {where}{why} · run {self.run_id}"
+        kind = " · drill" if self.kind == "drill" else ""
+        return f"{self.procedure} · {when} UTC · {self.operator}{kind} · {where}{why} · run {self.run_id}"
+
+
+def overtaken(entries: list[dict[str, Any]], run_id: str) -> str:
+    """Why run ``run_id`` of an incident (its journal's ``entries``) must not be resumed any more ("" when it
+    may): the incident was closed, a run resumed it since, or a later run of the same procedure went on
+    after it. Resuming it then would stop trading and restore again on a site another run recovered."""
+    if any(e.get("kind") == "closed" for e in entries):
+        return "its incident is closed: the post-recovery notebook found it recovered"
+    runs = [
+        e for e in entries if e.get("kind") == "record" and e.get("name") == "run" and isinstance(e.get("value"), dict)
+    ]
+    own = next((e["value"] for e in runs if e.get("run") == run_id), {})
+    for entry in runs:
+        later = entry["value"]
+        if later.get("resumed_from") == run_id:
+            return f"run {entry.get('run')} resumed it since: resume that run instead if it did not recover"
+        if later.get("procedure") == own.get("procedure") and str(later.get("started_at") or "") > str(
+            own.get("started_at") or ""
+        ):
+            what = f"run {entry.get('run')} of procedure {own.get('procedure')} started after it"
+            return f"{what}: resume that one if it did not recover"
+    return ""
 
 
 def failed_runs(site: Site, procedure: str | None = None) -> list[FailedRun]:
-    """The runs of recovery procedures (of ``procedure``, or any) on ``site`` that did not recover and
-    were not resumed since, newest first. Closed incidents are left out (they recovered). Read-only."""
+    """The runs of recovery procedures (of ``procedure``, or any) on ``site`` that did not recover and were
+    not overtaken since (:func:`overtaken`), newest first. Read-only."""
     found: list[FailedRun] = []
     directory = site.records_dir
     for path in sorted(directory.glob(f"*{SUFFIX}")) if directory.is_dir() else []:
@@ -97,20 +120,13 @@ def failed_runs(site: Site, procedure: str | None = None) -> list[FailedRun]:
             continue
         journal = IncidentJournal(directory, incident)
         entries = journal.entries()
-        if any(e.get("kind") == "closed" for e in entries):
-            continue
         by_run: dict[str, list[dict[str, Any]]] = {}
         for entry in entries:
             by_run.setdefault(str(entry.get("run") or ""), []).append(entry)
-        resumed = {
-            str((e.get("value") or {}).get("resumed_from"))
-            for e in entries
-            if e.get("kind") == "record" and e.get("name") == "run" and isinstance(e.get("value"), dict)
-        }
         for run_id, lines in by_run.items():
             records = {e.get("name"): e.get("value") for e in lines if e.get("kind") == "record"}
             run = records.get("run") if isinstance(records.get("run"), dict) else None
-            if run is None or run_id in resumed or run.get("procedure") not in RECOVERY_PROCEDURES:
+            if run is None or run.get("procedure") not in RECOVERY_PROCEDURES or overtaken(entries, run_id):
                 continue
             if (procedure and run.get("procedure") != procedure) or (records.get("outcome") or {}).get("success"):
                 continue

@@ -144,7 +144,7 @@ def _open(procedure: str, values: dict[str, Any], previous: Run | None, namespac
     site = load_site(values.get("site") or None)
     check_looks_like_a_site(site)
     recorded_incident = check_records(list(values.get("records", [])), site, values.get("incident_id") or "")
-    if values.get("backup_id") is not None:
+    if values.get("backup_id") is not None and not values.get("resume_from"):  # a resume checks its own choice
         check_backup_id(site, values["backup_id"])
     operator = values.get("operator") or getpass.getuser()
     started = now()

@@ -26,10 +26,12 @@ from recovery_lib.catalog import RECOVERY_PROCEDURES
 from recovery_lib.errors import ParameterError
 from recovery_lib.manager import RecoveryManager
 from recovery_lib.restore.plan import site_fingerprint
-from recovery_lib.runbook.failed_runs import STEP, find_run, run_id_of
+from recovery_lib.runbook.failed_runs import STEP, find_run, overtaken, run_id_of
 from recovery_lib.runbook.record_types import ResumeRecord
 from recovery_lib.site.config import Site
 from recovery_lib.site.process import process_status
+
+CHANGES = ("restore", "apply_remedy")  # the steps that change the site's files from a chosen backup
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Earlier:
     state: dict[str, Any]  # what the run knew after it (escalation facts, the remedy, the known trade ids)
     fingerprint: str  # the site after it
     backups: list[str] = field(default_factory=list)  # the backup directory's listing after it
+    error: str = ""  # what the step raised, when it raised
 
     def record(self, name: str) -> dict[str, Any]:
         """The record ``name`` this step wrote ({} when it wrote none)."""
@@ -64,6 +67,7 @@ class Resume:
     replay: dict[tuple[str, str], Earlier] = field(default_factory=dict)
     planned: list[str] = field(default_factory=list)  # the steps to replay, in the failed run's order
     failed_step: str | None = None  # the step that failed, None when the run stopped on an error
+    failed_error: str = ""  # what that step raised, if it raised
     halted: str | None = None  # why the failed run halted
     stale: str | None = None  # which replayed step's facts no longer hold, and why
     replayed: list[str] = field(default_factory=list)  # the steps replayed so far
@@ -71,6 +75,9 @@ class Resume:
     # Writes the failed run made after its failure that stand on their own (a backup D takes after a halt):
     # replayed while their own facts hold, wherever the resumed run starts executing.
     standalone: dict[tuple[str, str], Earlier] = field(default_factory=dict)
+    change_stands: bool = False  # the failed run's restore or remedy is replayed: the site is as it left it
+    left: str = ""  # the site's fingerprint as the failed run left it
+    listed: list[str] | None = None  # its backup directory's listing then
     _stale_index: int = field(default=1 << 30, repr=False)
 
     def take(self, step: str, key: str = "") -> Earlier | None:
@@ -94,6 +101,25 @@ class Resume:
     def _index(self, step: str, key: str) -> int:
         label = _label(step, key)
         return self.planned.index(label) if label in self.planned else len(self.planned)
+
+    def why_stale(self, earlier: Earlier, site: Site, manager: RecoveryManager) -> str:
+        """Why ``earlier``'s facts no longer hold now ("" when they do): checked when the resume is planned,
+        and again just before the step is replayed (in JupyterLab minutes may pass between the cells)."""
+        if earlier.facts.get("stopped") and (status := process_status(site)).running:
+            return f"the trading process runs again ({status.detail}) since run {earlier.run} stopped it"
+        for backup_id in [*(earlier.facts.get("backups") or []), *self._chosen(earlier)]:
+            if gone := _backup_gone(manager, backup_id):
+                return gone
+        tops = [top for tops in site.categories.values() for top in tops]
+        if earlier.facts.get("site") and site_fingerprint(site.root, tops) != self.left:
+            return f"the site's files changed since run {self.from_run} left them"
+        if earlier.facts.get("backup_dir") and backup_listing(manager) != self.listed:
+            return f"the backup directory changed since run {self.from_run} left it"
+        return ""
+
+    def _chosen(self, earlier: Earlier) -> list[str]:
+        """The backups a choice stands on: only while the change it was chosen for has not happened."""
+        return [] if self.change_stands else list(earlier.facts.get("chosen") or [])
 
     def kept(self) -> list[str]:
         """The steps planned to be replayed (before the first stale one), in order; a step that prepared a
@@ -127,6 +153,7 @@ class Resume:
         """One paragraph for a person: what is replayed, what executes, and why."""
         kept = self.kept()
         failed = f"it failed at {self.failed_step}" if self.failed_step else "it stopped on an error"
+        failed += f" ({self.failed_error})" if self.failed_error else ""
         if self.halted:
             failed += f" (halted: {self.halted})"
         text = f"Resuming run {self.from_run} of procedure {self.procedure}: {failed}. "
@@ -184,6 +211,11 @@ def plan_resume(site: Site, manager: RecoveryManager, procedure: str, resume_fro
             f"parameter 'resume_from': run {run_id} recovered (its outcome is success): there is nothing to "
             "resume. Run V (verification) and P (post-recovery) next."
         )
+    if why := overtaken(journal.entries(), run_id):
+        raise ParameterError(
+            f"parameter 'resume_from': run {run_id} is not the one to resume: {why}. `recovery resume --list` "
+            "names the runs that may be resumed. Nothing was read or changed."
+        )
     resume = Resume(run_id, journal.incident_id, procedure, dict(run.get("parameters") or {}))
     resume.halted = (records.get("halted") or {}).get("reason")
     prefix = _prefix(run_id, entries, resume)
@@ -205,47 +237,65 @@ def _left(entries: list[dict[str, Any]]) -> tuple[str, list[str] | None]:
 
 
 def _prefix(run_id: str, entries: list[dict[str, Any]], resume: Resume) -> list[Earlier]:
-    """The failed run's steps that succeeded before the first that failed (or halted the run)."""
-    written: dict[str, Any] = {}
-    prefix: list[Earlier] = []
+    """The failed run's steps that succeeded before the first that failed (or halted the run). A step run
+    again in the failed run's kernel (a cell rerun after a fix) counts by its last entry."""
     halted_at = next((e.get("at", "") for e in entries if e.get("kind") == "record" and e.get("name") == "halted"), "")
-    at_failure: dict[str, Any] | None = None  # the records as they were when the failed run failed
-    for entry in entries:
+    written: dict[str, Any] = {}
+    last: dict[str, tuple[Earlier, int]] = {}  # label -> its last entry before the halt, and where it is
+    after: list[Earlier] = []  # entries after the halt
+    for index, entry in enumerate(entries):
         if entry.get("kind") == "record":
             written[str(entry.get("name"))] = entry.get("value")
-            continue
-        if entry.get("kind") != STEP or not isinstance(entry.get("value"), dict):
-            continue
-        value = entry["value"]
-        earlier = Earlier(
-            run=str(value.get("replayed_from") or run_id),
-            step=str(entry.get("name")),
-            key=str(value.get("key") or ""),
-            at=str(value.get("at") or entry.get("at") or ""),
-            ok=bool(value.get("ok")),
-            records={name: written.get(name) for name in value.get("records") or [] if name in written},
-            facts=dict(value.get("facts") or {}),
-            state=dict(value.get("state") or {}),
-            fingerprint=str(value.get("fingerprint") or ""),
-            backups=list(value.get("backups") or []),
-        )
-        if value.get("replayed_from"):  # a replay in the failed run: its records are the earlier run's
-            earlier.records = dict(value.get("replayed_records") or {})
-        if at_failure is None and (not earlier.ok or (halted_at and str(entry.get("at", "")) > halted_at)):
-            resume.failed_step, at_failure = earlier.step, dict(written)
-            continue
-        if at_failure is not None:  # after the failure: only a write that stands on its own (D's backup)
-            if earlier.ok and earlier.facts.get("standalone"):
-                resume.standalone[(earlier.step, earlier.key)] = earlier
-            continue
-        label = _label(earlier.step, earlier.key)
-        if label in resume.planned:  # run again in the failed run's kernel: the last one counts
-            resume.planned.remove(label)
-        resume.planned.append(label)
-        resume.replay[(earlier.step, earlier.key)] = earlier
-        prefix.append(earlier)
-    resume.records = written if at_failure is None else at_failure
+        elif entry.get("kind") == STEP and isinstance(entry.get("value"), dict):
+            earlier = _earlier(run_id, entry, written)
+            # The step that halted journals itself just after its ``halted`` record; steps after it come later.
+            halting = not earlier.ok and not any(not e.ok for e, _ in last.values())
+            if halted_at and str(entry.get("at", "")) > halted_at and not halting:
+                after.append(earlier)
+            else:
+                last[_label(earlier.step, earlier.key)] = (earlier, index)  # in the order steps first ran
+    prefix: list[Earlier] = []
+    failed_at = len(entries)
+    for label, (earlier, index) in last.items():
+        if failed_at < len(entries):
+            after.append(earlier)
+        elif not earlier.ok:
+            resume.failed_step, resume.failed_error, failed_at = earlier.step, earlier.error, index
+        else:
+            resume.planned.append(label)
+            resume.replay[(earlier.step, earlier.key)] = earlier
+            prefix.append(earlier)
+    if halted_at and failed_at == len(entries) and after:  # halted in a step that journals nothing (an approval)
+        failed_at = next(i for i, e in enumerate(entries) if str(e.get("at", "")) > halted_at)
+    for earlier in after:  # after the failure: only a write that stands on its own (D's backup after a halt)
+        if earlier.ok and earlier.facts.get("standalone"):
+            resume.standalone[(earlier.step, earlier.key)] = earlier
+    resume.records = {}
+    for entry in entries[:failed_at]:  # the records as they were when the failed run failed
+        if entry.get("kind") == "record":
+            resume.records[str(entry.get("name"))] = entry.get("value")
     return prefix
+
+
+def _earlier(run_id: str, entry: dict[str, Any], written: dict[str, Any]) -> Earlier:
+    """One journalled step, with the records it wrote (a replay's: the run it replayed)."""
+    value = entry["value"]
+    earlier = Earlier(
+        run=str(value.get("replayed_from") or run_id),
+        step=str(entry.get("name")),
+        key=str(value.get("key") or ""),
+        at=str(value.get("at") or entry.get("at") or ""),
+        ok=bool(value.get("ok")),
+        records={name: written.get(name) for name in value.get("records") or [] if name in written},
+        facts=dict(value.get("facts") or {}),
+        state=dict(value.get("state") or {}),
+        fingerprint=str(value.get("fingerprint") or ""),
+        backups=list(value.get("backups") or []),
+        error=str(value.get("error") or ""),
+    )
+    if value.get("replayed_from"):
+        earlier.records = dict(value.get("replayed_records") or {})
+    return earlier
 
 
 def _check_facts(
@@ -253,24 +303,11 @@ def _check_facts(
 ) -> None:
     """Mark the first replayed step whose facts no longer hold (see the module docstring); ``left_by``: the
     site's fingerprint and the backup listing as the failed run left them (:func:`_left`)."""
-    if not prefix:
-        return
-    left, listed = left_by
-    now = site_fingerprint(site.root, [top for tops in site.categories.values() for top in tops])
-    running = None
+    resume.left, resume.listed = left_by
+    changes = [e for e in prefix if e.step in CHANGES]
+    resume.change_stands = bool(changes) and not resume.why_stale(changes[-1], site, manager)
     for earlier in prefix:
-        why = ""
-        if earlier.facts.get("stopped"):
-            running = process_status(site) if running is None else running
-            if running.running:
-                why = f"the trading process runs again ({running.detail}) since run {earlier.run} stopped it"
-        for backup_id in earlier.facts.get("backups") or []:
-            why = why or _backup_gone(manager, backup_id)
-        if not why and earlier.facts.get("site") and now != left:
-            why = f"the site's files changed since run {resume.from_run} left them"
-        if not why and earlier.facts.get("backup_dir") and backup_listing(manager) != listed:
-            why = f"the backup directory changed since run {resume.from_run} left it"
-        if why:
+        if why := resume.why_stale(earlier, site, manager):
             resume.go_stale(earlier.step, earlier.key, why)
             return
 
@@ -315,6 +352,8 @@ class Recorded:
     """A step's result as the failed run recorded it, for the steps after it: the record's fields as
     attributes (``.ok``, ``.backup_id`` ...) and one line for a person. What replays a step whose
     result later steps only read."""
+
+    widget: Any = None  # a replayed choice offers no picker: the pick was made in the failed run
 
     def __init__(self, record: dict[str, Any], text: str) -> None:
         self._record = dict(record)

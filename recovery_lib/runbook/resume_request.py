@@ -20,8 +20,8 @@ from typing import Any
 
 from recovery_lib.catalog import RECOVERY_PROCEDURES
 from recovery_lib.errors import ParameterError, SiteError
-from recovery_lib.runbook.failed_runs import find_run
-from recovery_lib.runbook.journal import IncidentJournal, valid_incident_id
+from recovery_lib.runbook.failed_runs import find_run, overtaken
+from recovery_lib.runbook.journal import IncidentJournal
 from recovery_lib.runbook.parameters import APPROVAL_ACTIONS, PARAMETER_TYPES
 from recovery_lib.runbook.records import NotebookRecords, read_notebook
 from recovery_lib.site.config import Site, load_site
@@ -113,11 +113,10 @@ def resume_parameters(
         resume_from=str(run["run_id"]),
         approve=list(dict.fromkeys([*earlier, *approvals])),  # the failed run's first, each once
     )
-    resumer = resumed_by(root, str(run["run_id"]), str(run["incident_id"]))
-    if resumer:
+    if why := overtaken(IncidentJournal(root.records_dir, str(run["incident_id"])).entries(), str(run["run_id"])):
         raise ParameterError(
-            f"{path}: run {run['run_id']} was resumed since, by run {resumer}: resume that run instead (its "
-            f"record is beside this one, named *{RESUMED}*.ipynb); {LIST_HINT}. Nothing was run."
+            f"{path}: run {run['run_id']} is not the one to resume: {why} (a resumed run's record is beside this "
+            f"one, named *{RESUMED}*.ipynb); {LIST_HINT}. Nothing was run."
         )
     return values
 
@@ -153,21 +152,6 @@ def _from_record(name: str, value: Any, site: Site) -> Any:
         return value
     candidate = site.root / str(value)
     return str(candidate) if candidate.is_file() else ""
-
-
-def resumed_by(site: Site, run_id: str, incident_id: str) -> str | None:
-    """The id of the run of incident ``incident_id`` that resumed run ``run_id`` (None: none did)."""
-    if not valid_incident_id(incident_id):
-        return None
-    journal = IncidentJournal(site.records_dir, incident_id)
-    if not journal.path.is_file():
-        return None
-    for entry in journal.entries():
-        value = entry.get("value")
-        is_run = entry.get("kind") == "record" and entry.get("name") == "run" and isinstance(value, dict)
-        if is_run and value.get("resumed_from") == run_id:
-            return str(value.get("run_id") or entry.get("run"))
-    return None
 
 
 def resumed_record_path(record_path: str | Path, at: datetime) -> Path:

@@ -130,7 +130,7 @@ def test_resume_replays_the_stop_and_backup_and_recovers(
     # A run that recovered, or a run resumed since, is refused (trading stopped: nothing else writes).
     assert stop_system(site, timeout_s=15).ok
     assert_refused(capsys, tmp_path, [str(resumed[0])], str(resumed[0]), "recovered")
-    assert_refused(capsys, tmp_path, [str(record), "--approve", "restore"], str(record), "resumed since")
+    assert_refused(capsys, tmp_path, [str(record), "--approve", "restore"], str(record), "resumed it since")
 
 
 def test_a_resume_that_does_not_recover_exits_1_and_says_what_next(

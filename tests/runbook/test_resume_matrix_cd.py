@@ -130,15 +130,13 @@ def replica_ids(site: Path) -> list[str]:
 
 
 D_CASES = {
-    "quarantine_damaged": (lambda: DiskFull(RecoveryManager, "quarantine_backup"), ["verify_all_backups"]),
+    # Verification and quarantine always run again: D's verdict is about the backups as they are now.
+    "quarantine_damaged": (lambda: DiskFull(RecoveryManager, "quarantine_backup"), []),
     "create_backup": (
         lambda: DiskFull(backup_store, "build_backup", tags_have("manual")),  # the emergency backup
-        ["verify_all_backups", "quarantine_damaged", "seed_from_replica"],
+        ["seed_from_replica"],
     ),
-    "push_to_replicas": (
-        lambda: DiskFull(RecoveryManager, "push_to_replica"),
-        ["verify_all_backups", "quarantine_damaged", "seed_from_replica", "create_backup"],
-    ),
+    "push_to_replicas": (lambda: DiskFull(RecoveryManager, "push_to_replica"), ["seed_from_replica", "create_backup"]),
 }
 
 
@@ -178,7 +176,7 @@ def test_d_fails_to_reseed_from_the_replica_and_resumes_to_recovered(
     healthy site, so the re-seeding finds a local backup that can fix the fault and pulls nothing."""
     first, second = reseed_fails_then_resume(site_d_lost, monkeypatch)
     # The failed run's own emergency backup (taken after its halt) is no change since: nothing is stale.
-    assert_resumed(second, first, ["verify_all_backups", "quarantine_damaged", "create_backup"])
+    assert_resumed(second, first, ["create_backup"])
     assert_once(writes(site_d_lost, second), quarantines=0, emergency_backups=1, pulls=0)
     assert second.records["replica_seed"]["local_backup"] == first.records["emergency_backup"]["backup_id"]
     assert first.records["emergency_backup"]["backup_id"] in replica_ids(site_d_lost)

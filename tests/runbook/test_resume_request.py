@@ -18,10 +18,11 @@ from site_copies import copy_site
 
 from recovery_lib.clock import now
 from recovery_lib.errors import ParameterError, SiteError
-from recovery_lib.runbook.journal import release_procedure_lock
+from recovery_lib.runbook.failed_runs import overtaken
+from recovery_lib.runbook.journal import IncidentJournal, release_procedure_lock
 from recovery_lib.runbook.notebook import begin
 from recovery_lib.runbook.records import MIME_TYPE
-from recovery_lib.runbook.resume_request import resume_parameters, resumed_by, resumed_record_path
+from recovery_lib.runbook.resume_request import resume_parameters, resumed_record_path
 from recovery_lib.site.config import load_site
 
 HEADLESS = {
@@ -147,11 +148,12 @@ def test_a_site_that_is_gone_is_named_with_the_record(sandbox: Path, tmp_path: P
 def test_a_run_resumed_since_is_refused(sandbox: Path, tmp_path: Path) -> None:
     record, run = failed_run(sandbox, tmp_path)
     site = load_site(sandbox)
-    assert resumed_by(site, run["run_id"], run["incident_id"]) is None
+    journal = IncidentJournal(site.records_dir, run["incident_id"])
+    assert overtaken(journal.entries(), run["run_id"]) == ""
     later = begin("B", site=str(sandbox), **HEADLESS, resume_from=run["run_id"])
     release_procedure_lock(site.records_dir)
-    assert resumed_by(site, run["run_id"], run["incident_id"]) == later.run_id
-    with pytest.raises(ParameterError, match=f"resumed since, by run {later.run_id}"):
+    assert overtaken(journal.entries(), run["run_id"]).startswith(f"run {later.run_id} resumed it since")
+    with pytest.raises(ParameterError, match=f"run {later.run_id} resumed it since"):
         resume_parameters(record, ["restore"])
 
 

@@ -19,9 +19,8 @@ from recovery_lib.runbook.restore_record_types import (
     BackupVerificationRecord,
     QuarantineRecord,
 )
-from recovery_lib.runbook.resume import Earlier
 from recovery_lib.runbook.run import Run
-from recovery_lib.runbook.steps.base import GO_ON, Halted, Replay, plain, refused, step
+from recovery_lib.runbook.steps.base import GO_ON, Halted, refused, step
 from recovery_lib.schedule import schedule_status
 
 
@@ -89,17 +88,7 @@ class BackupVerification:
         return frame_text(self.frame())
 
 
-def _verified_then(run: Run, earlier: Earlier) -> BackupVerification:
-    """The failed run's verification (its facts: the backup directory is as that run left it)."""
-    found = earlier.record("backup_verification")
-    return BackupVerification(rows=list(found.get("rows") or []), damaged=list(found.get("ids") or []))
-
-
-def _backup_dir_facts(what: str) -> Any:
-    return lambda run, value, *a, **k: {"backup_dir": True, "what": what}
-
-
-@step(on_halt=GO_ON, replay=Replay(_verified_then, _backup_dir_facts("every backup was verified")))  # it only reads
+@step(on_halt=GO_ON)  # it only reads; never replayed by a resumed run: the verdict is about the backups now
 def verify_all_backups(run: Run) -> BackupVerification:
     """Runbook D step 2: every backup verified, every byte hashed; unreadable ones listed too."""
     result = BackupVerification()
@@ -127,20 +116,7 @@ def verify_all_backups(run: Run) -> BackupVerification:
     return result
 
 
-def _quarantined_then(run: Run, earlier: Earlier, verification: Any) -> Findings:
-    """The failed run's quarantine (its facts: the backup directory is as that run left it)."""
-    done = earlier.record("quarantine")
-    failed = [str(f) for f in done.get("failed") or []]
-    checked = plain(verification)
-    checked.quarantined = list(done.get("quarantined") or [])
-    checked.quarantined_ids = [b for b in checked.damaged if not any(f.startswith(f"{b}:") for f in failed)]
-    return Findings(
-        "Quarantine",
-        {"ok": not failed, "quarantined": checked.quarantined or "none", "failed": failed or "none"},
-    )
-
-
-@step(on_halt=GO_ON, replay=Replay(_quarantined_then, _backup_dir_facts("the damaged backups were quarantined")))
+@step(on_halt=GO_ON)  # asks its own approval; run again after a resume, it moves only what is damaged now
 def quarantine_damaged(run: Run, verification: BackupVerification) -> Findings | Halted:
     """Move every damaged or unreadable backup out of use (``.quarantine-<id>`` in the backup directory):
     never restored from, never a parent of a new backup, kept as evidence for the post-mortem."""

@@ -27,7 +27,7 @@ from recovery_lib.checks.default import health_check
 from recovery_lib.runbook.approval import ApprovalRequired
 from recovery_lib.runbook.run import Run, ran
 from recovery_lib.runbook.steps.outcomes import Again, Halted, NothingToDo, did, once
-from recovery_lib.runbook.steps.replaying import EXECUTE, Replay, completed, plain, replayed
+from recovery_lib.runbook.steps.replaying import EXECUTE, Replay, completed, plain, raised, replayed
 
 
 def digest(plan: dict[str, Any], fingerprint: str) -> str:
@@ -155,10 +155,16 @@ def step(
                 return skipped if on_halt == SKIP else on_halt(run, skipped, *args, **kwargs)
             if idle and run.nothing_to_do:
                 return NothingToDo(run.nothing_to_do)
-            if replay is None:
-                return function(run, *args, **kwargs)
             halted_before, mark = run.halted, len(run.recorder.written)
-            value = function(run, *args, **kwargs)
+            try:
+                value = function(run, *args, **kwargs)
+            except ApprovalRequired:
+                raise  # waiting for a click, not failed
+            except Exception as exc:  # journalled as the step that failed (a resume starts there), then raised
+                raised(run, replay, function.__name__, exc, args, kwargs)
+                raise
+            if replay is None:
+                return value
             completed(run, replay, function.__name__, value, halted_before, run.recorder.written[mark:], args, kwargs)
             return value
 

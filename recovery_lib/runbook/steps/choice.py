@@ -16,7 +16,7 @@ from recovery_lib.manager import PRE_RECOVERY_TAG
 from recovery_lib.rendering import LiveDisplay, LiveWidget, human_age, human_size, human_time, name_all
 from recovery_lib.runbook.records import MIME_TYPE, to_plain
 from recovery_lib.runbook.restore_record_types import BackupSelectionRecord, BackupsRecord
-from recovery_lib.runbook.resume import Earlier
+from recovery_lib.runbook.resume import Earlier, Recorded
 from recovery_lib.runbook.run import Run
 from recovery_lib.runbook.steps.base import GO_ON, Halted, Replay, halt, step
 from recovery_lib.runbook.steps.candidates import Candidate, candidates, without_id
@@ -256,24 +256,34 @@ def _no_choice(
 
 def _chosen_then(
     run: Run, earlier: Earlier, backup_id: str = "", needs: tuple[str, ...] = (), required: bool = True
-) -> BackupChoice:
-    """The backup the failed run chose (the picker's last pick included), if it is still there and was fit."""
+) -> BackupChoice | Recorded:
+    """The backup the failed run chose (the picker's last pick included). Once the restore it was chosen for
+    stands, that is history (the backup may be gone since); before, it must still verify, every byte, and fix
+    the fault, or the choice is made again."""
     assert run.resume is not None
     selection = run.resume.records.get("backup_selection") or earlier.record("backup_selection")
     chosen, skipped = selection.get("backup_id"), list(selection.get("skipped") or [])
     if chosen is None:
         return BackupChoice(run, None, skipped, needs=needs)
+    if run.resume.change_stands:
+        return Recorded(selection, f"backup {chosen} was chosen, and run {earlier.run} restored from it")
     if selection.get("unfit"):
         raise StaleReplay(f"backup {chosen}, picked then, cannot fix the fault: {'; '.join(selection['unfit'])}")
     try:
-        return BackupChoice(run, run.manager.get_backup(str(chosen)), skipped, needs=needs)
+        metadata = run.manager.get_backup(str(chosen))
+        report = run.manager.verify_backup(str(chosen), read_data=True)
     except BackupError as exc:
         raise StaleReplay(f"backup {chosen}, chosen then, cannot be read any more: {exc}") from exc
+    if not report.ok:
+        raise StaleReplay(f"backup {chosen}, chosen then, is damaged now: {'; '.join(map(str, report.problems[:3]))}")
+    if unfit := run.manager.fitness(str(chosen), needs):
+        raise StaleReplay(f"backup {chosen}, chosen then, cannot fix the fault now: {'; '.join(unfit)}")
+    return BackupChoice(run, metadata, skipped, needs=needs)
 
 
 def _choice_facts(run: Run, value: BackupChoice, *_: Any, **__: Any) -> dict[str, Any]:
     chosen = value.backup_id
-    return {"backups": [chosen] if chosen else [], "what": f"backup {chosen or 'none'} was chosen"}
+    return {"chosen": [chosen] if chosen else [], "what": f"backup {chosen or 'none'} was chosen"}
 
 
 @step(

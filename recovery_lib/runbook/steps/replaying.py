@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recovery_lib.clock import now_iso
-from recovery_lib.errors import StaleReplay
+from recovery_lib.errors import RecoveryError, StaleReplay
 from recovery_lib.restore.plan import site_fingerprint
 from recovery_lib.runbook.escalation import Facts
 from recovery_lib.runbook.failed_runs import STEP
@@ -110,6 +110,23 @@ def completed(
     )
 
 
+def raised(run: Run, rule: Replay, name: str, exc: Exception, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Journal a step that raised (a full disk, a kernel interrupt): a resumed run starts there and says why.
+    A journal that cannot be written either is added to ``exc``, which the caller raises."""
+    try:
+        _journal_step(
+            run,
+            name,
+            {
+                "key": rule.key(run, *args, **kwargs) if rule else "",
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}"[:500],
+            },
+        )
+    except RecoveryError as journal_failed:
+        exc.add_note(f"The incident journal could not record this failure either: {journal_failed}")
+
+
 def replayed(run: Run, rule: Replay, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The failed run's result of this step, when a resumed run replays it; :data:`EXECUTE` otherwise."""
     assert run.resume is not None
@@ -118,6 +135,8 @@ def replayed(run: Run, rule: Replay, name: str, args: tuple[Any, ...], kwargs: d
     if earlier is None:
         return EXECUTE
     try:
+        if why := run.resume.why_stale(earlier, run.site, run.manager):  # again: time passed since the plan
+            raise StaleReplay(why)
         value = rule.rebuild(run, earlier, *args, **kwargs)
     except StaleReplay as exc:
         run.resume.go_stale(name, key, str(exc))
