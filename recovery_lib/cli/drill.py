@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from recovery_lib.catalog import DRILLS, schedule_text
+from recovery_lib.catalog import DRILLS, notebook, schedule_text
 from recovery_lib.cli.logs import LogTarget, default_target
 from recovery_lib.cli.operations import Report, drill_outputs, reporting, tell_drills
 from recovery_lib.clock import now
@@ -24,6 +24,8 @@ from recovery_lib.site.config import CONFIG_NAME, SITE_ENV, Site, load_site, req
 # local backups (scenario 3 with only the replica to recover from: the drill the 3-2-1 rule needs). It
 # destroys the site, so a drill on --site leaves it out.
 ALL_EXTRAS = (("full", "host_lost"),)
+
+B_NOTEBOOK = notebook("B")  # the help's example of a resumed drill's records
 
 
 def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -87,7 +89,7 @@ def add_commands(commands: Any, site_option: Callable[[argparse.ArgumentParser],
         "B: restore and repair; D: backup), as if it had been refused by mistake, so it halts midway (after "
         "stopping trading and its pre-recovery backup); then it is resumed from that run (resume_from) with "
         "every approval, and the drill recovers only if the resumed run does. Both runs are kept "
-        "(02_B_data_recovery.ipynb, 03_B_data_recovery-resumed.ipynb). FAULT: approval_refused (only the "
+        f"(02_{B_NOTEBOOK}, 03_{B_NOTEBOOK.removesuffix('.ipynb')}-resumed.ipynb). FAULT: approval_refused (only the "
         "approval is missing), trading_restarted (A, B: the trading process is also started again between "
         "the runs, so the resumed run finds its stop stale and stops it again); default: chosen by --seed "
         "among those that apply",

@@ -43,10 +43,10 @@ same incident, with the failed run's approvals plus every --approve; the checks 
 is now. The record is written beside RECORD as <stem>-resumed-<UTC time>.ipynb (and .html).
 Exit 0 recovered, 1 not recovered, 2 refused (nothing run).
 """
-EXAMPLE = """\
+EXAMPLE = f"""\
 Examples:
   recovery resume --list --site /srv/peak-trade
-  recovery resume outputs/20260101T020000Z-data-1a2b/02_B_data_recovery.ipynb --approve restore --approve start_system
+  recovery resume outputs/20260101T020000Z-data-1a2b/02_{catalog.notebook("B")} --approve restore --approve start_system
 """
 
 

@@ -53,7 +53,7 @@ def run_id_of(resume_from: str) -> tuple[str, str]:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ParameterError(
             f"parameter 'resume_from': {path} is not a readable executed notebook ({type(exc).__name__}: {exc}). "
-            "Give the record of the failed run (outputs/<drill>/02_B_data_recovery.ipynb) or its run id."
+            "Give the record of the failed run (outputs/<drill>/02_<procedure notebook>.ipynb) or its run id."
         ) from exc
     if not run.get("run_id"):
         raise ParameterError(

@@ -153,7 +153,7 @@ class Resume:
         """One paragraph for a person: what is replayed, what executes, and why."""
         kept = self.kept()
         failed = f"it failed at {self.failed_step}" if self.failed_step else "it stopped on an error"
-        failed += f" ({self.failed_error})" if self.failed_error else ""
+        failed += f" ({self.failed_error})" if self.failed_error and not self.halted else ""
         if self.halted:
             failed += f" (halted: {self.halted})"
         text = f"Resuming run {self.from_run} of procedure {self.procedure}: {failed}. "

@@ -39,7 +39,7 @@ def read_record(record_path: str | Path) -> NotebookRecords:
     if path.suffix != ".ipynb":
         raise ParameterError(
             f"{path}: not an executed notebook (.ipynb). Give the record of the failed run, e.g. "
-            f"outputs/<drill>/02_B_data_recovery.ipynb; {LIST_HINT}. Nothing was run."
+            f"outputs/<drill>/02_<procedure notebook>.ipynb; {LIST_HINT}. Nothing was run."
         )
     try:
         record = read_notebook(path)

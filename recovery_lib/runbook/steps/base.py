@@ -164,6 +164,8 @@ def step(
                 raised(run, replay, function.__name__, exc, args, kwargs)
                 raise
             if replay is None:
+                if run.halted != halted_before:  # it halted the run: a resume starts here, and says why
+                    raised(run, None, function.__name__, None, args, kwargs, run.halted)
                 return value
             completed(run, replay, function.__name__, value, halted_before, run.recorder.written[mark:], args, kwargs)
             return value

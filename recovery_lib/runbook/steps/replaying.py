@@ -110,20 +110,24 @@ def completed(
     )
 
 
-def raised(run: Run, rule: Replay, name: str, exc: Exception, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Journal a step that raised (a full disk, a kernel interrupt): a resumed run starts there and says why.
-    A journal that cannot be written either is added to ``exc``, which the caller raises."""
+def raised(
+    run: Run,
+    rule: Replay | None,
+    name: str,
+    exc: Exception | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    halted: str | None = None,
+) -> None:
+    """Journal a step that failed: it raised ``exc`` (a full disk, an interrupt) or ``halted`` the run. A
+    resumed run starts there and says why. A journal that cannot be written either is added to ``exc``,
+    which the caller raises (for a halt, the journal error itself is raised: the record must not go on)."""
+    error = f"{type(exc).__name__}: {exc}"[:500] if exc is not None else f"halted: {halted}"[:500]
     try:
-        _journal_step(
-            run,
-            name,
-            {
-                "key": rule.key(run, *args, **kwargs) if rule else "",
-                "ok": False,
-                "error": f"{type(exc).__name__}: {exc}"[:500],
-            },
-        )
+        _journal_step(run, name, {"key": rule.key(run, *args, **kwargs) if rule else "", "ok": False, "error": error})
     except RecoveryError as journal_failed:
+        if exc is None:
+            raise
         exc.add_note(f"The incident journal could not record this failure either: {journal_failed}")
 
 
