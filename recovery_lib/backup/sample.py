@@ -135,7 +135,8 @@ def _pick(
     """
     size_of = {inode: listed[0][1].size for inode, listed in users.items()}
     mine = [inode for inode, listed in users.items() if any(backup is first for backup, _ in listed)]
-    others = [inode for inode in users if inode not in set(mine)]
+    mine_set = set(mine)  # built once: inside the comprehension it was rebuilt per inode (minutes at 100,000)
+    others = [inode for inode in users if inode not in mine_set]
     rng.shuffle(mine)
     picked = _fill(mine, size_of, budget // 2 if others else budget)
     chosen = set(picked)
