@@ -15,10 +15,9 @@ import html
 from pathlib import Path
 from typing import Any
 
-import ipywidgets
 import nbformat
 import pytest
-from ipywidgets.widgets.widget import _instances  # every live widget (Widget.widgets is deprecated)
+from test_rerun import waiting_approve_button
 
 import recovery_lib.runbook.resume_picker as picker_module
 from recovery_lib.checks.default import health_check
@@ -58,16 +57,6 @@ def parameters(site: Path, **values: Any) -> str:
     return "".join(
         f"\n{name} = {value!r}" for name, value in {"site": str(site), "operator": "alice", **values}.items()
     )
-
-
-def waiting_approve_button() -> Any:
-    """The newest enabled Approve button (what a person clicks under the request that is waiting)."""
-    buttons = [
-        w for w in list(_instances.values())
-        if isinstance(w, ipywidgets.Button) and w.description == "Approve" and not w.disabled
-    ]  # fmt: skip
-    assert buttons, "a cell waits for approval but no Approve button is enabled"
-    return buttons[-1]
 
 
 def run_all(namespace: dict[str, Any], site: Path, **values: Any) -> tuple[str | None, str | None, Any]:

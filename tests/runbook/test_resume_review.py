@@ -58,7 +58,12 @@ def corrupt_oldest_backup(site: Path) -> str:
     """One byte of a CSV in the oldest backup changed, its size and mtime kept (only a hash sees it)."""
     manager = RecoveryManager(site=site)
     oldest = min(manager.list_backups(), key=lambda b: b.created_at).backup_id
-    path = next(p for p in sorted((load_site(site).backup_dir / oldest).rglob("*.csv")) if p.is_file())
+    flip_a_byte(next(p for p in sorted((load_site(site).backup_dir / oldest).rglob("*.csv")) if p.is_file()))
+    return oldest
+
+
+def flip_a_byte(path: Path) -> None:
+    """One digit near the end of ``path`` changed, its size, mtime and mode kept: only a hash sees it."""
     info = path.stat()
     os.chmod(path, 0o644)
     data = bytearray(path.read_bytes())
@@ -66,7 +71,6 @@ def corrupt_oldest_backup(site: Path) -> str:
     path.write_bytes(bytes(data))
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
     os.chmod(path, info.st_mode)
-    return oldest
 
 
 def test_resumed_d_verifies_the_backups_again_and_never_certifies_a_corrupted_one(
@@ -186,13 +190,7 @@ def test_a_chosen_backup_damaged_since_is_chosen_again_and_the_resume_loses_no_t
     monkeypatch.undo()
     assert not first.recovered
     chosen = first.records["backup_selection"]["backup_id"]
-    path = load_site(data_cut).backup_dir / chosen / "data" / "trades.csv"
-    info = path.stat()
-    os.chmod(path, 0o644)
-    data = bytearray(path.read_bytes())
-    data[-2] = ord("8") if data[-2] == ord("9") else ord("9")
-    path.write_bytes(bytes(data))
-    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    flip_a_byte(load_site(data_cut).backup_dir / chosen / "data" / "trades.csv")
     second = execute("B", data_cut, resume_from=first.run.run_id)
     assert (second.run.resume.stale or "").startswith(f"choose_backup: backup {chosen}, chosen then, is damaged")
     assert second.recovered, second.records.get("outcome")
